@@ -1,0 +1,95 @@
+"""Games for the simulations, behind one registry.
+
+Adding a game is one module with a ``BatchedGame`` subclass plus one line in
+``_REGISTRY``. ``make_batched`` builds the batched game used for training;
+``make`` builds a single-copy PettingZoo ``ParallelEnv`` view of it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from envs.base import BatchedGame
+from envs.matthew import MatthewEffect
+from envs.parallel import BatchedParallelEnv
+
+_REGISTRY: dict[str, type[BatchedGame]] = {
+    "matthew": MatthewEffect,
+}
+
+__all__ = [
+    "BatchedGame",
+    "BatchedParallelEnv",
+    "MatthewEffect",
+    "available",
+    "make",
+    "make_batched",
+]
+
+
+def available() -> list[str]:
+    """Names of the registered games, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _game_class(name: str) -> type[BatchedGame]:
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown env {name!r}; valid choices: {', '.join(available())}"
+        )
+    return _REGISTRY[name]
+
+
+def _check_num_agents(name: str, cls: type[BatchedGame], num_agents: Any) -> None:
+    if isinstance(num_agents, bool) or not isinstance(num_agents, numbers.Integral):
+        raise ValueError(f"{name} needs an integer number of agents, got {num_agents!r}")
+    if num_agents < cls.min_agents:
+        raise ValueError(
+            f"{name} needs at least {cls.min_agents} agent(s), got {num_agents}; "
+            f"valid choices: {_agent_range(cls)}"
+        )
+    if cls.max_agents is not None and num_agents > cls.max_agents:
+        raise ValueError(
+            f"{name} takes at most {cls.max_agents} agent(s), got {num_agents}; "
+            f"valid choices: {_agent_range(cls)}"
+        )
+
+
+def _agent_range(cls: type[BatchedGame]) -> str:
+    if cls.max_agents is None:
+        return f"num_agents >= {cls.min_agents}"
+    return f"{cls.min_agents} <= num_agents <= {cls.max_agents}"
+
+
+def _build(
+    name: str, num_agents: int | None, batch_size: int, kwargs: dict[str, Any]
+) -> BatchedGame:
+    cls = _game_class(name)
+    if num_agents is None:
+        return cls(batch_size=batch_size, **kwargs)
+    _check_num_agents(name, cls, num_agents)
+    return cls(num_agents=num_agents, batch_size=batch_size, **kwargs)
+
+
+def make_batched(
+    name: str, num_agents: int, batch_size: int = 1, **kwargs: Any
+) -> BatchedGame:
+    """Build the game ``name`` with ``num_agents`` agents and ``batch_size`` copies.
+
+    Extra keyword arguments go to the game's constructor (e.g. ``episode_length``,
+    ``seed``). ``num_agents=None`` means the game's default.
+    """
+    return _build(name, num_agents, batch_size, kwargs)
+
+
+def make(name: str, num_agents: int | None = None, **kwargs: Any) -> BatchedParallelEnv:
+    """Build a single-copy PettingZoo view of the game ``name``.
+
+    ``num_agents=None`` means the game's default; extra keyword arguments go to the
+    game's constructor.
+    """
+    if kwargs.get("batch_size", 1) != 1:
+        raise ValueError("make() builds one copy; use make_batched() for batch_size > 1")
+    kwargs.pop("batch_size", None)
+    return BatchedParallelEnv(_build(name, num_agents, 1, kwargs))

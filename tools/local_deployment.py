@@ -1,0 +1,468 @@
+"""Run the Flower app on a real local deployment: one SuperLink + N SuperNodes.
+
+Everything binds to 127.0.0.1 and runs in insecure (no TLS) mode. SuperNode ``i``
+is started with ``--node-config "agent-id=<i>"``. A temporary ``FLWR_HOME`` holds
+the CLI connection (``config.toml``), the installed app bundles and the process
+logs, so the user's ``~/.flwr`` is never touched.
+
+Library use::
+
+    with LocalDeployment(".", num_agents=3) as dep:
+        result = dep.run({"rounds": 2, "strategy": "fpf"}, timeout=600)
+
+Command line::
+
+    python -m tools.local_deployment --agents 3 --run-config 'rounds=2 strategy="fpf"'
+
+Every process started here (and everything they spawn, found through a marker
+environment variable) is stopped by PID / process group on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.request
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CONNECTION = "local-deployment"  # SuperLink connection name in config.toml
+MARKER_ENV = "LOCAL_DEPLOYMENT_ID"  # inherited by every process we start
+FINISHED_OK = "finished:completed"
+_PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
+
+
+class DeploymentError(RuntimeError):
+    """The deployment could not start, or a run did not complete."""
+
+
+class DeploymentTimeout(DeploymentError):
+    """A run did not finish within the allowed time."""
+
+
+def toml_value(value: Any) -> str:
+    """Format a Python value as a TOML literal (strings quoted, bools lowercase)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def format_run_config(run_config: Mapping[str, Any]) -> str:
+    """Turn ``{"rounds": 2, "strategy": "fpf"}`` into ``rounds=2 strategy="fpf"``."""
+    return " ".join(f"{key}={toml_value(val)}" for key, val in run_config.items())
+
+
+def is_alive(pid: int) -> bool:
+    """Return True if ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _free_ports(count: int) -> list[int]:
+    """Pick ``count`` distinct free TCP ports on 127.0.0.1."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _executable(name: str) -> str:
+    """Find a Flower executable, preferring the current Python environment."""
+    local = Path(sys.executable).with_name(name)
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise DeploymentError(f"`{name}` not found; is flwr installed?")
+    return found
+
+
+def _parse_json(text: str) -> dict[str, Any]:
+    """Parse the JSON object printed by ``flwr ... --format json``."""
+    start = text.find("{")
+    if start < 0:
+        raise ValueError(f"no JSON in output: {text!r}")
+    return json.JSONDecoder().raw_decode(text[start:])[0]
+
+
+def _set_subreaper(value: int) -> int | None:
+    """Make orphaned descendants our children, so they can be reaped (Linux).
+
+    Returns the previous setting, or None where unsupported.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        old = ctypes.c_int(0)
+        libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(old), 0, 0, 0)
+        if libc.prctl(_PR_SET_CHILD_SUBREAPER, value, 0, 0, 0) != 0:
+            return None
+        return old.value
+    except (OSError, AttributeError):
+        return None
+
+
+class LocalDeployment:
+    """One SuperLink and ``num_agents`` SuperNodes on 127.0.0.1, as a context manager.
+
+    Parameters
+    ----------
+    app_dir : path of the Flower app (the directory with ``pyproject.toml``); it is
+        also the working directory of all processes, so relative output paths in
+        the run config resolve against it.
+    num_agents : number of SuperNodes; SuperNode ``i`` gets ``agent-id=i``.
+    flwr_home : directory used as ``FLWR_HOME`` (its ``config.toml`` is
+        overwritten); a fresh temporary directory by default.
+    base_port : SuperLink port; SuperNodes use the following ports. Free ports
+        are picked automatically by default.
+    keep_logs : keep the temporary directory (logs) after a successful exit. It
+        is always kept when something failed.
+    """
+
+    def __init__(
+        self,
+        app_dir: str | os.PathLike[str] = ".",
+        num_agents: int = 3,
+        flwr_home: str | os.PathLike[str] | None = None,
+        base_port: int | None = None,
+        keep_logs: bool = False,
+        startup_timeout: float = 60.0,
+        poll_interval: float = 2.0,
+    ) -> None:
+        self.app_dir = Path(app_dir).resolve()
+        self.num_agents = num_agents
+        self.base_port = base_port
+        self.keep_logs = keep_logs
+        self.startup_timeout = startup_timeout
+        self.poll_interval = poll_interval
+        self.tmp_dir = Path(tempfile.mkdtemp(prefix="flwr-deployment-"))
+        self.log_dir = self.tmp_dir / "logs"
+        self.flwr_home = Path(flwr_home).resolve() if flwr_home else self.tmp_dir / "home"
+        self.superlink_port = 0
+        self.supernode_ports: list[int] = []
+        self.last_run: dict[str, Any] = {}
+        self._marker = uuid.uuid4().hex
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._seen: set[int] = set()
+        self._old_subreaper: int | None = None
+        self._failed = False
+        self.env = {
+            **os.environ,
+            "FLWR_HOME": str(self.flwr_home),
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
+            "FLWR_TELEMETRY_ENABLED": "0",
+            # SuperExec polls for new tasks every 1 s by default
+            "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.2",
+            "PYTHONUNBUFFERED": "1",
+            MARKER_ENV: self._marker,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LocalDeployment:
+        try:
+            self.start()
+        except BaseException:
+            self._failed = True
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._failed = self._failed or exc_type is not None
+        self.stop()
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of every process started by this deployment (seen so far)."""
+        return sorted(self._seen | {p.pid for p in self._procs.values()})
+
+    def start(self) -> None:
+        """Write config.toml, start the SuperLink and SuperNodes, wait until ready."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.flwr_home.mkdir(parents=True, exist_ok=True)
+        if self.base_port:
+            ports = [self.base_port + i for i in range(self.num_agents + 1)]
+        else:
+            ports = _free_ports(self.num_agents + 1)
+        self.superlink_port, self.supernode_ports = ports[0], ports[1:]
+        (self.flwr_home / "config.toml").write_text(
+            f'[superlink]\ndefault = "{CONNECTION}"\n\n'
+            f"[superlink.{CONNECTION}]\n"
+            f'address = "127.0.0.1:{self.superlink_port}"\ninsecure = true\n'
+        )
+        self._old_subreaper = _set_subreaper(1)
+
+        self._spawn(
+            "superlink",
+            ["flower-superlink", "--insecure", "--host", "127.0.0.1",
+             "--port", str(self.superlink_port),
+             "--disable-runtime-dependency-installation"],
+        )
+        self._wait_until("SuperLink is up", self._superlink_healthy)
+        for i, port in enumerate(self.supernode_ports):
+            self._spawn(
+                f"supernode-{i}",
+                ["flower-supernode", "--insecure",
+                 "--superlink", f"127.0.0.1:{self.superlink_port}",
+                 "--host", "127.0.0.1", "--port", str(port),
+                 "--node-config", f"agent-id={i}"],
+            )
+        for i in range(self.num_agents):
+            self._wait_until(
+                f"supernode-{i} registered",
+                lambda i=i: "SuperNode ID:" in self._read_log(f"supernode-{i}"),
+            )
+
+    def stop(self) -> None:
+        """Stop every started process (TERM, then KILL), reap them, clean up."""
+        self._snapshot()
+        groups = [p.pid for p in self._procs.values()]
+        self._signal(groups, self._marked_pids(), signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self._alive():
+            self._reap()
+            time.sleep(0.2)
+        if self._alive():
+            self._signal(groups, self._marked_pids(), signal.SIGKILL)
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + 5
+        while self._reap() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self._old_subreaper is not None:
+            _set_subreaper(self._old_subreaper)
+            self._old_subreaper = None
+        if not self._failed and not self.keep_logs:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        run_config: Mapping[str, Any] | None = None,
+        timeout: float = 600.0,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Submit the app with ``flwr run`` and wait until the run has finished.
+
+        Returns a CompletedProcess whose ``returncode`` is 0 only if the run
+        finished as completed, and whose ``stdout`` holds the ``flwr run`` output
+        followed by the run's log (``flwr log --show``). Details are kept in
+        ``self.last_run``. Raises DeploymentTimeout after ``timeout`` seconds, and
+        DeploymentError if the run failed and ``check`` is true.
+        """
+        deadline = time.monotonic() + timeout
+        self._refuse_legacy_federations()
+        args = ["run", str(self.app_dir), CONNECTION, "--format", "json"]
+        if run_config:
+            args += ["--run-config", format_run_config(run_config)]
+        submit = self._flwr(args, timeout=max(deadline - time.monotonic(), 1))
+        try:
+            run_id = int(_parse_json(submit.stdout)["run-id"])
+        except (ValueError, KeyError, TypeError):
+            self._fail(f"`flwr run` failed (exit code {submit.returncode}):\n"
+                       f"{submit.stdout}\n{submit.stderr}")
+        self.last_run = {"run_id": run_id, "status": "pending", "started": time.time()}
+
+        status: dict[str, Any] = {}
+        while not str(status.get("status", "")).startswith("finished"):
+            if time.monotonic() > deadline:
+                self._flwr(["stop", str(run_id), CONNECTION], timeout=30)
+                self._failed = True
+                raise DeploymentTimeout(
+                    f"run {run_id} did not finish within {timeout:.0f} s "
+                    f"(last status: {status.get('status', 'unknown')})\n{self.logs()}"
+                )
+            time.sleep(self.poll_interval)
+            self._snapshot()
+            status = self.run_status(run_id)
+
+        run_log = self._flwr(["log", str(run_id), CONNECTION, "--show"], timeout=60)
+        (self.log_dir / f"run-{run_id}.log").write_text(run_log.stdout + run_log.stderr)
+        ok = status["status"] == FINISHED_OK
+        self.last_run.update(
+            status=status["status"], details=status.get("status-details", ""),
+            elapsed=status.get("elapsed"), log=run_log.stdout,
+        )
+        if check and not ok:
+            self._fail(
+                f"run {run_id} ended as {status['status']}: "
+                f"{status.get('status-details', '')}\n--- run log ---\n"
+                f"{run_log.stdout[-6000:]}"
+            )
+        return subprocess.CompletedProcess(
+            ["flwr", *args], 0 if ok else 1,
+            stdout=submit.stdout + run_log.stdout, stderr=submit.stderr,
+        )
+
+    def run_status(self, run_id: int) -> dict[str, Any]:
+        """Return the run's entry from ``flwr ls --run-id <id> --format json``."""
+        res = self._flwr(
+            ["ls", CONNECTION, "--run-id", str(run_id), "--format", "json"], timeout=60
+        )
+        try:
+            return _parse_json(res.stdout)["runs"][0]
+        except (ValueError, KeyError, IndexError):
+            return {"status": "unknown", "error": res.stdout + res.stderr}
+
+    def logs(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of every process log, for error messages."""
+        parts = []
+        for path in sorted(self.log_dir.glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path} (last {len(tail)} lines) ---\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+    # ------------------------------------------------------------------ helpers
+    def _flwr(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                [_executable("flwr"), *args], capture_output=True, text=True,
+                env=self.env, cwd=self.app_dir, timeout=timeout, check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            self._fail(f"`flwr {' '.join(args)}` timed out after {timeout:.0f} s: {err}")
+
+    def _spawn(self, name: str, cmd: list[str]) -> None:
+        with open(self.log_dir / f"{name}.log", "wb") as log:
+            self._procs[name] = subprocess.Popen(  # pylint: disable=consider-using-with
+                [_executable(cmd[0]), *cmd[1:]], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, cwd=self.app_dir, env=self.env,
+                start_new_session=True,
+            )
+
+    def _read_log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _superlink_healthy(self) -> bool:
+        url = f"http://127.0.0.1:{self.superlink_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as res:
+                return res.status == 200
+        except OSError:
+            return False
+
+    def _wait_until(self, what: str, ready: Any) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while not ready():
+            dead = [n for n, p in self._procs.items() if p.poll() is not None]
+            if dead:
+                self._fail(f"{', '.join(dead)} exited while waiting for: {what}")
+            if time.monotonic() > deadline:
+                self._fail(f"timed out after {self.startup_timeout:.0f} s: {what}")
+            time.sleep(0.2)
+
+    def _fail(self, message: str) -> Any:
+        self._failed = True
+        raise DeploymentError(f"{message}\nLogs in {self.log_dir}\n{self.logs()}")
+
+    def _refuse_legacy_federations(self) -> None:
+        """`flwr run` would rewrite pyproject.toml if it had [tool.flwr.federations]."""
+        pyproject = self.app_dir / "pyproject.toml"
+        config = tomllib.loads(pyproject.read_text()) if pyproject.exists() else {}
+        if "federations" in config.get("tool", {}).get("flwr", {}):
+            self._fail(f"{pyproject} has [tool.flwr.federations]; `flwr run` would "
+                       "migrate and comment it out. Move it to $FLWR_HOME/config.toml.")
+
+    def _marked_pids(self) -> set[int]:
+        """PIDs of live processes carrying this deployment's marker variable."""
+        tag = f"{MARKER_ENV}={self._marker}".encode()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if tag in (entry / "environ").read_bytes().split(b"\0"):
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    def _snapshot(self) -> None:
+        self._seen |= self._marked_pids()
+
+    def _alive(self) -> list[int]:
+        return [pid for pid in self.pids if is_alive(pid)]
+
+    @staticmethod
+    def _signal(groups: list[int], pids: set[int], sig: signal.Signals) -> None:
+        for pgid in groups:
+            try:
+                os.killpg(pgid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _reap(self) -> bool:
+        """Reap exited descendants re-parented to us; True if some are still running."""
+        direct = {p.pid for p in self._procs.values()}
+        pending = False
+        for pid in self._seen - direct:
+            try:
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    pending = True
+            except ChildProcessError:
+                pass
+        return pending
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point: start a deployment, run the app once, stop."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app-dir", default=".", help="Flower app directory")
+    parser.add_argument("--agents", type=int, default=3, help="number of SuperNodes")
+    parser.add_argument("--run-config", default="",
+                        help="overrides, e.g. 'rounds=2 strategy=\"fpf\"'")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds")
+    parser.add_argument("--base-port", type=int, default=None)
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args(argv)
+
+    from flwr.common.config import parse_config_args  # pylint: disable=C0415
+
+    run_config = parse_config_args([args.run_config]) if args.run_config else {}
+    with LocalDeployment(args.app_dir, args.agents, base_port=args.base_port,
+                         keep_logs=args.keep_logs) as dep:
+        print(f"SuperLink on 127.0.0.1:{dep.superlink_port}, SuperNodes on "
+              f"{dep.supernode_ports}; logs in {dep.log_dir}", flush=True)
+        started = time.monotonic()
+        result = dep.run(run_config, timeout=args.timeout, check=False)
+        print(dep.last_run.get("log", ""))
+        print(f"run {dep.last_run['run_id']}: {dep.last_run['status']} "
+              f"{dep.last_run.get('details', '')} in {time.monotonic() - started:.1f} s")
+        if result.returncode:
+            dep.keep_logs = True
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
