@@ -30,7 +30,7 @@ class PPOConfig:
 
     hidden: int = 256
     layers: int = 2
-    lr_actor: float = 3e-4
+    lr_actor: float = 1e-3
     lr_critic: float = 1e-3
     gamma: float = 0.98
     gae_lambda: float = 0.97
@@ -64,18 +64,25 @@ class Experience:
 class Anchors:
     """The parameters a federation pulls the agent toward, with their weights."""
 
-    omega: list[torch.Tensor] | None = None
-    omega_bar: list[torch.Tensor] | None = None
+    omega: dict[str, torch.Tensor] | None = None
+    omega_bar: dict[str, torch.Tensor] | None = None
     lambda_u: float = 0.0
     lambda_e: float = 0.0
 
-    def penalty(self, params: list[torch.Tensor]) -> torch.Tensor:
+    def penalty(self, named_params: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
         """λ_u/2·||θ - ω||² + λ_e/2·||θ - ω̄||² (zero where an anchor is absent)."""
         total = torch.zeros(())
         for weight, anchor in ((self.lambda_u, self.omega), (self.lambda_e, self.omega_bar)):
             if anchor is not None and weight > 0:
-                total = total + weight / 2 * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
+                total = total + weight / 2 * proximal(named_params, anchor)
         return total
+
+
+def proximal(named_params: list[tuple[str, torch.Tensor]], anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """||θ - anchor||² over all parameters, matched by name."""
+    if set(anchor) != {name for name, _ in named_params}:
+        raise ValueError(f"anchor has parameters {sorted(anchor)}, policy has {sorted(n for n, _ in named_params)}")
+    return sum(((p - anchor[name]) ** 2).sum() for name, p in named_params)
 
 
 def gae(rewards, values, terminated, gamma: float, lam: float):
@@ -119,7 +126,7 @@ class PPOLearner:
         b_adv, b_ret = adv.reshape(-1)[keep], returns.reshape(-1)[keep]
 
         gen = torch.Generator().manual_seed(seed)
-        params = list(self.actor.parameters())
+        params = list(self.actor.named_parameters())
         stats = {"pg_loss": 0.0, "v_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "prox": 0.0}
         n_updates = 0
         for _ in range(cfg.epochs):

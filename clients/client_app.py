@@ -1,0 +1,76 @@
+"""The ClientApp: one egoistic agent that trains its own policy on its own experience.
+
+The agent's learner (actor, critic, optimiser state) lives in ``context.state``, which
+Flower keeps per node across messages in simulation and in deployment, where every
+message starts a fresh process. Everything else the agent needs arrives in the message
+(see clients.protocol): the server is the single source of truth for the configuration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from clients import protocol
+from clients.model import flat, to_record
+from clients.ppo import Anchors, PPOConfig, PPOLearner
+
+app = ClientApp()
+
+STATE_KEY = "learner"
+
+
+@app.query()
+def hello(msg: Message, context: Context) -> Message:
+    """Tell the server which agent this node plays."""
+    agent = protocol.node_agent_id(context.node_config)
+    return Message(RecordDict({protocol.CONFIG: ConfigRecord({"agent-id": agent})}), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train on the agent's own experience with the anchors the strategy sent."""
+    cfg = msg.content[protocol.CONFIG]
+    agent = int(cfg["agent-id"])
+    own = protocol.node_agent_id(context.node_config)
+    if agent != own:
+        raise ValueError(f"message for agent {agent} reached the node of agent {own}")
+    torch.set_num_threads(int(cfg["torch-threads"]))
+
+    learner = _learner(cfg, context)
+    if protocol.REPLACE in msg.content:
+        learner.actor.load_state_dict(msg.content[protocol.REPLACE].to_torch_state_dict())
+    omega = msg.content.get(protocol.OMEGA)
+    omega_bar = msg.content.get(protocol.OMEGA_BAR)
+    anchors = Anchors(
+        omega=_tensors(omega), omega_bar=_tensors(omega_bar),
+        lambda_u=float(cfg.get("lambda-u", 0.0)), lambda_e=float(cfg.get("lambda-e", 0.0)),
+    )
+    exp = protocol.unpack_experience(msg.content[protocol.EXPERIENCE])
+    seed = int(np.random.SeedSequence([int(cfg["seed"]), int(cfg["server-round"]), agent]).generate_state(1)[0])
+    stats = learner.train(exp, anchors, seed=seed)
+    context.state[STATE_KEY] = ConfigRecord({"blob": learner.to_bytes()})
+
+    acting = to_record(learner.actor)
+    if omega is not None:  # Theorem 1(b) diagnostic: a scalar, not the parameters
+        stats["dist_to_omega"] = float(((flat(acting) - flat(omega)) ** 2).sum())
+    content = RecordDict({protocol.ACTING: acting, protocol.METRICS: MetricRecord(stats)})
+    if cfg["share"] == protocol.SHARE_PARAMETERS:
+        content[protocol.SHARED] = to_record(learner.actor)
+    return Message(content, reply_to=msg)
+
+
+def _learner(cfg: ConfigRecord, context: Context) -> PPOLearner:
+    ppo = PPOConfig(**{k: type(v)(cfg[k.replace("_", "-")]) for k, v in vars(PPOConfig()).items()})
+    agent = int(cfg["agent-id"])
+    learner = PPOLearner(int(cfg["obs-dim"]), int(cfg["num-actions"]), ppo,
+                         policy_seed=int(cfg["seed"]), critic_seed=int(cfg["seed"]) * 1000 + agent + 1)
+    if STATE_KEY in context.state:
+        learner.load_bytes(context.state[STATE_KEY]["blob"])
+    return learner
+
+
+def _tensors(record) -> dict[str, torch.Tensor] | None:
+    return None if record is None else record.to_torch_state_dict()

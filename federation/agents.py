@@ -1,0 +1,43 @@
+"""Which node plays which agent: wait for the nodes, then ask each one."""
+
+from __future__ import annotations
+
+import time
+
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from clients import protocol
+
+
+class AgentDiscoveryError(RuntimeError):
+    """The nodes that connected do not form the expected set of agents."""
+
+
+def discover_agents(grid: Grid, num_agents: int, timeout: float, poll: float = 0.5) -> dict[int, int]:
+    """Return {agent id: node id} once ``num_agents`` nodes are connected and identified."""
+    deadline = time.monotonic() + timeout
+    nodes = list(grid.get_node_ids())
+    while len(nodes) < num_agents:
+        if time.monotonic() > deadline:
+            raise AgentDiscoveryError(f"only {len(nodes)} of {num_agents} agent nodes connected after {timeout:.0f} s")
+        time.sleep(poll)
+        nodes = list(grid.get_node_ids())
+    messages = [Message(RecordDict({protocol.CONFIG: ConfigRecord({})}), dst_node_id=n, message_type=MessageType.QUERY)
+                for n in nodes]
+    replies = list(grid.send_and_receive(messages, timeout=max(deadline - time.monotonic(), 30.0)))
+    agents: dict[int, int] = {}
+    for reply in replies:
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            raise AgentDiscoveryError(f"node {node} failed to identify itself: {reply.error.reason}")
+        agent = int(reply.content[protocol.CONFIG]["agent-id"])
+        if agent in agents:
+            raise AgentDiscoveryError(f"agent {agent} is played by two nodes ({agents[agent]} and {node})")
+        agents[agent] = node
+    expected = set(range(num_agents))
+    if set(agents) != expected:
+        raise AgentDiscoveryError(
+            f"expected agents 0..{num_agents - 1}, nodes reported {sorted(agents)} "
+            f"(missing {sorted(expected - set(agents))}, unknown {sorted(set(agents) - expected)})")
+    return agents

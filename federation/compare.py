@@ -1,0 +1,79 @@
+"""Compare runs: one table and one plot across strategies and seeds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from federation.results import plt, read_metrics, smooth
+
+COLUMNS = (("collective_return_last", "collective"), ("cv_last", "CV"), ("jain_last", "Jain"),
+           ("min_return_last", "min"), ("participants_return_last", "participants"),
+           ("nonparticipants_return_last", "non-participants"), ("collective_return_avg", "collective (avg)"),
+           ("cv_avg", "CV (avg)"))
+
+
+def _fmt(values: list[float]) -> str:
+    arr = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if arr.size == 0:
+        return "–"
+    return f"{arr.mean():.3g}" if arr.size == 1 else f"{arr.mean():.3g} ± {arr.std():.2g}"
+
+
+def format_summary(summaries: list[dict]) -> str:
+    """A Markdown table of summaries grouped by strategy (mean ± std over seeds)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for s in summaries:
+        groups[s["strategy"]].append(s)
+    head = "| strategy | seeds | " + " | ".join(label for _, label in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    for strategy, runs in groups.items():
+        seeds = ",".join(str(r["seed"]) for r in runs)
+        cells = [_fmt([r.get(key, math.nan) for r in runs]) for key, _ in COLUMNS]
+        lines.append(f"| {strategy} | {seeds} | " + " | ".join(cells) + " |")
+    last = summaries[0].get("last_rounds", "?")
+    return "\n".join(lines) + f"\n\nColumns without '(avg)' average the last {last} rounds; '(avg)' averages all rounds."
+
+
+def compare(run_dirs: list[Path], out: Path) -> str:
+    """Write OUT/comparison.csv, OUT/comparison.md and OUT/comparison.png; return the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
+    keys = [k for k in summaries[0] if k != "events"]
+    with (out / "comparison.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["run_dir"] + keys, extrasaction="ignore")
+        writer.writeheader()
+        for d, s in zip(run_dirs, summaries):
+            writer.writerow({"run_dir": str(d), **s})
+    table = format_summary(summaries)
+    (out / "comparison.md").write_text(table + "\n")
+    plot_comparison(run_dirs, summaries, out / "comparison.png")
+    return table
+
+
+def plot_comparison(run_dirs: list[Path], summaries: list[dict], path: Path) -> None:
+    """Collective return and CV per strategy: mean over seeds, shaded ± std."""
+    curves: dict[str, list[list[dict]]] = defaultdict(list)
+    for d, s in zip(run_dirs, summaries):
+        curves[s["strategy"]].append(read_metrics(d))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for c, (strategy, runs) in enumerate(curves.items()):
+        length = min(len(r) for r in runs)
+        rounds = np.arange(1, length + 1)
+        w = max(1, length // 20)
+        for ax, key in zip(axes, ("collective_return", "cv")):
+            ys = np.array([smooth(np.array([row[key] for row in r[:length]]), w) for r in runs])
+            mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+            ax.plot(rounds, mean, color=f"C{c}", label=f"{strategy} (n={len(runs)})")
+            ax.fill_between(rounds, mean - std, mean + std, color=f"C{c}", alpha=0.2)
+    axes[0].set(xlabel="round", ylabel="collective return", title="collective return")
+    axes[1].set(xlabel="round", ylabel="CV", title="coefficient of variation")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,143 @@
+"""The run configuration: one schema for ``run_sim.py`` and ``flwr run``, validated once.
+
+Keys are the dataclass fields; on the command line and in ``[tool.flwr.app.config]`` they
+are written in kebab-case (``lambda_u`` -> ``lambda-u``). The server is the single source
+of truth: it validates the configuration and sends each client what it needs inside the
+messages, so clients never read the run config themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from clients.ppo import PPOConfig
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names it and the valid choices."""
+
+
+@dataclass
+class RunConfig:
+    # What to run
+    env: str = "matthew"
+    strategy: str = "fpf"
+    agents: int = 10
+    rounds: int = 100
+    seed: int = 0
+    out: str = "runs/latest"
+    # Who participates in the federation: a fraction in [0, 1] (the first ⌈p·N⌉ agents,
+    # or a fresh draw each round with draw="random") or an explicit list "ids:0,3,7".
+    participation: str = "0.5"
+    draw: str = "fixed"
+    # The world: B parallel games, each played for `steps` steps per round (0: one episode)
+    batch: int = 16
+    steps: int = 0
+    # FPF / D&F (paper notation)
+    lambda_u: float = 1.0
+    lambda_e: float = 1.0
+    lambda_h: float = 0.01
+    eta: float = 1.0
+    fed_alpha: float = 1e-3
+    fed_lr: float = 3e-4
+    fed_critic_lr: float = 1e-3
+    fed_updates: int = 4
+    fed_batch: int = 4096
+    # Agents' PPO learner
+    hidden: int = 256
+    layers: int = 2
+    lr_actor: float = 1e-3
+    lr_critic: float = 1e-3
+    gamma: float = 0.98
+    gae_lambda: float = 0.97
+    clip: float = 0.2
+    epochs: int = 4
+    minibatch: int = 1024
+    ent_coef: float = 0.01
+    # Execution
+    client_cpus: float = 1.0
+    torch_threads: int = 1
+    node_timeout: float = 300.0
+    reply_timeout: float = 1800.0
+    progress: bool = True
+
+    # ------------------------------------------------------------------ conversion
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> "RunConfig":
+        """Build from a dict with snake- or kebab-case keys (e.g. ``context.run_config``)."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise ConfigError(f"unknown config key '{key}'; valid keys: {', '.join(sorted(k.replace('_', '-') for k in known))}")
+            kwargs[name] = _coerce(name, value, known[name].type)
+        return cls(**kwargs).validated()
+
+    def to_flat(self) -> dict[str, Any]:
+        """Kebab-case dict, as in ``[tool.flwr.app.config]``."""
+        return {k.replace("_", "-"): v for k, v in asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def ppo(self) -> PPOConfig:
+        names = {f.name for f in fields(PPOConfig)}
+        return PPOConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes).validated()
+
+    # ------------------------------------------------------------------ validation
+    def validated(self) -> "RunConfig":
+        """Check every value; raise ConfigError naming the problem and the valid choices."""
+        import envs
+        import strategies
+        from federation.participation import Participation
+
+        if self.env not in envs.available():
+            raise ConfigError(f"unknown env '{self.env}'; valid choices: {', '.join(envs.available())}")
+        if self.strategy not in strategies.available():
+            raise ConfigError(f"unknown strategy '{self.strategy}'; valid choices: {', '.join(strategies.available())}")
+        for name in ("agents", "rounds", "batch", "epochs", "minibatch", "hidden", "layers",
+                     "fed_updates", "fed_batch", "torch_threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.steps < 0:
+            raise ConfigError(f"steps must be >= 0 (0 = one whole episode), got {self.steps}")
+        for name in ("lambda_u", "lambda_e", "lambda_h", "fed_alpha", "ent_coef"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for name in ("fed_lr", "fed_critic_lr", "lr_actor", "lr_critic", "client_cpus", "node_timeout", "reply_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.eta <= 2:
+            raise ConfigError(f"eta must be in (0, 2] (1 = plain averaging, > 1 extrapolates), got {self.eta}")
+        for name in ("gamma", "gae_lambda", "clip"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        try:
+            envs.make_batched(self.env, self.agents, batch_size=1)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        Participation.parse(self.participation, self.draw, self.agents)
+        return self
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    kind = {"int": int, "float": float, "str": str, "bool": bool}[str(annotation)]
+    if kind is bool and isinstance(value, str):
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{name.replace('_', '-')} must be true or false, got {value!r}")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{name.replace('_', '-')} must be an integer, got {value}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name.replace('_', '-')} must be of type {kind.__name__}, got {value!r}") from None

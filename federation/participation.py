@@ -1,0 +1,70 @@
+"""The participation set N_p: which agents are in the federation this round.
+
+Three ways to choose it, all validated against the number of agents:
+
+- a fraction ``p`` in [0, 1] with ``draw="fixed"``: the first ``round(p·N)`` agents, every
+  round (the FPF paper's code fixes the first half);
+- a fraction with ``draw="random"``: a fresh uniform draw of ``round(p·N)`` agents each
+  round, seeded by (run seed, round) so runs are reproducible;
+- an explicit list ``"ids:0,3,7"`` (or ``"0,3,7"`` with at least one comma).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DRAWS = ("fixed", "random")
+
+
+@dataclass(frozen=True)
+class Participation:
+    num_agents: int
+    size: int
+    ids: tuple[int, ...] | None = None
+    draw: str = "fixed"
+
+    @classmethod
+    def parse(cls, spec: str, draw: str, num_agents: int) -> "Participation":
+        from federation.config import ConfigError
+
+        if draw not in DRAWS:
+            raise ConfigError(f"unknown draw '{draw}'; valid choices: {', '.join(DRAWS)}")
+        text = str(spec).strip()
+        if text.startswith("ids:") or "," in text:
+            parts = [p for p in text.removeprefix("ids:").split(",") if p.strip()]
+            try:
+                ids = tuple(sorted({int(p) for p in parts}))
+            except ValueError:
+                raise ConfigError(f"participation list '{spec}' must hold integer agent ids, e.g. ids:0,3,7") from None
+            unknown = [i for i in ids if not 0 <= i < num_agents]
+            if unknown:
+                raise ConfigError(f"participation names unknown agents {unknown}; valid agent ids: 0..{num_agents - 1}")
+            if draw == "random":
+                raise ConfigError("draw=random needs a participation fraction, not a list of ids")
+            return cls(num_agents, len(ids), ids, "fixed")
+        try:
+            fraction = float(text)
+        except ValueError:
+            raise ConfigError(f"participation '{spec}' must be a fraction in [0, 1] or a list like ids:0,3,7") from None
+        if not 0 <= fraction <= 1:
+            raise ConfigError(f"participation must be a fraction in [0, 1], got {fraction}")
+        return cls(num_agents, int(round(fraction * num_agents)), None, draw)
+
+    @classmethod
+    def everyone(cls, num_agents: int) -> "Participation":
+        return cls(num_agents, num_agents)
+
+    @classmethod
+    def nobody(cls, num_agents: int) -> "Participation":
+        return cls(num_agents, 0)
+
+    def members(self, server_round: int, seed: int) -> frozenset[int]:
+        """N_p for this round."""
+        if self.ids is not None:
+            return frozenset(self.ids)
+        if self.draw == "random":
+            rng = np.random.default_rng([seed, server_round, 7])
+            return frozenset(int(i) for i in rng.choice(self.num_agents, self.size, replace=False))
+        return frozenset(range(self.size))

@@ -1,0 +1,116 @@
+"""A run's result directory: config.json, metrics.csv, summary.json and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+SUMMARY_KEYS = ("collective_return", "mean_return", "cv", "jain", "min_return",
+                "participants_return", "nonparticipants_return", "participation_rate")
+TIME_KEYS = ("rollout_s", "train_s", "aggregate_s", "flower_s", "round_s")
+
+
+class RunRecorder:
+    """Writes metrics.csv after every round (so an interrupted run keeps its data)."""
+
+    def __init__(self, out: Path, config_json: str):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(config_json)
+        self.rows: list[dict] = []
+        self.events: list[dict] = []
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        columns = list(dict.fromkeys(k for r in self.rows for k in r))
+        tmp = self.out / "metrics.csv.tmp"
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.out / "metrics.csv")
+
+    def event(self, server_round: int, kind: str, detail: str) -> None:
+        """A survivable incident (a crashed or silent agent), kept in summary.json."""
+        self.events.append({"round": server_round, "kind": kind, "detail": detail})
+
+    def finish(self, extra: dict) -> dict:
+        summary = summarise(self.rows) | extra | {"events": self.events}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+        plot_run(self.rows, self.out / "curves.png", title=f"{extra.get('strategy', '')} on {extra.get('env', '')}")
+        return summary
+
+
+def summarise(rows: list[dict], window: float = 0.1) -> dict:
+    """Means over all rounds and over the last ``window`` fraction of rounds (at least one)."""
+    if not rows:
+        return {"rounds_completed": 0}
+    last = rows[-max(1, int(round(len(rows) * window))):]
+    out = {"rounds_completed": len(rows), "last_rounds": len(last)}
+    for key in SUMMARY_KEYS:
+        out[f"{key}_last"] = _nanmean([r.get(key) for r in last])
+        out[f"{key}_avg"] = _nanmean([r.get(key) for r in rows])
+    for key in TIME_KEYS:
+        out[f"{key}_total"] = float(np.nansum([r.get(key, math.nan) for r in rows]))
+    return out
+
+
+def _nanmean(values) -> float:
+    arr = np.array([math.nan if v is None or v == "" else float(v) for v in values], dtype=float)
+    return float(np.nanmean(arr)) if np.isfinite(arr).any() else math.nan
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    raise TypeError(type(obj))
+
+
+def smooth(values: np.ndarray, width: int) -> np.ndarray:
+    """Trailing moving average (NaN-aware) of ``width`` rounds."""
+    values = np.asarray(values, dtype=float)
+    out = np.empty_like(values)
+    for i in range(len(values)):
+        chunk = values[max(0, i - width + 1): i + 1]
+        out[i] = np.nanmean(chunk) if np.isfinite(chunk).any() else np.nan
+    return out
+
+
+def plot_run(rows: list[dict], path: Path, title: str = "") -> None:
+    """Collective return, CV, and participants vs non-participants over rounds."""
+    if not rows:
+        return
+    rounds = np.array([r["round"] for r in rows])
+    col = lambda k: np.array([float(r.get(k, math.nan)) for r in rows])  # noqa: E731
+    w = max(1, len(rows) // 20)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, key, label in ((axes[0], "collective_return", "collective return"), (axes[1], "cv", "CV (std/mean)")):
+        ax.plot(rounds, col(key), alpha=0.3, color="C0")
+        ax.plot(rounds, smooth(col(key), w), color="C0")
+        ax.set(xlabel="round", ylabel=label, title=label)
+    for key, label, c in (("participants_return", "participants", "C2"), ("nonparticipants_return", "non-participants", "C3")):
+        y = col(key)
+        if np.isfinite(y).any():
+            axes[2].plot(rounds, y, alpha=0.3, color=c)
+            axes[2].plot(rounds, smooth(y, w), color=c, label=label)
+    axes[2].set(xlabel="round", ylabel="mean return per agent", title="participants vs non-participants")
+    if axes[2].lines:
+        axes[2].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    with (Path(run_dir) / "metrics.csv").open() as f:
+        return [{k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()} for row in csv.DictReader(f)]

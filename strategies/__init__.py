@@ -1,0 +1,26 @@
+"""Federation strategies, chosen by name. One registry; a new strategy is one module plus one line."""
+
+from __future__ import annotations
+
+from flwr.app import ArrayRecord
+
+from strategies.base import FederationStrategy
+from strategies.fpf import FPF, DnF
+from strategies.independent import Independent
+
+_REGISTRY: dict[str, type[FederationStrategy]] = {
+    "independent": Independent,
+    "fpf": FPF,
+    "dnf": DnF,
+}
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make(cfg, game, init: ArrayRecord) -> FederationStrategy:
+    """Build the strategy ``cfg.strategy`` for ``game`` from a validated RunConfig."""
+    if cfg.strategy not in _REGISTRY:
+        raise ValueError(f"unknown strategy '{cfg.strategy}'; valid choices: {', '.join(available())}")
+    return _REGISTRY[cfg.strategy].from_config(cfg, game, init)

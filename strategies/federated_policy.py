@@ -1,0 +1,109 @@
+"""A policy the federation trains at the server on the world's data (FPF's ω and ω̄).
+
+The world has every agent's transitions, collected by the agents' own (behaviour)
+policies ``μ_i``. The federated policy ``π_ω`` has the shape of an agent's policy and acts
+on one agent's observation, so every (step, copy, agent) transition is a sample for it.
+Its value is estimated by a centralised critic ``V(s)`` on the global state with the
+team reward ``r_team`` (utilitarian: mean reward; egalitarian: minus the variance of
+rewards, Eq. 3), and it is improved by an off-policy actor-critic with truncated
+importance weights (as in IMPALA / Retrace)::
+
+    L(ω) = -E[min(1, π_ω(a_i|o_i) / μ_i(a_i|o_i)) · Â_t · log π_ω(a_i|o_i)]
+           - c_H · H(π_ω) + λ/2 · ||ω - anchor||²
+
+with ``Â_t`` the GAE advantage of the team reward under ``V``, normalised per minibatch.
+The truncation keeps the update bounded when ω is far from the agents' policies; the
+critic evaluates the behaviour joint policy, the usual approximation of such methods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord
+from torch import nn
+
+from clients.model import load_record, make_actor, make_critic, to_record
+from clients.ppo import gae, proximal
+
+
+class FederatedPolicy:
+    """One server-side policy with its centralised critic and optimisers."""
+
+    def __init__(self, init: ArrayRecord, obs_dim: int, num_actions: int, state_dim: int,
+                 hidden: int, layers: int, lr: float, critic_lr: float, seed: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.actor = make_actor(obs_dim, num_actions, hidden, layers)
+            self.critic = make_critic(state_dim, hidden, layers)
+        load_record(self.actor, init)
+        self.opt_actor = torch.optim.Adam(self.actor.parameters(), lr=lr, eps=1e-5)
+        self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=critic_lr, eps=1e-5)
+
+    def record(self) -> ArrayRecord:
+        return to_record(self.actor)
+
+    def load(self, record: ArrayRecord) -> None:
+        load_record(self.actor, record)
+
+    def update(self, rollout, team_reward: np.ndarray, *, updates: int, batch: int, gamma: float,
+               gae_lambda: float, ent_coef: float, anchor: ArrayRecord | None, anchor_weight: float,
+               gen: torch.Generator) -> dict[str, float]:
+        """``updates`` minibatch steps of actor and critic on the round's data."""
+        state = torch.as_tensor(rollout.state)  # [T+1, B, S]
+        T, B, N = rollout.actions.shape
+        team_mask = torch.as_tensor(rollout.mask.max(axis=2))  # [T, B]
+        terminated = torch.as_tensor(rollout.terminated.all(axis=2), dtype=torch.float32)
+        reward = torch.as_tensor(team_reward, dtype=torch.float32)
+        with torch.no_grad():
+            values = self.critic(state).squeeze(-1)
+            adv, ret = gae(reward, values, terminated, gamma, gae_lambda)
+        s_flat, ret_flat = state[:-1].reshape(T * B, -1), ret.reshape(-1)
+        s_keep = team_mask.reshape(-1) > 0
+        s_flat, ret_flat = s_flat[s_keep], ret_flat[s_keep]
+
+        obs = torch.as_tensor(rollout.obs[:-1]).reshape(T * B * N, -1)
+        act = torch.as_tensor(rollout.actions).reshape(-1)
+        mu_logp = torch.as_tensor(rollout.logp).reshape(-1)
+        a_adv = adv.unsqueeze(-1).expand(T, B, N).reshape(-1)
+        keep = torch.as_tensor(rollout.mask).reshape(-1) > 0
+        obs, act, mu_logp, a_adv = obs[keep], act[keep], mu_logp[keep], a_adv[keep]
+        anchor_params = None if anchor is None else anchor.to_torch_state_dict()
+
+        stats = {"pg_loss": 0.0, "v_loss": 0.0, "entropy": 0.0, "is_weight": 0.0}
+        for _ in range(updates):
+            idx = torch.randint(len(obs), (min(batch, len(obs)),), generator=gen)
+            dist = torch.distributions.Categorical(logits=self.actor(obs[idx]))
+            logp = dist.log_prob(act[idx])
+            weight = (logp.detach() - mu_logp[idx]).exp().clamp(max=1.0)
+            mb_adv = a_adv[idx]
+            mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std(unbiased=False) + 1e-8)
+            pg_loss = -(weight * mb_adv * logp).mean()
+            entropy = dist.entropy().mean()
+            loss = pg_loss - ent_coef * entropy
+            if anchor_params is not None and anchor_weight > 0:
+                loss = loss + anchor_weight / 2 * proximal(list(self.actor.named_parameters()), anchor_params)
+            self.opt_actor.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.actor.parameters(), 0.5)
+            self.opt_actor.step()
+
+            sidx = torch.randint(len(s_flat), (min(batch, len(s_flat)),), generator=gen)
+            v_loss = 0.5 * ((self.critic(s_flat[sidx]).squeeze(-1) - ret_flat[sidx]) ** 2).mean()
+            self.opt_critic.zero_grad()
+            v_loss.backward()
+            nn.utils.clip_grad_norm_(self.critic.parameters(), 0.5)
+            self.opt_critic.step()
+            for key, val in zip(stats, (pg_loss, v_loss, entropy, weight.mean())):
+                stats[key] += float(val.detach()) / updates
+        return stats
+
+
+def utilitarian_reward(rewards: np.ndarray) -> np.ndarray:
+    """r^uti_t = (1/N) Σ_i r_i,t  ([T, B, N] -> [T, B])."""
+    return rewards.mean(axis=-1)
+
+
+def egalitarian_reward(rewards: np.ndarray) -> np.ndarray:
+    """-(1/N) Σ_i (r_i,t - r^uti_t)², the per-step integrand of Eq. 3 ([T, B, N] -> [T, B])."""
+    return -((rewards - rewards.mean(axis=-1, keepdims=True)) ** 2).mean(axis=-1)

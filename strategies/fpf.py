@@ -1,0 +1,125 @@
+r"""FPF: the Flexible-Participation Federation (Algorithm 1 of "Beyond Mandatory Federations").
+
+Agents choose to join; the federation keeps a utilitarian policy ω and an egalitarian
+policy ω̄ and pulls every agent toward them. Per round:
+
+1. ω and ω̄ are broadcast to **all** agents, participants or not (Alg. 1, lines 3-5).
+2. Every agent trains on its own experience with the proximal pull of Eq. 5/9:
+   :math:`\nabla J_i^{ego}(θ) - λ_u(θ - ω) - λ_e(θ - \bar ω)` (see clients.ppo).
+3. Participants share their trained policy θ̃_i; the federation forms
+   :math:`ω_i^{up} = ω - αλ_u(ω - θ̃_i)` (Eq. 10) and
+   :math:`ω \leftarrow (1-η)ω + η \frac{1}{N_p}\sum_{i∈N_p} ω_i^{up}` (Eq. 11),
+   dividing by N_p (the authors' code divides by N in one place; that is a bug).
+   Eq. 10 is computed here from the shared θ̃_i rather than by the agent: the two are
+   the same number and reveal the same information.
+4. Federated training on the world's data (lines 15-19):
+   :math:`ω \leftarrow ω + ηα∇J^{uti}(ω) - ηαλ_e(ω - \bar ω)` and
+   :math:`\bar ω \leftarrow \bar ω + α∇[J^{ega}(\bar ω) + λ_h H(π(\bar ω))]`.
+   Line 19 writes ``-λ_h H``; Eq. 7, the objective it optimises, adds ``+λ_h H`` (an
+   entropy bonus), and the equations win: we use the bonus. The gradient steps are Adam
+   steps of :class:`strategies.federated_policy.FederatedPolicy` with learning rate
+   ``η·fed_lr`` for ω and ``fed_lr`` for ω̄.
+
+A non-participant's parameters never reach this class: the round loop removes every
+agent's acting weights from the replies and non-participants share nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from logging import INFO
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, Message, MetricRecord
+from flwr.supercore import log
+
+from clients import protocol
+from federation.participation import Participation
+from strategies.base import FederationStrategy, shared_uploads
+from strategies.federated_policy import FederatedPolicy, egalitarian_reward, utilitarian_reward
+
+
+def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
+    """Eq. 10: ω_i^up = ω - αλ_u(ω - θ̃_i), layer by layer."""
+    return [w - alpha * lambda_u * (w - t) for w, t in zip(omega, theta)]
+
+
+def fpf_aggregate(omega: list[np.ndarray], uploads: list[list[np.ndarray]], eta: float) -> list[np.ndarray]:
+    """Eq. 11: ω <- (1-η)ω + η·(1/N_p)Σ_i ω_i^up. No uploads leaves ω unchanged."""
+    if not uploads:
+        return [w.copy() for w in omega]
+    return [(1 - eta) * w + eta * np.mean([u[k] for u in uploads], axis=0) for k, w in enumerate(omega)]
+
+
+class FPF(FederationStrategy):
+    """Flexible-participation federation with utilitarian and egalitarian anchors."""
+
+    name = "fpf"
+    share = protocol.SHARE_PARAMETERS
+
+    def __init__(self, participation, seed: int, init: ArrayRecord, *, obs_dim: int, num_actions: int,
+                 state_dim: int, lambda_u: float = 1.0, lambda_e: float = 1.0, lambda_h: float = 0.01,
+                 eta: float = 1.0, fed_alpha: float = 1e-3, fed_lr: float = 3e-4, fed_critic_lr: float = 1e-3,
+                 fed_updates: int = 4, fed_batch: int = 4096, hidden: int = 256, layers: int = 2,
+                 gamma: float = 0.98, gae_lambda: float = 0.97):
+        super().__init__(participation, seed)
+        self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
+        self.eta, self.fed_alpha = eta, fed_alpha
+        self.fed_updates, self.fed_batch = fed_updates, fed_batch
+        self.gamma, self.gae_lambda = gamma, gae_lambda
+        dims = dict(obs_dim=obs_dim, num_actions=num_actions, state_dim=state_dim, hidden=hidden, layers=layers,
+                    critic_lr=fed_critic_lr)
+        self.omega = FederatedPolicy(init, lr=eta * fed_lr, seed=seed + 1, **dims)
+        self.omega_bar = FederatedPolicy(init, lr=fed_lr, seed=seed + 2, **dims)
+        self._omega_bar_record = self.omega_bar.record()
+        self._gen = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_config(cls, cfg, game, init: ArrayRecord) -> "FPF":
+        return cls(Participation.parse(cfg.participation, cfg.draw, cfg.agents), cfg.seed, init,
+                   obs_dim=game.obs_dim, num_actions=game.num_actions, state_dim=game.state_dim,
+                   lambda_u=cfg.lambda_u, lambda_e=cfg.lambda_e, lambda_h=cfg.lambda_h, eta=cfg.eta,
+                   fed_alpha=cfg.fed_alpha, fed_lr=cfg.fed_lr, fed_critic_lr=cfg.fed_critic_lr,
+                   fed_updates=cfg.fed_updates, fed_batch=cfg.fed_batch, hidden=cfg.hidden, layers=cfg.layers,
+                   gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
+
+    def anchors(self, agent: int, arrays: ArrayRecord) -> dict[str, ArrayRecord]:
+        return {protocol.OMEGA: arrays, protocol.OMEGA_BAR: self._omega_bar_record}
+
+    def agent_config(self, agent: int) -> dict:
+        return {"lambda-u": self.lambda_u, "lambda-e": self.lambda_e}
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        uploads = shared_uploads(replies)
+        omega = self.omega.record()
+        keys = list(omega.keys())
+        w = [omega[k].numpy() for k in keys]
+        ups = [fpf_upload(w, [u[k].numpy() for k in keys], self.fed_alpha, self.lambda_u) for u in uploads]
+        new = fpf_aggregate(w, ups, self.eta)
+        record = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in zip(keys, new)})
+        return record, MetricRecord({"uploads": len(uploads)})
+
+    def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
+        self.omega.load(arrays)
+        common = dict(updates=self.fed_updates, batch=self.fed_batch, gamma=self.gamma,
+                      gae_lambda=self.gae_lambda, gen=self._gen)
+        uti = self.omega.update(rollout, utilitarian_reward(rollout.rewards), ent_coef=0.0,
+                                anchor=self._omega_bar_record, anchor_weight=self.lambda_e, **common)
+        ega = self.omega_bar.update(rollout, egalitarian_reward(rollout.rewards), ent_coef=self.lambda_h,
+                                    anchor=None, anchor_weight=0.0, **common)
+        self._omega_bar_record = self.omega_bar.record()
+        metrics = {f"omega_{k}": v for k, v in uti.items()} | {f"omega_bar_{k}": v for k, v in ega.items()}
+        return self.omega.record(), metrics
+
+    def summary(self) -> None:
+        super().summary()
+        log(INFO, "\t│\t├── λ_u=%s λ_e=%s λ_h=%s η=%s α=%s", self.lambda_u, self.lambda_e, self.lambda_h,
+            self.eta, self.fed_alpha)
+
+
+class DnF(FPF):
+    """D&F (Dong et al. 2024b): FPF with mandatory participation, N_p = N."""
+
+    name = "dnf"
+    mandatory = True
