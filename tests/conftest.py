@@ -1,0 +1,27 @@
+"""Shared fixtures: a tiny, fast configuration and clean-up of Ray's session folders."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from federation.config import RunConfig
+
+RAY_DIR = Path("/tmp/ray")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_new_ray_sessions():
+    """Ray leaves /tmp/ray/session_* behind; remove the ones this test session made."""
+    before = set(RAY_DIR.glob("session_*")) if RAY_DIR.exists() else set()
+    yield
+    if RAY_DIR.exists():
+        for path in set(RAY_DIR.glob("session_*")) - before:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny(tmp_path) -> RunConfig:
+    """3 agents, small networks, short rounds: a whole simulation in ~10 s."""
+    return RunConfig(agents=3, rounds=2, batch=2, steps=20, hidden=16, minibatch=64, fed_batch=64,
+                     fed_updates=2, epochs=2, out=str(tmp_path / "run"), progress=False).validated()

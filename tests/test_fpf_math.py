@@ -1,0 +1,97 @@
+"""FPF's equations against hand-computed values on tiny arrays."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import Array, ArrayRecord
+
+from clients.ppo import Anchors
+from federation.metrics import cv, jain, welfare_row
+from federation.participation import Participation
+from strategies.federated_policy import egalitarian_reward, utilitarian_reward
+from strategies.fpf import FPF, fpf_aggregate, fpf_upload
+
+
+def test_eq10_upload():
+    omega = [np.array([1.0, 2.0]), np.array([[0.0]])]
+    theta = [np.array([3.0, 0.0]), np.array([[4.0]])]
+    up = fpf_upload(omega, theta, alpha=0.5, lambda_u=0.5)
+    # ω - αλ(ω - θ) = ω - 0.25(ω - θ)
+    np.testing.assert_allclose(up[0], [1.5, 1.5])
+    np.testing.assert_allclose(up[1], [[1.0]])
+
+
+def test_eq11_aggregate_divides_by_participants():
+    omega = [np.array([0.0, 0.0])]
+    uploads = [[np.array([2.0, 4.0])], [np.array([4.0, 0.0])]]
+    new = fpf_aggregate(omega, uploads, eta=0.5)
+    # (1-η)·0 + η·mean = 0.5·[3, 2]
+    np.testing.assert_allclose(new[0], [1.5, 1.0])
+    # η = 1.5 extrapolates beyond the mean
+    np.testing.assert_allclose(fpf_aggregate(omega, uploads, eta=1.5)[0], [4.5, 3.0])
+    # no participant: ω unchanged
+    np.testing.assert_allclose(fpf_aggregate([np.array([7.0])], [], eta=1.0)[0], [7.0])
+
+
+def test_proximal_penalty_and_gradient():
+    theta = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    anchors = Anchors(omega={"w": torch.zeros(2)}, omega_bar={"w": torch.ones(2)}, lambda_u=2.0, lambda_e=4.0)
+    penalty = anchors.penalty([("w", theta)])
+    # 2/2·(1 + 4) + 4/2·(0 + 1) = 7
+    assert float(penalty) == pytest.approx(7.0)
+    penalty.backward()
+    # λ_u(θ-ω) + λ_e(θ-ω̄) = 2·[1,2] + 4·[0,1]
+    np.testing.assert_allclose(theta.grad.numpy(), [2.0, 8.0])
+
+
+def test_proximal_penalty_rejects_mismatched_anchor():
+    with pytest.raises(ValueError, match="anchor has parameters"):
+        Anchors(omega={"other": torch.zeros(1)}, lambda_u=1.0).penalty([("w", torch.zeros(1))])
+
+
+def test_utilitarian_and_egalitarian_rewards():
+    r = np.array([[[1.0, 0.0, 2.0]]])  # T=1, B=1, N=3
+    assert utilitarian_reward(r)[0, 0] == pytest.approx(1.0)
+    # -(1/3)·((1-1)² + (0-1)² + (2-1)²)
+    assert egalitarian_reward(r)[0, 0] == pytest.approx(-2 / 3)
+
+
+def test_fairness_metrics():
+    x = np.array([1.0, 3.0])
+    assert cv(x) == pytest.approx(0.5)  # std 1, mean 2
+    assert jain(x) == pytest.approx(16 / 20)  # (4)² / (2·10)
+    assert jain(np.array([2.0, 2.0, 2.0])) == pytest.approx(1.0)
+    assert math.isnan(cv(np.zeros(3)))
+    row = welfare_row(np.array([1.0, 2.0, 6.0]), participants={0, 2})
+    assert row["collective_return"] == 9.0 and row["min_return"] == 1.0
+    assert row["participants_return"] == pytest.approx(3.5)
+    assert row["nonparticipants_return"] == pytest.approx(2.0)
+    assert row["return_agent_2"] == 6.0
+    assert math.isnan(welfare_row(np.ones(2), participants=set())["participants_return"])
+
+
+class FakeReply:
+    def __init__(self, content):
+        self.content = content
+
+    def has_error(self):
+        return False
+
+
+def _record(values):
+    return ArrayRecord({"0.weight": Array(np.array(values, dtype=np.float32))})
+
+
+def test_fpf_aggregate_train_uses_only_shared_uploads():
+    init = ArrayRecord({"0.weight": Array(np.zeros((1, 2), np.float32)), "0.bias": Array(np.zeros(1, np.float32))})
+    fpf = FPF(Participation.parse("0.5", "fixed", 2), 0, init, obs_dim=2, num_actions=1, state_dim=4,
+              hidden=1, layers=0, eta=1.0, fed_alpha=0.5, lambda_u=1.0)
+    theta = ArrayRecord({"0.weight": Array(np.array([[2.0, 4.0]], np.float32)), "0.bias": Array(np.array([6.0], np.float32))})
+    replies = [FakeReply({"shared": theta, "metrics": {}}), FakeReply({"metrics": {}})]
+    omega, metrics = fpf.aggregate_train(1, replies)
+    # one upload: ω + αλ(θ - ω) = 0.5·θ
+    np.testing.assert_allclose(omega["0.weight"].numpy(), [[1.0, 2.0]])
+    np.testing.assert_allclose(omega["0.bias"].numpy(), [3.0])
+    assert metrics["uploads"] == 1

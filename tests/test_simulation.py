@@ -1,0 +1,69 @@
+"""Whole runs in Flower's simulation runtime: privacy of non-participants, reproducibility."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from clients import protocol
+from clients.model import flat
+from federation.simulation import simulate
+from federation.world import World
+from strategies.fpf import FPF
+
+TIMING = {"rollout_s", "train_s", "aggregate_s", "flower_s", "exchange_s", "round_s", "agents_train_s"}
+
+
+def read_rows(out):
+    with open(f"{out}/metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_non_participant_parameters_never_reach_aggregation(tiny, monkeypatch):
+    """Agents 1 and 2 stay out: nothing of theirs may appear in FPF's aggregation."""
+    acting: dict[int, list[np.ndarray]] = {}
+    seen: list[dict] = []
+    original_set, original_agg = World.set_acting, FPF.aggregate_train
+
+    def spy_set(self, agent, record):
+        acting.setdefault(agent, []).append(flat(record))
+        return original_set(self, agent, record)
+
+    def spy_aggregate(self, server_round, replies):
+        replies = list(replies)
+        for reply in replies:
+            seen.append({"keys": set(reply.content.keys()),
+                         "arrays": [flat(v) for k, v in reply.content.items() if k != protocol.METRICS]})
+        return original_agg(self, server_round, replies)
+
+    monkeypatch.setattr(World, "set_acting", spy_set)
+    monkeypatch.setattr(FPF, "aggregate_train", spy_aggregate)
+    summary = simulate(tiny.replace(participation="ids:0"))
+    assert summary["rounds_completed"] == 2
+
+    assert len(seen) == 2 * 3  # every reply passed through, stripped
+    assert all(protocol.ACTING not in s["keys"] for s in seen)
+    shared = [a for s in seen for a in s["arrays"]]
+    assert len(shared) == 2  # agent 0's upload, once per round
+    for vec in shared:
+        assert any(np.array_equal(vec, a) for a in acting[0])
+        for other in (1, 2):
+            assert not any(np.array_equal(vec, a) for a in acting[other])
+    rows = read_rows(tiny.out)
+    assert [float(r["participation_rate"]) for r in rows] == pytest.approx([1 / 3, 1 / 3])
+    assert all(float(r["uploads"]) == 1 for r in rows)
+
+
+def test_same_seed_same_metrics(tiny, tmp_path):
+    a = simulate(tiny.replace(out=str(tmp_path / "a")))
+    b = simulate(tiny.replace(out=str(tmp_path / "b")))
+    c = simulate(tiny.replace(out=str(tmp_path / "c"), seed=1))
+    rows_a, rows_b, rows_c = read_rows(a_out := tmp_path / "a"), read_rows(tmp_path / "b"), read_rows(tmp_path / "c")
+    assert len(rows_a) == 2
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    assert strip(rows_a) == strip(rows_b)
+    assert strip(rows_a) != strip(rows_c)
+    summary = json.loads((a_out / "summary.json").read_text())
+    assert summary["strategy"] == "fpf" and summary["events"] == []
+    assert (a_out / "curves.png").stat().st_size > 10_000
