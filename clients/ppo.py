@@ -5,10 +5,9 @@ Its loss is the clipped PPO objective plus the FPF/D&F proximal pull (paper Eq. 
 
     L(θ) = L_clip(θ) - c_H·H(π_θ) + λ_u/2·||θ - ω||² + λ_e/2·||θ - ω̄||²  (+ critic loss)
 
-where ``ω`` and ``ω̄`` are the utilitarian and egalitarian anchors. Eq. 9 of the paper
-writes the anchor gradient as ``α·λ·(θ - anchor)``; gradient descent on the loss above
-with step ``α`` produces exactly that step, so the extra ``α`` is absorbed here. The
-anchors pull the *policy* (actor) only; the critic is private to the agent.
+where ``ω`` and ``ω̄`` are the utilitarian and egalitarian anchors and ``λ_u``, ``λ_e``
+are the weights the strategy sends (FPF sends ``αλ_u`` and ``αλ_e``, following Eq. 9).
+The anchors pull the *policy* (actor) only; the critic is private to the agent.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class RunConfig:
     env: str = "matthew"
     strategy: str = "fpf"
     agents: int = 10
-    rounds: int = 100
+    rounds: int = 80
     seed: int = 0
     out: str = "runs/latest"
     # Who participates in the federation: a fraction in [0, 1] (the first ⌈p·N⌉ agents,

@@ -4,8 +4,13 @@ Agents choose to join; the federation keeps a utilitarian policy ω and an egali
 policy ω̄ and pulls every agent toward them. Per round:
 
 1. ω and ω̄ are broadcast to **all** agents, participants or not (Alg. 1, lines 3-5).
-2. Every agent trains on its own experience with the proximal pull of Eq. 5/9:
-   :math:`\nabla J_i^{ego}(θ) - λ_u(θ - ω) - λ_e(θ - \bar ω)` (see clients.ppo).
+2. Every agent trains on its own experience with the proximal pull of Eq. 9:
+   :math:`\nabla J_i^{ego}(θ) - αλ_u(θ - ω) - αλ_e(θ - \bar ω)`. The agent's loss adds
+   ``λ/2·||θ - anchor||²`` for the weights it is sent (see clients.ppo), so FPF sends
+   ``αλ_u`` and ``αλ_e``: Eq. 9 scales the pull by α but not ``∇J``, and α is the same
+   α as in Eq. 10 (``fed_alpha``, 1e-3 by default as in the authors' code). Sending
+   ``λ_u`` alone (Eq. 5 read literally) pulls 1/α times harder and, measured on the
+   Matthew Effect with λ_u = λ_e = 1, holds every agent at the initial policy.
 3. Participants share their trained policy θ̃_i; the federation forms
    :math:`ω_i^{up} = ω - αλ_u(ω - θ̃_i)` (Eq. 10) and
    :math:`ω \leftarrow (1-η)ω + η \frac{1}{N_p}\sum_{i∈N_p} ω_i^{up}` (Eq. 11),
@@ -88,7 +93,7 @@ class FPF(FederationStrategy):
         return {protocol.OMEGA: arrays, protocol.OMEGA_BAR: self._omega_bar_record}
 
     def agent_config(self, agent: int) -> dict:
-        return {"lambda-u": self.lambda_u, "lambda-e": self.lambda_e}
+        return {"lambda-u": self.fed_alpha * self.lambda_u, "lambda-e": self.fed_alpha * self.lambda_e}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         uploads = shared_uploads(replies)

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny, fast configuration and clean-up of Ray's session folders."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,12 +13,14 @@ RAY_DIR = Path("/tmp/ray")
 
 @pytest.fixture(scope="session", autouse=True)
 def remove_new_ray_sessions():
-    """Ray leaves /tmp/ray/session_* behind; remove the ones this test session made."""
-    before = set(RAY_DIR.glob("session_*")) if RAY_DIR.exists() else set()
+    """Ray leaves /tmp/ray/session_* behind; remove the ones this test process started.
+
+    A session's name ends with its driver's PID (here: this process, which runs the
+    simulations in-process), so other Ray sessions on the machine are left alone.
+    """
     yield
-    if RAY_DIR.exists():
-        for path in set(RAY_DIR.glob("session_*")) - before:
-            shutil.rmtree(path, ignore_errors=True)
+    for path in RAY_DIR.glob(f"session_*_{os.getpid()}"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -95,3 +95,13 @@ def test_fpf_aggregate_train_uses_only_shared_uploads():
     np.testing.assert_allclose(omega["0.weight"].numpy(), [[1.0, 2.0]])
     np.testing.assert_allclose(omega["0.bias"].numpy(), [3.0])
     assert metrics["uploads"] == 1
+
+
+def test_fpf_sends_eq9_pull_weights_and_both_anchors_to_everyone():
+    """Eq. 9: the pull is αλ_u(θ-ω) + αλ_e(θ-ω̄), for participants and non-participants alike."""
+    init = ArrayRecord({"0.weight": Array(np.zeros((1, 2), np.float32)), "0.bias": Array(np.zeros(1, np.float32))})
+    fpf = FPF(Participation.parse("ids:0", "fixed", 2), 0, init, obs_dim=2, num_actions=1, state_dim=4,
+              hidden=1, layers=0, fed_alpha=0.01, lambda_u=2.0, lambda_e=3.0)
+    for agent in (0, 1):
+        assert fpf.agent_config(agent) == {"lambda-u": pytest.approx(0.02), "lambda-e": pytest.approx(0.03)}
+        assert set(fpf.anchors(agent, init)) == {"omega", "omega-bar"}

@@ -1,0 +1,63 @@
+"""The command line: bad input exits non-zero naming the problem and the valid choices."""
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import run_sim
+from federation.config import ConfigError, RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--env", "chess"], "unknown env 'chess'; valid choices: matthew"),
+    (["--strategy", "fpf", "magic"], "unknown strategy 'magic'; valid choices: dnf, fpf, independent"),
+    (["--participation", "1.5"], "participation must be a fraction in [0, 1], got 1.5"),
+    (["--participation", "-0.1"], "participation must be a fraction in [0, 1]"),
+    (["--participation", "ids:0,7", "--agents", "3"], "participation names unknown agents [7]; valid agent ids: 0..2"),
+    (["--participation", "half"], "must be a fraction in [0, 1] or a list like ids:0,3,7"),
+    (["--draw", "sometimes"], "unknown draw 'sometimes'; valid choices: fixed, random"),
+    (["--lambda-u", "-1"], "lambda-u must be >= 0, got -1.0"),
+    (["--lambda-e", "-0.5"], "lambda-e must be >= 0"),
+    (["--rounds", "0"], "rounds must be >= 1, got 0"),
+    (["--agents", "0"], "agents must be >= 1, got 0"),
+    (["--eta", "0"], "eta must be in (0, 2]"),
+])
+def test_bad_input_is_rejected_with_a_clear_message(args, expected, capsys):
+    assert run_sim.main(args + ["--out", "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert not Path("/nonexistent/never-written").exists()
+
+
+def test_bad_input_exits_non_zero_from_the_shell():
+    proc = subprocess.run([sys.executable, "run_sim.py", "--strategy", "nope"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown strategy 'nope'" in proc.stderr and "fpf" in proc.stderr
+
+
+def test_run_config_keys_match_pyproject():
+    """`flwr run --run-config` only accepts keys declared in pyproject, with the same defaults."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert declared == RunConfig().to_flat()
+    assert RunConfig.from_mapping(declared) == RunConfig()
+
+
+def test_from_mapping_rejects_unknown_keys_and_bad_types():
+    with pytest.raises(ConfigError, match="unknown config key 'round'"):
+        RunConfig.from_mapping({"round": 3})
+    with pytest.raises(ConfigError, match="agents must be an integer"):
+        RunConfig.from_mapping({"agents": 2.5})
+    assert RunConfig.from_mapping({"lambda-u": "0.5", "progress": "false"}).lambda_u == 0.5
+
+
+def test_several_strategies_and_seeds_plan_one_directory_each(tmp_path):
+    args = run_sim.parser().parse_args(["--strategy", "fpf", "dnf", "--seeds", "0", "1", "--out", str(tmp_path)])
+    runs = run_sim.plan(args)
+    assert [(r.strategy, r.seed) for r in runs] == [("fpf", 0), ("fpf", 1), ("dnf", 0), ("dnf", 1)]
+    assert runs[3].out == str(tmp_path / "dnf_seed1")
