@@ -109,6 +109,12 @@ class PPOLearner:
         self.opt_actor = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr_actor, eps=1e-5)
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_critic, eps=1e-5)
 
+    def scale_lr(self, scale: float) -> None:
+        """Set the learning rates to ``scale`` times the configured ones (LMF's α_t schedule)."""
+        for opt, lr in ((self.opt_actor, self.cfg.lr_actor), (self.opt_critic, self.cfg.lr_critic)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
     def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
         """PPO epochs on ``exp`` with the anchors' proximal pull; returns diagnostics."""
         cfg, start = self.cfg, time.perf_counter()

@@ -8,12 +8,16 @@ Train message (server -> agent i)::
     "omega"       ArrayRecord   optional: utilitarian anchor ω
     "omega-bar"   ArrayRecord   optional: egalitarian anchor ω̄
     "replace"     ArrayRecord   optional: parameters to adopt before training (FedAvg)
+    "mix"         ArrayRecord   optional: the agent's neighbour mix (LMF): parameters to
+                                combine with its own update ("lmf-mode" = "parameters"),
+                                or the mixed update to add before training ("gradients")
 
 Reply (agent i -> server)::
 
     "acting"      ArrayRecord   the policy the agent will act with; for the world only,
                                 removed before a strategy sees the reply
     "shared"      ArrayRecord   only if the agent shares: its updated policy θ̃_i
+                                (share="parameters") or only its update Δ_i ("gradients")
     "metrics"     MetricRecord  training diagnostics (scalars only)
 
 Query message "hello": the agent replies ``ConfigRecord({"agent-id": i})`` from its node
@@ -27,9 +31,9 @@ from flwr.app import Array, ArrayRecord
 
 from clients.ppo import Experience
 
-CONFIG, EXPERIENCE, OMEGA, OMEGA_BAR, REPLACE = "config", "experience", "omega", "omega-bar", "replace"
+CONFIG, EXPERIENCE, OMEGA, OMEGA_BAR, REPLACE, MIX = "config", "experience", "omega", "omega-bar", "replace", "mix"
 ACTING, SHARED, METRICS = "acting", "shared", "metrics"
-SHARE_NONE, SHARE_PARAMETERS = "none", "parameters"
+SHARE_NONE, SHARE_PARAMETERS, SHARE_GRADIENTS = "none", "parameters", "gradients"
 
 
 def pack_experience(exp: Experience) -> ArrayRecord:

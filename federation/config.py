@@ -29,10 +29,14 @@ class RunConfig:
     rounds: int = 80
     seed: int = 0
     out: str = "runs/latest"
-    # Who participates in the federation: a fraction in [0, 1] (the first ⌈p·N⌉ agents,
-    # or a fresh draw each round with draw="random") or an explicit list "ids:0,3,7".
+    # Who participates in the federation: a fraction in [0, 1] (the first round(p·N) agents,
+    # or a fresh draw each round with draw="random"), an explicit list "ids:0,3,7", or
+    # "voluntary" (each agent decides each round).
     participation: str = "0.5"
     draw: str = "fixed"
+    # Free entry and exit (participation="voluntary"): exploration rate and return memory
+    vol_epsilon: float = 0.1
+    vol_memory: float = 0.8
     # The world: B parallel games, each played for `steps` steps per round (0: one episode)
     batch: int = 16
     steps: int = 0
@@ -46,6 +50,19 @@ class RunConfig:
     fed_critic_lr: float = 1e-3
     fed_updates: int = 4
     fed_batch: int = 4096
+    # LMF: graph schedule (complete, ring, fixed, dynamic, erdos_renyi, b_connected) or a
+    # user file, exchange mode (parameters: Eq. 13, gradients: Eq. 14), step decay t^-β
+    graph: str = "ring"
+    graph_file: str = ""
+    graph_k: int = 2
+    graph_p: float = 0.3
+    graph_b: int = 3
+    group_size: int = 3
+    lmf_mode: str = "parameters"
+    lmf_beta: float = 0.0
+    # Inequity aversion (strategy ia): envy a and guilt b
+    ia_envy: float = 5.0
+    ia_guilt: float = 0.05
     # Agents' PPO learner
     hidden: int = 256
     layers: int = 2
@@ -92,6 +109,7 @@ class RunConfig:
         return dataclasses.replace(self, **changes).validated()
 
     # ------------------------------------------------------------------ validation
+
     def validated(self) -> "RunConfig":
         """Check every value; raise ConfigError naming the problem and the valid choices."""
         import envs
@@ -108,7 +126,7 @@ class RunConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0:
             raise ConfigError(f"steps must be >= 0 (0 = one whole episode), got {self.steps}")
-        for name in ("lambda_u", "lambda_e", "lambda_h", "fed_alpha", "ent_coef"):
+        for name in ("lambda_u", "lambda_e", "lambda_h", "fed_alpha", "ent_coef", "ia_envy", "ia_guilt"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for name in ("fed_lr", "fed_critic_lr", "lr_actor", "lr_critic", "client_cpus", "node_timeout", "reply_timeout"):
@@ -116,15 +134,39 @@ class RunConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         if not 0 < self.eta <= 2:
             raise ConfigError(f"eta must be in (0, 2] (1 = plain averaging, > 1 extrapolates), got {self.eta}")
-        for name in ("gamma", "gae_lambda", "clip"):
+        for name in ("gamma", "gae_lambda", "clip", "vol_epsilon", "vol_memory"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        _check_graph(self)
         try:
             envs.make_batched(self.env, self.agents, batch_size=1)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         Participation.parse(self.participation, self.draw, self.agents)
         return self
+
+
+def _check_graph(cfg: RunConfig) -> None:
+    from pathlib import Path
+
+    from federation.graphs import SCHEDULES
+
+    if cfg.graph_file:
+        if not Path(cfg.graph_file).is_file():
+            raise ConfigError(f"graph-file '{cfg.graph_file}' does not exist")
+    elif cfg.graph not in SCHEDULES:
+        raise ConfigError(f"unknown graph '{cfg.graph}'; valid choices: {', '.join(sorted(SCHEDULES))}")
+    if cfg.lmf_mode not in ("parameters", "gradients"):
+        raise ConfigError(f"unknown lmf-mode '{cfg.lmf_mode}'; valid choices: parameters, gradients")
+    for name in ("graph_k", "graph_b", "group_size"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.group_size < 2:
+        raise ConfigError(f"group-size must be >= 2, got {cfg.group_size}")
+    if not 0 <= cfg.graph_p <= 1:
+        raise ConfigError(f"graph-p must be in [0, 1], got {cfg.graph_p}")
+    if not 0 <= cfg.lmf_beta < 1:
+        raise ConfigError(f"lmf-beta must be in [0, 1), got {cfg.lmf_beta}")
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:

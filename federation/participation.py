@@ -6,7 +6,10 @@ Three ways to choose it, all validated against the number of agents:
   round (the FPF paper's code fixes the first half);
 - a fraction with ``draw="random"``: a fresh uniform draw of ``round(p·N)`` agents each
   round, seeded by (run seed, round) so runs are reproducible;
-- an explicit list ``"ids:0,3,7"`` (or ``"0,3,7"`` with at least one comma).
+- an explicit list ``"ids:0,3,7"`` (or ``"0,3,7"`` with at least one comma);
+- ``"voluntary"``: free entry and exit. Every agent starts in the federation; each round
+  every agent declares, from its own returns in and out (clients/volunteer.py), whether it
+  joins the next round (:class:`Voluntary`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ import numpy as np
 DRAWS = ("fixed", "random")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Participation:
     num_agents: int
     size: int
     ids: tuple[int, ...] | None = None
     draw: str = "fixed"
+
+    @classmethod
+    def from_config(cls, cfg) -> "Participation":
+        participation = cls.parse(cfg.participation, cfg.draw, cfg.agents)
+        if participation.voluntary:
+            participation.epsilon, participation.memory = cfg.vol_epsilon, cfg.vol_memory
+        return participation
 
     @classmethod
     def parse(cls, spec: str, draw: str, num_agents: int) -> "Participation":
@@ -32,6 +42,8 @@ class Participation:
         if draw not in DRAWS:
             raise ConfigError(f"unknown draw '{draw}'; valid choices: {', '.join(DRAWS)}")
         text = str(spec).strip()
+        if text == "voluntary":
+            return Voluntary(num_agents)
         if text.startswith("ids:") or "," in text:
             parts = [p for p in text.removeprefix("ids:").split(",") if p.strip()]
             try:
@@ -60,6 +72,11 @@ class Participation:
     def nobody(cls, num_agents: int) -> "Participation":
         return cls(num_agents, 0)
 
+    voluntary = False
+
+    def declare(self, choices: dict[int, bool]) -> None:
+        """Agents' declared choices for the next round; only voluntary participation uses them."""
+
     def members(self, server_round: int, seed: int) -> frozenset[int]:
         """N_p for this round."""
         if self.ids is not None:
@@ -68,3 +85,21 @@ class Participation:
             rng = np.random.default_rng([seed, server_round, 7])
             return frozenset(int(i) for i in rng.choice(self.num_agents, self.size, replace=False))
         return frozenset(range(self.size))
+
+
+class Voluntary(Participation):
+    """Free entry and exit: N_p is whoever declared, in the previous round, to join."""
+
+    voluntary = True
+
+    def __init__(self, num_agents: int, epsilon: float = 0.1, memory: float = 0.8):
+        super().__init__(num_agents, num_agents, None, "voluntary")
+        self.joined = set(range(num_agents))
+        self.epsilon, self.memory = epsilon, memory
+
+    def declare(self, choices: dict[int, bool]) -> None:
+        for agent, join in choices.items():
+            (self.joined.add if join else self.joined.discard)(agent)
+
+    def members(self, server_round: int, seed: int) -> frozenset[int]:
+        return frozenset(self.joined)

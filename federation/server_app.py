@@ -31,6 +31,7 @@ from clients import protocol
 from clients.model import initial_policy, to_record
 from federation.agents import discover_agents
 from federation.config import RunConfig
+from federation.graphs import consensus_gap
 from federation.metrics import welfare_row
 from federation.results import RunRecorder
 from federation.world import World
@@ -99,6 +100,8 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
         for agent in sorted(set(nodes) - answered):
             recorder.event(rnd, "agent_timeout", f"agent {agent} did not reply within {cfg.reply_timeout} s")
 
+        strategy.participation.declare({node_agent[r.metadata.src_node_id]: bool(r.content[protocol.METRICS]["join-next"])
+                                        for r in replies if not r.has_error() and "join-next" in r.content[protocol.METRICS]})
         new_arrays, agg_metrics = strategy.aggregate_train(rnd, replies)
         arrays = new_arrays if new_arrays is not None else arrays
         arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)
@@ -107,6 +110,8 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
         train_s = float(sum(s.get("train_s", 0.0) for s in client_stats))
         exchange_s = t3 - t2
         row = {"round": rnd, **welfare_row(rollout.returns, strategy.members)}
+        if len(strategy.members) >= 2:  # Theorem 2's consensus gap among the participants
+            row["consensus_gap"] = consensus_gap(world.policies.flat(sorted(strategy.members)))
         row |= {"rollout_s": t1 - t0, "train_s": train_s, "aggregate_s": t4 - t3,
                 "flower_s": max(0.0, exchange_s - train_s / min(concurrency, max(len(client_stats), 1))),
                 "exchange_s": exchange_s, "round_s": t4 - t0, "agent_steps": rollout.agent_steps,

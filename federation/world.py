@@ -69,6 +69,11 @@ class StackedPolicies:
             self.weights[i][agent] = _t(record[w_key]).T
             self.biases[i][agent, 0] = _t(record[b_key])
 
+    def flat(self, agents: list[int]) -> np.ndarray:
+        """The agents' parameters as rows of one matrix [len(agents), D]."""
+        parts = [t[agents].reshape(len(agents), -1) for t in (*self.weights, *self.biases)]
+        return torch.cat(parts, dim=1).numpy().astype(np.float64)
+
     @torch.no_grad()
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         """obs [N, B, d] -> logits [N, B, A]."""

@@ -6,12 +6,20 @@ from flwr.app import ArrayRecord
 
 from strategies.base import FederationStrategy
 from strategies.fpf import FPF, DnF
+from strategies.fedavg import FedAvg
 from strategies.independent import Independent
+from strategies.lmf import LMF
+from strategies.reward_sharing import AverageReward, InequityAversion, MinimumReward
 
 _REGISTRY: dict[str, type[FederationStrategy]] = {
     "independent": Independent,
     "fpf": FPF,
     "dnf": DnF,
+    "avg": AverageReward,
+    "min": MinimumReward,
+    "ia": InequityAversion,
+    "fedavg": FedAvg,
+    "lmf": LMF,
 }
 
 

@@ -49,7 +49,7 @@ class FederationStrategy(Strategy):
     @classmethod
     def from_config(cls, cfg, game, init: ArrayRecord) -> "FederationStrategy":
         """Build from a validated RunConfig (subclasses with settings override this)."""
-        return cls(Participation.parse(cfg.participation, cfg.draw, cfg.agents), cfg.seed)
+        return cls(Participation.from_config(cfg), cfg.seed)
 
     def bind(self, nodes: dict[int, int]) -> None:
         """Tell the strategy which node plays which agent."""
@@ -72,13 +72,18 @@ class FederationStrategy(Strategy):
         """Server-side training on the world's data; nothing by default."""
         return arrays, {}
 
+    def _volunteer_config(self) -> dict:
+        p = self.participation
+        return {"voluntary": True, "vol-epsilon": p.epsilon, "vol-memory": p.memory} if p.voluntary else {}
+
     # ---------------------------------------------------------------- Flower API
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         self.members = self.participation.members(server_round, self.seed)
         messages = []
         for agent, node in sorted(self.nodes.items()):
             share = self.share if agent in self.members else protocol.SHARE_NONE
-            agent_cfg = ConfigRecord({**dict(config), **self.agent_config(agent), "agent-id": agent, "share": share})
+            agent_cfg = ConfigRecord({**dict(config), **self.agent_config(agent), "agent-id": agent, "share": share,
+                                      **self._volunteer_config()})
             content = RecordDict({protocol.CONFIG: agent_cfg, **self.anchors(agent, arrays)})
             messages.append(Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN))
         return messages

@@ -82,7 +82,7 @@ class FPF(FederationStrategy):
 
     @classmethod
     def from_config(cls, cfg, game, init: ArrayRecord) -> "FPF":
-        return cls(Participation.parse(cfg.participation, cfg.draw, cfg.agents), cfg.seed, init,
+        return cls(Participation.from_config(cfg), cfg.seed, init,
                    obs_dim=game.obs_dim, num_actions=game.num_actions, state_dim=game.state_dim,
                    lambda_u=cfg.lambda_u, lambda_e=cfg.lambda_e, lambda_h=cfg.lambda_h, eta=cfg.eta,
                    fed_alpha=cfg.fed_alpha, fed_lr=cfg.fed_lr, fed_critic_lr=cfg.fed_critic_lr,

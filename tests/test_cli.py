@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
+import envs
 import run_sim
+import strategies
 from federation.config import ConfigError, RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--env", "chess"], "unknown env 'chess'; valid choices: matthew"),
-    (["--strategy", "fpf", "magic"], "unknown strategy 'magic'; valid choices: dnf, fpf, independent"),
+    (["--env", "chess"], "unknown env 'chess'; valid choices: " + ", ".join(envs.available())),
+    (["--strategy", "fpf", "magic"], "unknown strategy 'magic'; valid choices: " + ", ".join(strategies.available())),
     (["--participation", "1.5"], "participation must be a fraction in [0, 1], got 1.5"),
     (["--participation", "-0.1"], "participation must be a fraction in [0, 1]"),
     (["--participation", "ids:0,7", "--agents", "3"], "participation names unknown agents [7]; valid agent ids: 0..2"),
@@ -32,6 +34,11 @@ def test_bad_input_is_rejected_with_a_clear_message(args, expected, capsys):
     err = capsys.readouterr().err
     assert expected in err
     assert not Path("/nonexistent/never-written").exists()
+
+
+def test_registries_list_the_built_in_choices():
+    assert {"matthew"} <= set(envs.available())
+    assert {"fpf", "dnf", "independent"} <= set(strategies.available())
 
 
 def test_bad_input_exits_non_zero_from_the_shell():

@@ -16,7 +16,10 @@ if str(ROOT) not in sys.path:  # also works with a plain `pytest` run
 from tools.local_deployment import LocalDeployment, is_alive  # noqa: E402
 
 # Keys that shrink the workload, used only if the app defines them.
-SMALL_RUN = {"steps": 8, "episodes": 1, "epochs": 1, "horizon": 8}
+SMALL_RUN = {
+    "steps": 20, "hidden": 32, "epochs": 1, "minibatch": 64, "fed-updates": 1,
+    "fed-batch": 64, "progress": False,
+}
 
 
 def _app_config() -> dict:

@@ -1,0 +1,35 @@
+r"""FedAvg: all agents share one policy by plain parameter averaging each round.
+
+Round t: every agent adopts the global policy ω_t (the ``replace`` record), trains on its
+own experience, and shares θ̃_i; the federation sets
+:math:`ω_{t+1} = \frac{1}{|S|}\sum_{i∈S} θ̃_i` over the agents S that replied. Participation is
+mandatory. Agents act with their own θ̃_i (one local round away from ω), the policy each
+of them actually holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Message, MetricRecord
+
+from clients import protocol
+from strategies.base import FederationStrategy, shared_uploads
+
+
+class FedAvg(FederationStrategy):
+    name = "fedavg"
+    share = protocol.SHARE_PARAMETERS
+    mandatory = True
+
+    def anchors(self, agent: int, arrays: ArrayRecord) -> dict[str, ArrayRecord]:
+        return {protocol.REPLACE: arrays}
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        uploads = shared_uploads(replies)
+        if not uploads:
+            return None, MetricRecord({"uploads": 0})
+        keys = list(uploads[0].keys())
+        mean = {k: Array(np.mean([u[k].numpy() for u in uploads], axis=0).astype(np.float32)) for k in keys}
+        return ArrayRecord(mean), MetricRecord({"uploads": len(uploads)})
