@@ -46,7 +46,7 @@ def train(msg: Message, context: Context) -> Message:
         learner.actor.load_state_dict(msg.content[protocol.REPLACE].to_torch_state_dict())
     mode, mix = cfg.get("lmf-mode", ""), msg.content.get(protocol.MIX)
     if mix is not None and mode == protocol.SHARE_GRADIENTS:  # Eq. 14: add the neighbours' mixed update
-        _set(learner.actor, {k: v + mix[k] for k, v in _params(learner.actor).items()})
+        _set(learner.actor, {k: v + mix[k].numpy() for k, v in _params(learner.actor).items()})
     omega, omega_bar = msg.content.get(protocol.OMEGA), msg.content.get(protocol.OMEGA_BAR)
     anchors = Anchors(omega=_tensors(omega), omega_bar=_tensors(omega_bar),
                       lambda_u=float(cfg.get("lambda-u", 0.0)), lambda_e=float(cfg.get("lambda-e", 0.0)))

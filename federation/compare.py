@@ -19,7 +19,7 @@ COLUMNS = (("collective_return_last", "collective"), ("cv_last", "CV"), ("jain_l
 
 
 def _fmt(values: list[float]) -> str:
-    arr = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    arr = np.array([v for v in values if v is not None and math.isfinite(float(v))], dtype=float)
     if arr.size == 0:
         return "–"
     return f"{arr.mean():.3g}" if arr.size == 1 else f"{arr.mean():.3g} ± {arr.std():.2g}"

@@ -149,11 +149,17 @@ class RunConfig:
 def _check_graph(cfg: RunConfig) -> None:
     from pathlib import Path
 
-    from federation.graphs import SCHEDULES
+    from federation.graphs import SCHEDULES, load_schedule
 
     if cfg.graph_file:
         if not Path(cfg.graph_file).is_file():
             raise ConfigError(f"graph-file '{cfg.graph_file}' does not exist")
+        try:
+            schedule = load_schedule(cfg.graph_file, seed=cfg.seed)
+        except ValueError as err:  # includes GraphAssumptionError (Assumptions 4 and 5)
+            raise ConfigError(f"graph-file '{cfg.graph_file}': {err}") from None
+        if not set(schedule.nodes) <= set(range(cfg.agents)):
+            raise ConfigError(f"graph-file '{cfg.graph_file}' names agents {schedule.nodes}; valid agent ids: 0..{cfg.agents - 1}")
     elif cfg.graph not in SCHEDULES:
         raise ConfigError(f"unknown graph '{cfg.graph}'; valid choices: {', '.join(sorted(SCHEDULES))}")
     if cfg.lmf_mode not in ("parameters", "gradients"):

@@ -45,7 +45,7 @@ class RunRecorder:
 
     def finish(self, extra: dict) -> dict:
         summary = summarise(self.rows) | extra | {"events": self.events}
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+        (self.out / "summary.json").write_text(json.dumps(_finite(summary), indent=2, default=_json_default, allow_nan=False))
         plot_run(self.rows, self.out / "curves.png", title=f"{extra.get('strategy', '')} on {extra.get('env', '')}")
         return summary
 
@@ -67,6 +67,17 @@ def summarise(rows: list[dict], window: float = 0.1) -> dict:
 def _nanmean(values) -> float:
     arr = np.array([math.nan if v is None or v == "" else float(v) for v in values], dtype=float)
     return float(np.nanmean(arr)) if np.isfinite(arr).any() else math.nan
+
+
+def _finite(value):
+    """NaN (e.g. the CV of a round where every return is 0) becomes null: strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(obj):

@@ -105,3 +105,16 @@ def test_fpf_sends_eq9_pull_weights_and_both_anchors_to_everyone():
     for agent in (0, 1):
         assert fpf.agent_config(agent) == {"lambda-u": pytest.approx(0.02), "lambda-e": pytest.approx(0.03)}
         assert set(fpf.anchors(agent, init)) == {"omega", "omega-bar"}
+
+
+def test_summary_json_is_strict_json_when_metrics_are_undefined(tmp_path):
+    import json
+
+    from federation.results import RunRecorder
+
+    recorder = RunRecorder(tmp_path, "{}")
+    recorder.add({"round": 1, **welfare_row(np.zeros(3), participants=set())})
+    summary = recorder.finish({"strategy": "x", "env": "y"})
+    loaded = json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert loaded["cv_last"] is None and loaded["collective_return_last"] == 0.0
+    assert math.isnan(summary["cv_last"])

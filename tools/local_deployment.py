@@ -284,7 +284,7 @@ class LocalDeployment:
         try:
             run_id = int(_parse_json(submit.stdout)["run-id"])
         except (ValueError, KeyError, TypeError):
-            self._fail(f"`flwr run` failed (exit code {submit.returncode}):\n"
+            self._fail(f"`flwr run` did not start a run (exit code {submit.returncode}):\n"
                        f"{submit.stdout}\n{submit.stderr}")
         self.last_run = {"run_id": run_id, "status": "pending", "started": time.time()}
 

@@ -1,0 +1,179 @@
+"""LMF: neighbour mixes (Eq. 13/14) at the strategy and at the agent, and gradient-mode privacy."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+import clients.client_app as client_app
+import run_sim
+from clients import protocol
+from clients.model import flat, initial_policy, to_record
+from clients.protocol import pack_experience
+from federation.graphs import make_schedule
+from federation.participation import Participation
+from federation.simulation import simulate
+from federation.world import World
+from strategies.lmf import LMF, neighbour_mix
+
+import envs
+
+
+def rec(**arrays):
+    return ArrayRecord({k: Array(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()})
+
+
+def test_neighbour_mix_by_hand():
+    C = np.array([[2 / 3, 1 / 3, 0], [1 / 3, 1 / 3, 1 / 3], [0, 1 / 3, 2 / 3]])  # Metropolis on the path 0-1-2
+    shared = [rec(w=[3.0, 0.0]), rec(w=[0.0, 3.0]), rec(w=[6.0, 6.0])]
+    out = neighbour_mix(C, shared)
+    np.testing.assert_allclose(out[0]["w"], [2.0, 1.0])
+    np.testing.assert_allclose(out[1]["w"], [3.0, 3.0])
+    np.testing.assert_allclose(out[2]["w"], [4.0, 5.0])
+
+
+class FakeMeta:
+    def __init__(self, node):
+        self.src_node_id = node
+
+
+class FakeReply:
+    def __init__(self, node, content):
+        self.metadata, self.content = FakeMeta(node), content
+
+    def has_error(self):
+        return False
+
+
+def test_lmf_aggregate_gives_each_participant_its_own_mix():
+    lmf = LMF(Participation.parse("1.0", "fixed", 3), 0, make_schedule("ring"), mode="gradients")
+    lmf.bind({0: 10, 1: 11, 2: 12})
+    # agents 0 and 2 share (agent 1 sends nothing): the ring over {0, 2} is one edge, C = 1/2
+    replies = [FakeReply(10, {"shared": rec(w=[2.0])}), FakeReply(11, {}), FakeReply(12, {"shared": rec(w=[4.0])})]
+    arrays, metrics = lmf.aggregate_train(1, replies)
+    assert arrays is None and metrics["uploads"] == 2 and metrics["graph_edges"] == 1
+    assert set(lmf.pending) == {0, 2}
+    np.testing.assert_allclose(lmf.pending[0]["w"].numpy(), [3.0])
+    expected = lmf.pending[2]
+    assert lmf.anchors(2, ArrayRecord()) == {"mix": expected}
+    assert lmf.anchors(2, ArrayRecord()) == {}  # a mix is delivered once
+    assert lmf.anchors(1, ArrayRecord()) == {}
+
+
+@pytest.fixture
+def identity():
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    yield
+    TaskIdentity.run_id = TaskIdentity.node_id = TaskIdentity.task_id = None
+
+
+def _train(context, mode, share, mix=None, rnd=1):
+    game = envs.make_batched("matthew", 2, batch_size=2, episode_length=20)
+    exp = World(game, to_record(initial_policy(6, 5, 8, 1, 0)), seed=0).rollout(1).experience(0)
+    cfg = {"agent-id": 0, "server-round": rnd, "seed": 0, "obs-dim": 6, "num-actions": 5, "torch-threads": 1,
+           "share": share, "lmf-mode": mode, "hidden": 8, "layers": 1, "lr-actor": 1e-2, "lr-critic": 1e-2,
+           "gamma": 0.98, "gae-lambda": 0.97, "clip": 0.2, "epochs": 1, "minibatch": 20, "ent-coef": 0.01,
+           "vf-coef": 0.5, "max-grad-norm": 0.5}
+    content = RecordDict({"config": ConfigRecord(cfg), "experience": pack_experience(exp)})
+    if mix is not None:
+        content["mix"] = mix
+    return client_app.train(Message(content, dst_node_id=1, message_type="train"), context).content
+
+
+def _ctx():
+    return Context(run_id=1, node_id=1, node_config={"agent-id": 0}, state=RecordDict(), run_config={})
+
+
+def test_agent_applies_eq13_parameter_mix(identity):
+    theta0 = to_record(initial_policy(6, 5, 8, 1, 0))
+    alone = _train(_ctx(), "parameters", "parameters")
+    delta = {k: alone["acting"][k].numpy() - theta0[k].numpy() for k in theta0}
+    mix = rec(**{k: np.full_like(v.numpy(), 0.25) for k, v in theta0.items()})
+    mixed = _train(_ctx(), "parameters", "parameters", mix=mix)
+    for k in theta0:  # θ_{t+1} = Σ_j c(i,j) θ_j + Δ_i
+        np.testing.assert_allclose(mixed["acting"][k].numpy(), 0.25 + delta[k], atol=1e-6)
+        np.testing.assert_allclose(mixed["shared"][k].numpy(), mixed["acting"][k].numpy())
+
+
+def test_agent_in_gradient_mode_shares_only_its_update(identity):
+    theta0 = to_record(initial_policy(6, 5, 8, 1, 0))
+    alone = _train(_ctx(), "gradients", "parameters")  # same training, parameters kept
+    out = _train(_ctx(), "gradients", "gradients")
+    for k in theta0:
+        np.testing.assert_allclose(out["shared"][k].numpy(), alone["acting"][k].numpy() - theta0[k].numpy(), atol=1e-6)
+        np.testing.assert_allclose(out["acting"][k].numpy(), theta0[k].numpy())  # update travels, comes back mixed
+    ctx = _ctx()
+    _train(ctx, "gradients", "gradients")
+    mix = rec(**{k: np.full_like(v.numpy(), 0.5) for k, v in theta0.items()})
+    nxt = _train(ctx, "gradients", "gradients", mix=mix, rnd=2)
+    for k in theta0:  # θ_{t+1} = θ_t + Σ_j c(i,j) Δ_j, before this round's own update
+        np.testing.assert_allclose(nxt["acting"][k].numpy(), theta0[k].numpy() + 0.5, atol=1e-6)
+
+
+def test_gradient_mode_never_moves_parameters_between_agents(tiny, monkeypatch):
+    acting, sent, seen = [], [], []
+    original_set, original_cfg, original_agg = World.set_acting, LMF.configure_train, LMF.aggregate_train
+
+    def spy_set(self, agent, record):
+        acting.append(flat(record))
+        return original_set(self, agent, record)
+
+    def spy_cfg(self, *args, **kwargs):
+        messages = list(original_cfg(self, *args, **kwargs))
+        for m in messages:
+            assert not {"omega", "omega-bar", "replace"} & set(m.content.keys())
+            sent.extend(flat(v) for k, v in m.content.items() if k == protocol.MIX)
+        return messages
+
+    def spy_agg(self, server_round, replies):
+        replies = list(replies)
+        seen.extend(flat(v) for r in replies for k, v in r.content.items() if k != protocol.METRICS)
+        return original_agg(self, server_round, replies)
+
+    monkeypatch.setattr(World, "set_acting", spy_set)
+    monkeypatch.setattr(LMF, "configure_train", spy_cfg)
+    monkeypatch.setattr(LMF, "aggregate_train", spy_agg)
+    simulate(tiny.replace(strategy="lmf", lmf_mode="gradients", graph="complete", participation="1.0", rounds=3))
+    assert len(seen) == 3 * 3 and len(sent) == 2 * 3  # updates every round; mixes from round 2
+    initial = flat(to_record(initial_policy(6, 5, tiny.hidden, tiny.layers, tiny.seed)))
+    params = acting + [initial]
+    for vec in seen + sent:
+        assert not any(np.allclose(vec, p) for p in params)
+        assert np.abs(vec).max() < 0.5 * np.abs(initial).max()  # updates are small, parameters are not
+
+
+def test_parameter_mode_runs_and_reports_consensus(tiny):
+    summary = simulate(tiny.replace(strategy="lmf", graph="ring", participation="1.0", rounds=3))
+    rows = (tiny.out + "/metrics.csv")
+    import csv
+    with open(rows) as f:
+        table = list(csv.DictReader(f))
+    assert summary["rounds_completed"] == 3
+    gaps = [float(r["consensus_gap"]) for r in table]
+    assert all(g >= 0 for g in gaps) and gaps[0] > 0
+    assert all(float(r["uploads"]) == 3 for r in table)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"graphs": [[[0, 1]], [[1, 2]]], "weights": [[[0.5, 0.5, 0], [0.5, 0.5, 0], [0, 0, 0.5]], None]},
+     "Assumption 5 fails"),
+    ({"graphs": [[[0, 1]], [[0, 1]]], "nodes": [0, 1, 2]}, "Assumption 4 fails"),
+])
+def test_invalid_user_graph_is_rejected_naming_the_assumption(tmp_path, capsys, spec, message):
+    if spec.get("weights") and spec["weights"][1] is None:
+        spec["weights"][1] = [[1, 0, 0], [0, 0.5, 0.5], [0, 0.5, 0.5]]
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps(spec))
+    code = run_sim.main(["--strategy", "lmf", "--agents", "3", "--graph-file", str(path), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_graph_and_mode_are_rejected(capsys):
+    assert run_sim.main(["--strategy", "lmf", "--graph", "star"]) == 2
+    assert "unknown graph 'star'; valid choices: b_connected, complete, dynamic, erdos_renyi, fixed, ring" in capsys.readouterr().err
+    assert run_sim.main(["--strategy", "lmf", "--lmf-mode", "votes"]) == 2
+    assert "unknown lmf-mode 'votes'; valid choices: parameters, gradients" in capsys.readouterr().err
