@@ -11,16 +11,22 @@ import numbers
 from typing import Any
 
 from envs.base import BatchedGame
+from envs.job import JobScheduling
+from envs.manufacturing import ManufacturingPlant
 from envs.matthew import MatthewEffect
 from envs.parallel import BatchedParallelEnv
 
 _REGISTRY: dict[str, type[BatchedGame]] = {
+    "job": JobScheduling,
+    "manufacturing": ManufacturingPlant,
     "matthew": MatthewEffect,
 }
 
 __all__ = [
     "BatchedGame",
     "BatchedParallelEnv",
+    "JobScheduling",
+    "ManufacturingPlant",
     "MatthewEffect",
     "available",
     "make",
