@@ -26,9 +26,10 @@ def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
         "client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
         "init_args": {"num_cpus": cpus, "include_dashboard": False, "log_to_driver": verbose},
     }
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     if not verbose:
         for name in ("flwr", "ray"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
     run_simulation(server_app=make_server_app(cfg, outcome, concurrency), client_app=client_app,
                    num_supernodes=cfg.agents, backend_config=backend_config, verbose_logging=verbose)
     if outcome.error is not None:

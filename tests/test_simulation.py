@@ -67,3 +67,11 @@ def test_same_seed_same_metrics(tiny, tmp_path):
     summary = json.loads((a_out / "summary.json").read_text())
     assert summary["strategy"] == "fpf" and summary["events"] == []
     assert (a_out / "curves.png").stat().st_size > 10_000
+
+
+def test_voluntary_participation_reaches_the_federation(tiny):
+    """ε = 0: everyone starts in, then tries leaving (clients/volunteer.py): rates 1, 0, 0."""
+    simulate(tiny.replace(participation="voluntary", vol_epsilon=0.0, rounds=3))
+    rows = read_rows(tiny.out)
+    assert [float(r["participation_rate"]) for r in rows] == [1.0, 0.0, 0.0]
+    assert [float(r["uploads"]) for r in rows] == [3, 0, 0]

@@ -1,0 +1,77 @@
+"""Reward-sharing baselines, FedAvg and free entry and exit, against hand-computed values."""
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord
+
+from clients.volunteer import JoinRecord, decide
+from federation.participation import Participation
+from strategies.fedavg import FedAvg
+from strategies.reward_sharing import AverageReward, InequityAversion, MinimumReward, inequity_averse
+
+R = np.array([[[1.0, 0.0, 2.0]], [[0.0, 0.0, 3.0]]])  # T=2, B=1, N=3
+EVERYONE = Participation.parse("1.0", "fixed", 3)
+
+
+def test_avg_and_min_rewards():
+    np.testing.assert_allclose(AverageReward(EVERYONE, 0).train_rewards(R)[:, 0], [[1, 1, 1], [1, 1, 1]])
+    np.testing.assert_allclose(MinimumReward(EVERYONE, 0).train_rewards(R)[:, 0], [[0, 0, 0], [0, 0, 0]])
+
+
+def test_inequity_aversion_by_hand():
+    out = inequity_averse(R, envy=5.0, guilt=0.05, decay=0.5)
+    # t=0: e = r = [1, 0, 2]. Agent 0: envy of agent 2 (2-1=1), guilt over agent 1 (1-0=1)
+    assert out[0, 0, 0] == pytest.approx(1 - 5 / 2 * 1 - 0.05 / 2 * 1)
+    # agent 1 envies 0 (1) and 2 (2); agent 2 feels guilt over 0 (1) and 1 (2)
+    assert out[0, 0, 1] == pytest.approx(0 - 5 / 2 * 3)
+    assert out[0, 0, 2] == pytest.approx(2 - 0.05 / 2 * 3)
+    # t=1: e = 0.5·[1, 0, 2] + [0, 0, 3] = [0.5, 0, 4]; agent 0 envies 3.5, guilt 0.5
+    assert out[1, 0, 0] == pytest.approx(0 - 5 / 2 * 3.5 - 0.05 / 2 * 0.5)
+    with pytest.raises(ValueError, match="envy >= 0"):
+        InequityAversion(EVERYONE, 0, envy=-1.0)
+
+
+class FakeReply:
+    def __init__(self, content):
+        self.content = content
+
+    def has_error(self):
+        return False
+
+
+def test_fedavg_averages_shared_parameters_and_sends_the_global_policy():
+    fedavg = FedAvg(Participation.parse("0.0", "fixed", 2), 0)
+    assert fedavg.participation.size == 2  # mandatory: everyone, whatever was asked
+    a = ArrayRecord({"w": Array(np.array([1.0, 3.0], np.float32))})
+    b = ArrayRecord({"w": Array(np.array([3.0, 5.0], np.float32))})
+    mean, metrics = fedavg.aggregate_train(1, [FakeReply({"shared": a}), FakeReply({"shared": b})])
+    np.testing.assert_allclose(mean["w"].numpy(), [2.0, 4.0])
+    assert fedavg.anchors(0, mean) == {"replace": mean}
+
+
+def test_voluntary_rule_tries_both_sides_then_follows_returns():
+    rng = np.random.default_rng(0)
+    rec = JoinRecord()
+    rec, join = decide(rec, 5.0, member_now=True, epsilon=0.0, memory=0.5, rng=rng)
+    assert join is False and rec.n_in == 0  # round 1: nothing to credit yet; try leaving
+    rec, join = decide(rec, 4.0, member_now=False, epsilon=0.0, memory=0.5, rng=rng)
+    assert rec.ema_in == 4.0 and rec.n_in == 1 and join is False  # return earned as a member
+    rec, join = decide(rec, 10.0, member_now=False, epsilon=0.0, memory=0.5, rng=rng)
+    assert rec.ema_out == 10.0 and join is False  # out pays more: stay out
+    rec, join = decide(rec, 2.0, member_now=False, epsilon=0.0, memory=0.5, rng=rng)
+    assert rec.ema_out == pytest.approx(6.0)  # 0.5·10 + 0.5·2
+    rec.ema_in = 7.0
+    _, join = decide(rec, 6.0, member_now=False, epsilon=0.0, memory=0.5, rng=rng)
+    assert join is True  # in (7) beats out (6)
+    choices = [decide(JoinRecord(n_in=1, n_out=1, ema_in=9.0), 0.0, True, 1.0, 0.5, np.random.default_rng(s))[1]
+               for s in range(200)]
+    assert 60 < sum(choices) < 140  # ε = 1: a fair coin
+
+
+def test_voluntary_participation_follows_declarations():
+    p = Participation.parse("voluntary", "fixed", 3)
+    assert p.members(1, 0) == {0, 1, 2}
+    p.declare({0: False, 2: True})
+    assert p.members(2, 0) == {1, 2}
+    p.declare({0: True})
+    assert p.members(3, 0) == {0, 1, 2}
