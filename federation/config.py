@@ -63,17 +63,17 @@ class RunConfig:
     # Inequity aversion (strategy ia): envy a and guilt b
     ia_envy: float = 5.0
     ia_guilt: float = 0.05
-    # Agents' PPO learner
-    hidden: int = 256
-    layers: int = 2
-    lr_actor: float = 1e-3
-    lr_critic: float = 1e-3
-    gamma: float = 0.98
-    gae_lambda: float = 0.97
-    clip: float = 0.2
-    epochs: int = 4
-    minibatch: int = 1024
-    ent_coef: float = 0.01
+    # Agents' PPO learner (defaults: clients.ppo.PPOConfig)
+    hidden: int = PPOConfig.hidden
+    layers: int = PPOConfig.layers
+    lr_actor: float = PPOConfig.lr_actor
+    lr_critic: float = PPOConfig.lr_critic
+    gamma: float = PPOConfig.gamma
+    gae_lambda: float = PPOConfig.gae_lambda
+    clip: float = PPOConfig.clip
+    epochs: int = PPOConfig.epochs
+    minibatch: int = PPOConfig.minibatch
+    ent_coef: float = PPOConfig.ent_coef
     # Execution
     client_cpus: float = 1.0
     torch_threads: int = 1

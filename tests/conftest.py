@@ -4,8 +4,10 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import envs
 from federation.config import RunConfig
 
 RAY_DIR = Path("/tmp/ray")
@@ -28,3 +30,19 @@ def tiny(tmp_path) -> RunConfig:
     """3 agents, small networks, short rounds: a whole simulation in ~10 s."""
     return RunConfig(agents=3, rounds=2, batch=2, steps=20, hidden=16, minibatch=64, fed_batch=64,
                      fed_updates=2, epochs=2, out=str(tmp_path / "run"), progress=False).validated()
+
+
+def random_policy_returns(name: str, agents: int, episodes: int = 64, seed: int = 0) -> np.ndarray:
+    """Each agent's return over one episode of uniformly random actions: [episodes, agents]."""
+    game = envs.make_batched(name, agents, batch_size=episodes, seed=seed)
+    rng = np.random.default_rng(seed)
+    total = np.zeros((episodes, agents))
+    for _ in range(game.episode_length):
+        _, rewards, _, _ = game.step(rng.integers(0, game.num_actions, (episodes, agents)))
+        total += rewards
+    return total
+
+
+@pytest.fixture
+def random_returns():
+    return random_policy_returns
