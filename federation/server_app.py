@@ -86,40 +86,14 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
         replies = list(grid.send_and_receive(messages, timeout=cfg.reply_timeout))
         t3 = time.perf_counter()
 
-        client_stats: list[dict] = []
-        answered = set()
-        for reply in replies:
-            agent = node_agent.get(reply.metadata.src_node_id)
-            answered.add(agent)
-            if reply.has_error():
-                recorder.event(rnd, "agent_error", f"agent {agent}: {reply.error.reason}")
-                continue
-            # The acting weights go to the world and are removed from what the strategy sees.
-            world.set_acting(agent, reply.content.pop(protocol.ACTING))
-            client_stats.append(dict(reply.content[protocol.METRICS]))
-        for agent in sorted(set(nodes) - answered):
-            recorder.event(rnd, "agent_timeout", f"agent {agent} did not reply within {cfg.reply_timeout} s")
-
-        strategy.participation.declare({node_agent[r.metadata.src_node_id]: bool(r.content[protocol.METRICS]["join-next"])
-                                        for r in replies if not r.has_error() and "join-next" in r.content[protocol.METRICS]})
+        client_stats = deliver(rnd, replies, world, strategy, node_agent, recorder, cfg.reply_timeout)
         new_arrays, agg_metrics = strategy.aggregate_train(rnd, replies)
         arrays = new_arrays if new_arrays is not None else arrays
         arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)
         t4 = time.perf_counter()
 
-        train_s = float(sum(s.get("train_s", 0.0) for s in client_stats))
-        exchange_s = t3 - t2
-        row = {"round": rnd, **welfare_row(rollout.returns, strategy.members)}
-        if len(strategy.members) >= 2:  # Theorem 2's consensus gap among the participants
-            row["consensus_gap"] = consensus_gap(world.policies.flat(sorted(strategy.members)))
-        row |= {"rollout_s": t1 - t0, "train_s": train_s, "aggregate_s": t4 - t3,
-                "flower_s": max(0.0, exchange_s - train_s / min(concurrency, max(len(client_stats), 1))),
-                "exchange_s": exchange_s, "round_s": t4 - t0, "agent_steps": rollout.agent_steps,
-                "failed_agents": cfg.agents - len(client_stats)}
-        for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss"):
-            vals = [s[key] for s in client_stats if key in s]
-            if vals:
-                row[f"agents_{key}"] = float(np.mean(vals))
+        timings = {"rollout_s": t1 - t0, "exchange_s": t3 - t2, "aggregate_s": t4 - t3, "round_s": t4 - t0}
+        row = round_row(rnd, rollout, world, strategy, client_stats, timings, concurrency, cfg.agents)
         row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics).items()}
         recorder.add(row)
         if bar is not None:
@@ -129,6 +103,46 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
         bar.close()
     return recorder.finish({"strategy": cfg.strategy, "env": cfg.env, "seed": cfg.seed, "agents": cfg.agents,
                             "startup_s": startup_s, "wall_s": time.perf_counter() - start})
+
+
+def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[int, int], recorder: RunRecorder,
+            timeout: float) -> list[dict]:
+    """Hand each agent's acting weights to the world (removing them from the reply the
+    strategy will see) and its join decision to the participation set; record agents
+    that failed or stayed silent as events. Returns the agents' training metrics."""
+    stats, answered, choices = [], set(), {}
+    for reply in replies:
+        agent = node_agent[reply.metadata.src_node_id]
+        answered.add(agent)
+        if reply.has_error():
+            recorder.event(rnd, "agent_error", f"agent {agent}: {reply.error.reason}")
+            continue
+        world.set_acting(agent, reply.content.pop(protocol.ACTING))
+        metrics = dict(reply.content[protocol.METRICS])
+        if "join-next" in metrics:
+            choices[agent] = bool(metrics["join-next"])
+        stats.append(metrics)
+    for agent in sorted(set(node_agent.values()) - answered):
+        recorder.event(rnd, "agent_timeout", f"agent {agent} did not reply within {timeout} s; it keeps its last policy")
+    strategy.participation.declare(choices)
+    return stats
+
+
+def round_row(rnd: int, rollout, world: World, strategy, client_stats: list[dict], timings: dict,
+              concurrency: int, num_agents: int) -> dict:
+    """One row of metrics.csv: welfare, fairness, diagnostics and timings."""
+    row = {"round": rnd, **welfare_row(rollout.returns, strategy.members)}
+    if len(strategy.members) >= 2:  # Theorem 2's consensus gap among the participants
+        row["consensus_gap"] = consensus_gap(world.policies.flat(sorted(strategy.members)))
+    train_s = float(sum(s.get("train_s", 0.0) for s in client_stats))
+    parallel = min(concurrency, max(len(client_stats), 1))
+    row |= {**timings, "train_s": train_s, "flower_s": max(0.0, timings["exchange_s"] - train_s / parallel),
+            "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
+    for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss"):
+        vals = [s[key] for s in client_stats if key in s]
+        if vals:
+            row[f"agents_{key}"] = float(np.mean(vals))
+    return row
 
 
 def _progress(cfg: RunConfig):
