@@ -4,9 +4,11 @@
     python run_sim.py --env matthew --strategy fpf --agents 10 --participation 0.5 \
         --rounds 100 --seed 0 --out runs/fpf
 
-Several strategies and seeds at once write one run directory each plus a comparison:
+Several strategies, LMF graphs and seeds at once write one run directory each plus a
+comparison table and plot:
 
     python run_sim.py --strategy fpf dnf independent --seeds 0 1 2 --out runs/cmp
+    python run_sim.py --env job --strategy lmf avg --graph ring fixed dynamic --out runs/lmf
 
 Every key of federation.config.RunConfig is a flag (``--lambda-u 0.5``); ``flwr run .``
 takes the same keys through ``--run-config``.
@@ -36,6 +38,7 @@ HELP = {
 def parser() -> argparse.ArgumentParser:
     import envs
     import strategies
+    from federation.graphs import SCHEDULES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = RunConfig()
@@ -45,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
         help_text = HELP.get(f.name, f.name.replace("_", " ")) + f" (default: {default})"
         if f.name == "strategy":
             p.add_argument(flag, nargs="+", default=[default], help=help_text + f"; choices: {', '.join(strategies.available())}")
+        elif f.name == "graph":
+            p.add_argument(flag, nargs="+", default=[default], help="LMF's graph schedules (one or more; each is a run)"
+                           f" (default: {default}); choices: {', '.join(sorted(SCHEDULES))}")
         elif f.name == "env":
             p.add_argument(flag, default=default, help=help_text + f"; choices: {', '.join(envs.available())}")
         elif f.name == "progress":
@@ -57,15 +63,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def plan(args: argparse.Namespace) -> list[RunConfig]:
-    """One validated RunConfig per (strategy, seed); several runs go to OUT/<strategy>_seed<s>."""
+    """One validated RunConfig per (strategy, graph for LMF, seed).
+
+    A single run writes to OUT; several write to OUT/<label>_seed<s>, where the label is
+    the strategy (with the graph and mode for LMF).
+    """
     values = {f.name: getattr(args, f.name) for f in fields(RunConfig)}
-    seeds = args.seeds or [args.seed]
+    seeds = list(dict.fromkeys(args.seeds or [args.seed]))
+    variants = [{"strategy": s, "graph": g} for s in dict.fromkeys(args.strategy)
+                for g in (dict.fromkeys(args.graph) if s == "lmf" else [args.graph[0]])]
     runs = []
-    for strategy in dict.fromkeys(args.strategy):
-        for seed in dict.fromkeys(seeds):
-            single = len(args.strategy) == 1 and len(seeds) == 1
-            out = args.out if single else str(Path(args.out) / f"{strategy}_seed{seed}")
-            runs.append(RunConfig.from_mapping(values | {"strategy": strategy, "seed": seed, "out": out}))
+    for variant in variants:
+        for seed in seeds:
+            cfg = RunConfig.from_mapping(values | variant | {"seed": seed})
+            out = args.out if len(variants) * len(seeds) == 1 else str(Path(args.out) / f"{cfg.label}_seed{seed}")
+            runs.append(cfg.replace(out=out))
     return runs
 
 

@@ -29,8 +29,8 @@ def format_summary(summaries: list[dict]) -> str:
     """A Markdown table of summaries grouped by strategy (mean ± std over seeds)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for s in summaries:
-        groups[s["strategy"]].append(s)
-    head = "| strategy | seeds | " + " | ".join(label for _, label in COLUMNS) + " |"
+        groups[s.get("label", s["strategy"])].append(s)
+    head = "| method | seeds | " + " | ".join(label for _, label in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
     for strategy, runs in groups.items():
         seeds = ",".join(str(r["seed"]) for r in runs)
@@ -60,7 +60,7 @@ def plot_comparison(run_dirs: list[Path], summaries: list[dict], path: Path) -> 
     """Collective return and CV per strategy: mean over seeds, shaded ± std."""
     curves: dict[str, list[list[dict]]] = defaultdict(list)
     for d, s in zip(run_dirs, summaries):
-        curves[s["strategy"]].append(read_metrics(d))
+        curves[s.get("label", s["strategy"])].append(read_metrics(d))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for c, (strategy, runs) in enumerate(curves.items()):
         length = min(len(r) for r in runs)

@@ -105,6 +105,14 @@ class RunConfig:
         names = {f.name for f in fields(PPOConfig)}
         return PPOConfig(**{k: v for k, v in asdict(self).items() if k in names})
 
+    @property
+    def label(self) -> str:
+        """Name of the method in tables and plots: the strategy, with LMF's graph and mode."""
+        if self.strategy != "lmf":
+            return self.strategy
+        graph = "file" if self.graph_file else self.graph
+        return f"lmf-{graph}" + ("-gradients" if self.lmf_mode == "gradients" else "")
+
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes).validated()
 

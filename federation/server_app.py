@@ -101,7 +101,7 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
     if bar is not None:
         bar.close()
-    return recorder.finish({"strategy": cfg.strategy, "env": cfg.env, "seed": cfg.seed, "agents": cfg.agents,
+    return recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed, "agents": cfg.agents,
                             "startup_s": startup_s, "wall_s": time.perf_counter() - start})
 
 

@@ -68,3 +68,19 @@ def test_several_strategies_and_seeds_plan_one_directory_each(tmp_path):
     runs = run_sim.plan(args)
     assert [(r.strategy, r.seed) for r in runs] == [("fpf", 0), ("fpf", 1), ("dnf", 0), ("dnf", 1)]
     assert runs[3].out == str(tmp_path / "dnf_seed1")
+    args = run_sim.parser().parse_args(["--strategy", "lmf", "avg", "--graph", "ring", "fixed", "--out", str(tmp_path)])
+    runs = run_sim.plan(args)
+    assert [(r.label, r.graph) for r in runs] == [("lmf-ring", "ring"), ("lmf-fixed", "fixed"), ("avg", "ring")]
+    assert runs[1].out == str(tmp_path / "lmf-fixed_seed0")
+
+
+def test_one_comparison_table_across_graphs_and_baselines(tmp_path, capsys):
+    """Two LMF graphs and a baseline on Job Scheduling, one round each, compared in one table."""
+    code = run_sim.main(["--env", "job", "--agents", "3", "--strategy", "lmf", "ia", "--graph", "ring", "dynamic",
+                         "--participation", "1.0", "--rounds", "1", "--batch", "2", "--steps", "10", "--hidden", "8",
+                         "--minibatch", "32", "--no-progress", "--out", str(tmp_path)])
+    assert code == 0
+    table = (tmp_path / "comparison.md").read_text()
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:5]] == ["lmf-ring", "lmf-dynamic", "ia"]
+    assert (tmp_path / "comparison.png").stat().st_size > 10_000
+    assert len((tmp_path / "comparison.csv").read_text().splitlines()) == 4
