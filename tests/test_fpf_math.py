@@ -40,7 +40,7 @@ def test_proximal_penalty_and_gradient():
     anchors = Anchors(omega={"w": torch.zeros(2)}, omega_bar={"w": torch.ones(2)}, lambda_u=2.0, lambda_e=4.0)
     penalty = anchors.penalty([("w", theta)])
     # 2/2·(1 + 4) + 4/2·(0 + 1) = 7
-    assert float(penalty) == pytest.approx(7.0)
+    assert penalty.item() == pytest.approx(7.0)
     penalty.backward()
     # λ_u(θ-ω) + λ_e(θ-ω̄) = 2·[1,2] + 4·[0,1]
     np.testing.assert_allclose(theta.grad.numpy(), [2.0, 8.0])

@@ -57,7 +57,7 @@ def test_proximal_anchor_pulls_the_policy():
     def distance(lambda_u):
         learner = PPOLearner(6, 5, cfg, policy_seed=0, critic_seed=1)
         learner.train(exp, Anchors(omega=omega, lambda_u=lambda_u), seed=0)
-        return sum(float(((p - omega[k]) ** 2).sum()) for k, p in learner.actor.named_parameters())
+        return sum(float(((p.detach() - omega[k]) ** 2).sum()) for k, p in learner.actor.named_parameters())
 
     free, pulled = distance(0.0), distance(10.0)
     assert pulled < 0.5 * free
