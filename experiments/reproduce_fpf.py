@@ -57,12 +57,12 @@ MATTHEW_ONLY = ("lmf-fix", "lmf-dynamic")
 
 
 def plan(games: dict[str, int], seeds: list[int], out: Path) -> list[tuple[str, str, RunConfig]]:
-    runs = []
-    for game, rounds in games.items():
-        for variant, settings in VARIANTS.items():
-            if variant in MATTHEW_ONLY and game != "matthew":
-                continue
-            for seed in seeds:
+    runs = []  # seed outermost: an interrupted reproduction still has whole seeds
+    for seed in seeds:
+        for game, rounds in games.items():
+            for variant, settings in VARIANTS.items():
+                if variant in MATTHEW_ONLY and game != "matthew":
+                    continue
                 cfg = RunConfig(env=game, agents=GAMES[game], rounds=rounds, seed=seed, progress=False,
                                 out=str(out / "runs" / game / f"{variant}_seed{seed}"), **settings)
                 runs.append((game, variant, cfg.validated()))

@@ -74,6 +74,7 @@ class RunConfig:
     epochs: int = PPOConfig.epochs
     minibatch: int = PPOConfig.minibatch
     ent_coef: float = PPOConfig.ent_coef
+    anchor_step: str = PPOConfig.anchor_step
     # Execution
     client_cpus: float = 1.0
     torch_threads: int = 1
@@ -145,6 +146,8 @@ class RunConfig:
         for name in ("gamma", "gae_lambda", "clip", "vol_epsilon", "vol_memory"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if self.anchor_step not in ("sgd", "adam"):
+            raise ConfigError(f"unknown anchor-step '{self.anchor_step}'; valid choices: sgd, adam")
         _check_graph(self)
         try:
             envs.make_batched(self.env, self.agents, batch_size=1)

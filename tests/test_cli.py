@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
     (["--rounds", "0"], "rounds must be >= 1, got 0"),
     (["--agents", "0"], "agents must be >= 1, got 0"),
     (["--eta", "0"], "eta must be in (0, 2]"),
+    (["--anchor-step", "lbfgs"], "unknown anchor-step 'lbfgs'; valid choices: sgd, adam"),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(args, expected, capsys):
     assert run_sim.main(args + ["--out", "/nonexistent/never-written"]) == 2

@@ -46,6 +46,16 @@ def test_proximal_penalty_and_gradient():
     np.testing.assert_allclose(theta.grad.numpy(), [2.0, 8.0])
 
 
+def test_anchor_pull_is_one_plain_gradient_step():
+    theta = torch.tensor([1.0, 2.0])
+    anchors = Anchors(omega={"w": torch.zeros(2)}, omega_bar={"w": torch.ones(2)}, lambda_u=2.0, lambda_e=4.0)
+    anchors.pull([("w", theta)], lr=0.1)
+    # θ - 0.1·(2·(θ - 0) + 4·(θ - 1)) = [1 - 0.2, 2 - 0.8]
+    np.testing.assert_allclose(theta.numpy(), [0.8, 1.2], rtol=1e-6)
+    Anchors(omega={"w": torch.zeros(2)}, lambda_u=0.0).pull([("w", theta)], lr=0.1)
+    np.testing.assert_allclose(theta.numpy(), [0.8, 1.2], rtol=1e-6)  # λ = 0: no pull
+
+
 def test_proximal_penalty_rejects_mismatched_anchor():
     with pytest.raises(ValueError, match="anchor has parameters"):
         Anchors(omega={"other": torch.zeros(1)}, lambda_u=1.0).penalty([("w", torch.zeros(1))])

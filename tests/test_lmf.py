@@ -13,7 +13,9 @@ import run_sim
 from clients import protocol
 from clients.model import flat, initial_policy, to_record
 from clients.protocol import pack_experience
+from federation.config import RunConfig
 from federation.graphs import make_schedule
+from federation.server_app import base_config
 from federation.participation import Participation
 from federation.simulation import simulate
 from federation.world import World
@@ -73,10 +75,8 @@ def identity():
 def _train(context, mode, share, mix=None, rnd=1):
     game = envs.make_batched("matthew", 2, batch_size=2, episode_length=20)
     exp = World(game, to_record(initial_policy(6, 5, 8, 1, 0)), seed=0).rollout(1).experience(0)
-    cfg = {"agent-id": 0, "server-round": rnd, "seed": 0, "obs-dim": 6, "num-actions": 5, "torch-threads": 1,
-           "share": share, "lmf-mode": mode, "hidden": 8, "layers": 1, "lr-actor": 1e-2, "lr-critic": 1e-2,
-           "gamma": 0.98, "gae-lambda": 0.97, "clip": 0.2, "epochs": 1, "minibatch": 20, "ent-coef": 0.01,
-           "vf-coef": 0.5, "max-grad-norm": 0.5}
+    run = RunConfig(hidden=8, layers=1, lr_actor=1e-2, lr_critic=1e-2, epochs=1, minibatch=20)
+    cfg = dict(base_config(run, game, rnd)) | {"agent-id": 0, "share": share, "lmf-mode": mode}
     content = RecordDict({"config": ConfigRecord(cfg), "experience": pack_experience(exp)})
     if mix is not None:
         content["mix"] = mix

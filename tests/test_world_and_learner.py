@@ -61,6 +61,8 @@ def test_proximal_anchor_pulls_the_policy():
 
     free, pulled = distance(0.0), distance(10.0)
     assert pulled < 0.5 * free
+    cfg.anchor_step = "adam"  # FedProx convention: the penalty inside the loss
+    assert distance(10.0) < 0.5 * free
 
 
 def test_learner_state_round_trips_through_bytes():
