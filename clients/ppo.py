@@ -182,6 +182,8 @@ class PPOLearner:
                 n_updates += 1
         stats = {k: v / max(n_updates, 1) for k, v in stats.items()}
         stats["train_s"] = time.perf_counter() - start
+        # cumulative Adam steps: shows the learner's state survived from earlier rounds
+        stats["optimizer_steps"] = float(self.opt_actor.state_dict()["state"][0]["step"])
         stats["num-examples"] = float(len(b_obs))
         return stats
 

@@ -138,7 +138,7 @@ def round_row(rnd: int, rollout, world: World, strategy, client_stats: list[dict
     parallel = min(concurrency, max(len(client_stats), 1))
     row |= {**timings, "train_s": train_s, "flower_s": max(0.0, timings["exchange_s"] - train_s / parallel),
             "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
-    for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss"):
+    for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "optimizer_steps"):
         vals = [s[key] for s in client_stats if key in s]
         if vals:
             row[f"agents_{key}"] = float(np.mean(vals))
