@@ -90,6 +90,9 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
         new_arrays, agg_metrics = strategy.aggregate_train(rnd, replies)
         arrays = new_arrays if new_arrays is not None else arrays
         arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)
+        if (shared := strategy.shared_policy(arrays)) is not None:
+            for agent in nodes:
+                world.set_acting(agent, shared)
         t4 = time.perf_counter()
 
         timings = {"rollout_s": t1 - t0, "exchange_s": t3 - t2, "aggregate_s": t4 - t3, "round_s": t4 - t0}

@@ -68,6 +68,10 @@ class FederationStrategy(Strategy):
         """Rewards the agents train on, [T, B, N]; the game's own by default."""
         return rewards
 
+    def shared_policy(self, arrays: ArrayRecord) -> ArrayRecord | None:
+        """A policy every agent acts with after aggregation (FedAvg's global one); None: each its own."""
+        return None
+
     def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
         """Server-side training on the world's data; nothing by default."""
         return arrays, {}

@@ -3,8 +3,10 @@ r"""FedAvg: all agents share one policy by plain parameter averaging each round.
 Round t: every agent adopts the global policy ω_t (the ``replace`` record), trains on its
 own experience, and shares θ̃_i; the federation sets
 :math:`ω_{t+1} = \frac{1}{|S|}\sum_{i∈S} θ̃_i` over the agents S that replied. Participation is
-mandatory. Agents act with their own θ̃_i (one local round away from ω), the policy each
-of them actually holds.
+mandatory. Every agent acts with ω_{t+1}: the one shared policy. (Letting each agent act
+with its own θ̃_i instead makes the next round's experience off-policy for ω_{t+1}, the
+point its training starts from; measured on the Matthew Effect that drove the agents'
+policies apart every round and the collective return below random play.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class FedAvg(FederationStrategy):
 
     def anchors(self, agent: int, arrays: ArrayRecord) -> dict[str, ArrayRecord]:
         return {protocol.REPLACE: arrays}
+
+    def shared_policy(self, arrays: ArrayRecord) -> ArrayRecord | None:
+        return arrays
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         uploads = shared_uploads(replies)

@@ -75,3 +75,10 @@ def test_voluntary_participation_reaches_the_federation(tiny):
     rows = read_rows(tiny.out)
     assert [float(r["participation_rate"]) for r in rows] == [1.0, 0.0, 0.0]
     assert [float(r["uploads"]) for r in rows] == [3, 0, 0]
+
+
+def test_fedavg_agents_all_act_with_the_averaged_policy(tiny):
+    simulate(tiny.replace(strategy="fedavg"))
+    rows = read_rows(tiny.out)
+    assert [float(r["consensus_gap"]) for r in rows] == [0.0, 0.0]
+    assert [float(r["uploads"]) for r in rows] == [3, 3]
