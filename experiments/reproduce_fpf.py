@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -35,7 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from federation.config import RunConfig  # noqa: E402
-from federation.results import plt, read_metrics, smooth  # noqa: E402
+from federation.compare import fmt_mean_std, mean_curve  # noqa: E402
+from federation.results import plt, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
 
 GAMES = {"matthew": 10, "job": 4, "manufacturing": 5}
@@ -78,13 +78,6 @@ def load(runs) -> dict[tuple[str, str], list[tuple[dict, list[dict]]]]:
     return results
 
 
-def curve(rows: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    length = min(len(r) for r in rows)
-    w = max(1, length // 10)
-    ys = np.array([smooth(np.array([row[key] for row in r[:length]], dtype=float), w) for r in rows])
-    return np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
-
-
 def plot(results, games, variants, key, path: Path, title: str, ylabel: str) -> None:
     fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 4), squeeze=False)
     for ax, game in zip(axes[0], games):
@@ -92,7 +85,7 @@ def plot(results, games, variants, key, path: Path, title: str, ylabel: str) -> 
             runs = results.get((game, variant))
             if not runs:
                 continue
-            mean, std = curve([m for _, m in runs], key)
+            mean, std = mean_curve([m for _, m in runs], key, smoothing=0.1)
             x = np.arange(1, len(mean) + 1)
             ax.plot(x, mean, color=f"C{c}", label=LABELS[variant])
             ax.fill_between(x, mean - std, mean + std, color=f"C{c}", alpha=0.15)
@@ -112,7 +105,7 @@ def plot_participants(results, games, path: Path) -> None:
             continue
         for c, (key, label) in enumerate((("participants_return", "participants"),
                                           ("nonparticipants_return", "non-participants"))):
-            mean, std = curve([m for _, m in runs], key)
+            mean, std = mean_curve([m for _, m in runs], key, smoothing=0.1)
             x = np.arange(1, len(mean) + 1)
             ax.plot(x, mean, color=f"C{c + 2}", label=label)
             ax.fill_between(x, mean - std, mean + std, color=f"C{c + 2}", alpha=0.15)
@@ -121,13 +114,6 @@ def plot_participants(results, games, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def fmt(values) -> str:
-    arr = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if arr.size == 0:
-        return "–"
-    return f"{arr.mean():.3g} ± {arr.std():.2g}" if arr.size > 1 else f"{arr.mean():.3g}"
 
 
 def table(results, games, out: Path) -> str:
@@ -144,7 +130,7 @@ def table(results, games, out: Path) -> str:
             if not runs:
                 continue
             seeds = ",".join(str(s["seed"]) for s, _ in runs)
-            cells = [fmt([s.get(k) for s, _ in runs]) for k, _ in cols]
+            cells = [fmt_mean_std([s.get(k) for s, _ in runs]) for k, _ in cols]
             lines.append(f"| {LABELS[variant]} | {seeds} | " + " | ".join(cells) + " |")
             for s, _ in runs:
                 rows.append({"game": game, "method": LABELS[variant], "seed": s["seed"], **{k: s.get(k) for k, _ in cols}})

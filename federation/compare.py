@@ -18,7 +18,8 @@ COLUMNS = (("collective_return_last", "collective"), ("cv_last", "CV"), ("jain_l
            ("cv_avg", "CV (avg)"))
 
 
-def _fmt(values: list[float]) -> str:
+def fmt_mean_std(values: list[float]) -> str:
+    """"mean ± std" of the finite values (just the mean for one, "–" for none)."""
     arr = np.array([v for v in values if v is not None and math.isfinite(float(v))], dtype=float)
     if arr.size == 0:
         return "–"
@@ -34,7 +35,7 @@ def format_summary(summaries: list[dict]) -> str:
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
     for strategy, runs in groups.items():
         seeds = ",".join(str(r["seed"]) for r in runs)
-        cells = [_fmt([r.get(key, math.nan) for r in runs]) for key, _ in COLUMNS]
+        cells = [fmt_mean_std([r.get(key, math.nan) for r in runs]) for key, _ in COLUMNS]
         lines.append(f"| {strategy} | {seeds} | " + " | ".join(cells) + " |")
     last = summaries[0].get("last_rounds", "?")
     return "\n".join(lines) + f"\n\nColumns without '(avg)' average the last {last} rounds; '(avg)' averages all rounds."
@@ -56,6 +57,14 @@ def compare(run_dirs: list[Path], out: Path) -> str:
     return table
 
 
+def mean_curve(runs: list[list[dict]], key: str, smoothing: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over runs of ``key``, each run smoothed over ``smoothing`` of its length."""
+    length = min(len(r) for r in runs)
+    w = max(1, int(length * smoothing))
+    ys = np.array([smooth(np.array([row[key] for row in r[:length]], dtype=float), w) for r in runs])
+    return np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+
+
 def plot_comparison(run_dirs: list[Path], summaries: list[dict], path: Path) -> None:
     """Collective return and CV per strategy: mean over seeds, shaded ± std."""
     curves: dict[str, list[list[dict]]] = defaultdict(list)
@@ -63,12 +72,9 @@ def plot_comparison(run_dirs: list[Path], summaries: list[dict], path: Path) -> 
         curves[s.get("label", s["strategy"])].append(read_metrics(d))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for c, (strategy, runs) in enumerate(curves.items()):
-        length = min(len(r) for r in runs)
-        rounds = np.arange(1, length + 1)
-        w = max(1, length // 20)
         for ax, key in zip(axes, ("collective_return", "cv")):
-            ys = np.array([smooth(np.array([row[key] for row in r[:length]]), w) for r in runs])
-            mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+            mean, std = mean_curve(runs, key)
+            rounds = np.arange(1, len(mean) + 1)
             ax.plot(rounds, mean, color=f"C{c}", label=f"{strategy} (n={len(runs)})")
             ax.fill_between(rounds, mean - std, mean + std, color=f"C{c}", alpha=0.2)
     axes[0].set(xlabel="round", ylabel="collective return", title="collective return")

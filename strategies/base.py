@@ -60,8 +60,8 @@ class FederationStrategy(Strategy):
         """Records sent to ``agent`` besides its experience (none by default)."""
         return {}
 
-    def agent_config(self, agent: int) -> dict:
-        """Extra config entries for ``agent`` (none by default)."""
+    def agent_config(self, agent: int, server_round: int) -> dict:
+        """Extra config entries for ``agent`` this round (none by default)."""
         return {}
 
     def train_rewards(self, rewards: np.ndarray) -> np.ndarray:
@@ -86,7 +86,7 @@ class FederationStrategy(Strategy):
         messages = []
         for agent, node in sorted(self.nodes.items()):
             share = self.share if agent in self.members else protocol.SHARE_NONE
-            agent_cfg = ConfigRecord({**dict(config), **self.agent_config(agent), "agent-id": agent, "share": share,
+            agent_cfg = ConfigRecord({**dict(config), **self.agent_config(agent, server_round), "agent-id": agent, "share": share,
                                       **self._volunteer_config()})
             content = RecordDict({protocol.CONFIG: agent_cfg, **self.anchors(agent, arrays)})
             messages.append(Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN))

@@ -92,7 +92,7 @@ class FPF(FederationStrategy):
     def anchors(self, agent: int, arrays: ArrayRecord) -> dict[str, ArrayRecord]:
         return {protocol.OMEGA: arrays, protocol.OMEGA_BAR: self._omega_bar_record}
 
-    def agent_config(self, agent: int) -> dict:
+    def agent_config(self, agent: int, server_round: int) -> dict:
         return {"lambda-u": self.fed_alpha * self.lambda_u, "lambda-e": self.fed_alpha * self.lambda_e}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:

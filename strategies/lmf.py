@@ -24,9 +24,11 @@ the theory wants β ∈ (1/2, 1); 0 keeps them constant). Non-participants train
 from __future__ import annotations
 
 from collections.abc import Iterable
+from logging import INFO
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
+from flwr.supercore import log
 
 from clients import protocol
 from federation.graphs import GraphSchedule, check_weights
@@ -78,12 +80,8 @@ class LMF(FederationStrategy):
         mix = self.pending.pop(agent, None)
         return {} if mix is None else {protocol.MIX: mix}
 
-    def agent_config(self, agent: int) -> dict:
-        return {"lmf-mode": self.mode, "lr-scale": float(self._round ** -self.beta)}
-
-    def configure_train(self, server_round, arrays, config, grid):
-        self._round = server_round
-        return super().configure_train(server_round, arrays, config, grid)
+    def agent_config(self, agent: int, server_round: int) -> dict:
+        return {"lmf-mode": self.mode, "lr-scale": float(server_round ** -self.beta)}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         agent_of = {node: agent for agent, node in self.nodes.items()}
@@ -102,9 +100,5 @@ class LMF(FederationStrategy):
 
     def summary(self) -> None:
         super().summary()
-        from logging import INFO
-
-        from flwr.supercore import log
-
         log(INFO, "\t│\t├── graph %s (B = %s), %s exchange, β = %s", self.schedule.name, self.schedule.interval,
             self.mode, self.beta)

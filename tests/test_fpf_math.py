@@ -113,7 +113,7 @@ def test_fpf_sends_eq9_pull_weights_and_both_anchors_to_everyone():
     fpf = FPF(Participation.parse("ids:0", "fixed", 2), 0, init, obs_dim=2, num_actions=1, state_dim=4,
               hidden=1, layers=0, fed_alpha=0.01, lambda_u=2.0, lambda_e=3.0)
     for agent in (0, 1):
-        assert fpf.agent_config(agent) == {"lambda-u": pytest.approx(0.02), "lambda-e": pytest.approx(0.03)}
+        assert fpf.agent_config(agent, 1) == {"lambda-u": pytest.approx(0.02), "lambda-e": pytest.approx(0.03)}
         assert set(fpf.anchors(agent, init)) == {"omega", "omega-bar"}
 
 
