@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from federation.config import ConfigError, RunConfig
@@ -26,7 +25,10 @@ from federation.config import ConfigError, RunConfig
 HELP = {
     "env": "game to play", "strategy": "federation strategies to run (one or more)",
     "agents": "number of agents N", "rounds": "federation rounds", "seed": "random seed",
-    "out": "output directory", "participation": "fraction in [0,1] of agents that join, or ids:0,3,7",
+    "out": "output directory",
+    "participation": "fraction in [0,1] of agents that join, ids:0,3,7, or voluntary (each agent decides each round)",
+    "learner": "every agent's learner (ppo, dqn, q-table), or per agent, e.g. ppo:0-4,dqn:5-9",
+    "observation": "the game's observation mode (job: vector, discrete, image); empty: the game's default",
     "draw": "fixed (the first agents) or random (a fresh draw each round)",
     "batch": "parallel game copies B per round", "steps": "steps per round (0: one episode)",
     "lambda_u": "pull toward the utilitarian policy ω", "lambda_e": "pull toward the egalitarian policy ω̄",
@@ -38,25 +40,26 @@ HELP = {
 def parser() -> argparse.ArgumentParser:
     import envs
     import strategies
-    from federation.graphs import SCHEDULES
+    from strategies.graphs import SCHEDULES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = RunConfig()
-    for f in fields(RunConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        help_text = HELP.get(f.name, f.name.replace("_", " ")) + f" (default: {default})"
-        if f.name == "strategy":
+    for name, (group, f) in RunConfig.keys().items():
+        flag = "--" + name.replace("_", "-")
+        default = defaults.get(name)
+        help_text = HELP.get(name, name.replace("_", " ")) + f" (default: {default})"
+        if name == "strategy":
             p.add_argument(flag, nargs="+", default=[default], help=help_text + f"; choices: {', '.join(strategies.available())}")
-        elif f.name == "graph":
+        elif name == "graph":
             p.add_argument(flag, nargs="+", default=[default], help="LMF's graph schedules (one or more; each is a run)"
                            f" (default: {default}); choices: {', '.join(sorted(SCHEDULES))}")
-        elif f.name == "env":
+        elif name == "env":
             p.add_argument(flag, default=default, help=help_text + f"; choices: {', '.join(envs.available())}")
-        elif f.name == "progress":
+        elif name == "progress":
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
-            p.add_argument(flag, type={"int": int, "float": float, "str": str}[str(f.type)], default=default, help=help_text)
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            p.add_argument(flag, type={"int": int, "float": float, "str": str}[kind], default=default, help=help_text)
     p.add_argument("--seeds", type=int, nargs="+", help="several seeds (overrides --seed)")
     p.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     return p
@@ -68,7 +71,7 @@ def plan(args: argparse.Namespace) -> list[RunConfig]:
     A single run writes to OUT; several write to OUT/<label>_seed<s>, where the label is
     the strategy (with the graph and mode for LMF).
     """
-    values = {f.name: getattr(args, f.name) for f in fields(RunConfig)}
+    values = {name: getattr(args, name) for name in RunConfig.keys()}
     seeds = list(dict.fromkeys(args.seeds or [args.seed]))
     variants = [{"strategy": s, "graph": g} for s in dict.fromkeys(args.strategy)
                 for g in (dict.fromkeys(args.graph) if s == "lmf" else [args.graph[0]])]
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for note in dict.fromkeys(n for cfg in runs if (n := cfg.participation_note())):
+        print(f"note: --participation does not apply: {note}", file=sys.stderr)
     from federation.compare import compare, format_summary
     from federation.simulation import RunFailed, simulate
 

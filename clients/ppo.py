@@ -6,8 +6,10 @@ Its loss is the clipped PPO objective plus the FPF/D&F proximal pull (paper Eq. 
     L(θ) = L_clip(θ) - c_H·H(π_θ) + λ_u/2·||θ - ω||² + λ_e/2·||θ - ω̄||²  (+ critic loss)
 
 where ``ω`` and ``ω̄`` are the utilitarian and egalitarian anchors and ``λ_u``, ``λ_e``
-are the weights the strategy sends (FPF sends ``αλ_u`` and ``αλ_e``, following Eq. 9).
-The anchors pull the *policy* (actor) only; the critic is private to the agent.
+stand for the pull weights the strategy sends (FPF sends ``αλ_u`` and ``αλ_e``, following
+Eq. 9; see clients.anchors). The anchors pull the *policy* (actor) only; the critic is
+private to the agent. Actor and critic are built from the observation space
+(clients.networks): an MLP for feature vectors, a CNN for images, one-hot for indices.
 
 How the anchor term is stepped (``anchor_step``):
 
@@ -22,23 +24,24 @@ How the anchor term is stepped (``anchor_step``):
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
-from clients.model import initial_policy, make_critic
+from clients.anchors import Anchors
+from clients.experience import Experience
+from clients.learners import Learner, set_lr
+from clients.networks import NetworkConfig, initial_network, network
+from clients.policies import SOFTMAX
 
 
 @dataclass
 class PPOConfig:
-    """Hyperparameters of the agents' learner (defaults: the FPF paper's code)."""
+    """Hyperparameters of the PPO learner (defaults: the FPF paper's code, but lr_actor)."""
 
-    hidden: int = 256
-    layers: int = 2
     lr_actor: float = 1e-3
     lr_critic: float = 1e-3
     gamma: float = 0.98
@@ -50,56 +53,6 @@ class PPOConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     anchor_step: str = "sgd"
-
-
-@dataclass
-class Experience:
-    """One agent's own experience from a round: T steps of B parallel games.
-
-    ``obs`` has T+1 rows (the last is the observation after the final step, used to
-    bootstrap truncated episodes); ``mask`` is 0 after an episode terminated.
-    """
-
-    obs: np.ndarray  # [T+1, B, obs_dim] float32
-    actions: np.ndarray  # [T, B] int64
-    logp: np.ndarray  # [T, B] float32, behaviour log-probabilities
-    rewards: np.ndarray  # [T, B] float32
-    terminated: np.ndarray  # [T, B] bool
-    mask: np.ndarray  # [T, B] float32
-
-    FIELDS = ("obs", "actions", "logp", "rewards", "terminated", "mask")
-
-
-@dataclass
-class Anchors:
-    """The parameters a federation pulls the agent toward, with their weights."""
-
-    omega: dict[str, torch.Tensor] | None = None
-    omega_bar: dict[str, torch.Tensor] | None = None
-    lambda_u: float = 0.0
-    lambda_e: float = 0.0
-
-    @torch.no_grad()
-    def pull(self, named_params: list[tuple[str, torch.Tensor]], lr: float) -> None:
-        """One plain gradient step on the penalty: θ <- θ - lr·[λ_u(θ - ω) + λ_e(θ - ω̄)]."""
-        pairs = [(w, a) for w, a in ((self.lambda_u, self.omega), (self.lambda_e, self.omega_bar)) if a is not None and w > 0]
-        for name, p in named_params:
-            p -= lr * sum(w * (p - a[name]) for w, a in pairs) if pairs else 0.0
-
-    def penalty(self, named_params: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
-        """λ_u/2·||θ - ω||² + λ_e/2·||θ - ω̄||² (zero where an anchor is absent)."""
-        total = torch.zeros(())
-        for weight, anchor in ((self.lambda_u, self.omega), (self.lambda_e, self.omega_bar)):
-            if anchor is not None and weight > 0:
-                total = total + weight / 2 * proximal(named_params, anchor)
-        return total
-
-
-def proximal(named_params: list[tuple[str, torch.Tensor]], anchor: dict[str, torch.Tensor]) -> torch.Tensor:
-    """||θ - anchor||² over all parameters, matched by name."""
-    if set(anchor) != {name for name, _ in named_params}:
-        raise ValueError(f"anchor has parameters {sorted(anchor)}, policy has {sorted(n for n, _ in named_params)}")
-    return sum(((p - anchor[name]) ** 2).sum() for name, p in named_params)
 
 
 def gae(rewards, values, terminated, gamma: float, lam: float):
@@ -115,23 +68,28 @@ def gae(rewards, values, terminated, gamma: float, lam: float):
     return adv, adv + values[:-1]
 
 
-class PPOLearner:
+class PPOLearner(Learner):
     """An agent's actor, critic and optimisers."""
 
-    def __init__(self, obs_dim: int, num_actions: int, cfg: PPOConfig, policy_seed: int, critic_seed: int):
+    name, kind = "ppo", SOFTMAX
+
+    def __init__(self, space: spaces.Space, num_actions: int, cfg: PPOConfig, net: NetworkConfig, seed: int,
+                 agent: int):
         self.cfg = cfg
-        self.actor = initial_policy(obs_dim, num_actions, cfg.hidden, cfg.layers, policy_seed)
+        self.actor = self.policy = self.policy_network(space, num_actions, net, seed)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(critic_seed)
-            self.critic = make_critic(obs_dim, cfg.hidden, cfg.layers)
+            torch.manual_seed(seed * 1000 + agent + 1)
+            self.critic = network(space, 1, net, out_gain=1.0)
         self.opt_actor = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr_actor, eps=1e-5)
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_critic, eps=1e-5)
 
+    @classmethod
+    def policy_network(cls, space: spaces.Space, num_actions: int, net: NetworkConfig, seed: int) -> nn.Module:
+        return initial_network(space, num_actions, net, seed, out_gain=0.01)
+
     def scale_lr(self, scale: float) -> None:
-        """Set the learning rates to ``scale`` times the configured ones (LMF's α_t schedule)."""
-        for opt, lr in ((self.opt_actor, self.cfg.lr_actor), (self.opt_critic, self.cfg.lr_critic)):
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
+        set_lr(self.opt_actor, self.cfg.lr_actor * scale)
+        set_lr(self.opt_critic, self.cfg.lr_critic * scale)
 
     def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
         """PPO epochs on ``exp`` with the anchors' proximal pull; returns diagnostics."""
@@ -143,7 +101,7 @@ class PPOLearner:
             values = self.critic(obs).squeeze(-1)
             adv, returns = gae(rewards, values, terminated, cfg.gamma, cfg.gae_lambda)
         keep = torch.as_tensor(exp.mask).reshape(-1) > 0
-        b_obs = obs[:-1].reshape(-1, obs.shape[-1])[keep]
+        b_obs = obs[:-1].flatten(0, 1)[keep]
         b_act = torch.as_tensor(exp.actions).reshape(-1)[keep]
         b_logp = torch.as_tensor(exp.logp).reshape(-1)[keep]
         b_adv, b_ret = adv.reshape(-1)[keep], returns.reshape(-1)[keep]
@@ -187,15 +145,11 @@ class PPOLearner:
         stats["num-examples"] = float(len(b_obs))
         return stats
 
-    # Persistence: the whole learner as bytes, so it survives a fresh process per message.
-    def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        torch.save({"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                    "opt_actor": self.opt_actor.state_dict(), "opt_critic": self.opt_critic.state_dict()}, buf)
-        return buf.getvalue()
+    def state_dict(self) -> dict:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "opt_actor": self.opt_actor.state_dict(), "opt_critic": self.opt_critic.state_dict()}
 
-    def load_bytes(self, blob: bytes) -> None:
-        state = torch.load(io.BytesIO(blob), weights_only=True)
+    def load_state_dict(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.opt_actor.load_state_dict(state["opt_actor"])

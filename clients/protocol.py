@@ -2,9 +2,15 @@
 
 Train message (server -> agent i)::
 
-    "config"      ConfigRecord  agent-id, server-round, seed, learner hyperparameters,
-                                share ("none" | "parameters"), lambda-u, lambda-e
-    "experience"  ArrayRecord   agent i's own experience only (see clients.ppo.Experience)
+    "config"      ConfigRecord  the strategy's instructions: agent-id, server-round, seed,
+                                share ("none" | "parameters" | "gradients"),
+                                optional alpha-lambda-u / alpha-lambda-e (the pull weights
+                                toward ω and ω̄), lmf-mode, lr-scale, voluntary, vol-*
+    "learner"     ConfigRecord  how to build and train the agent's learner: learner
+                                (ppo | dqn | q-table), its hyperparameters, network size,
+                                observation space (obs-*), num-actions, torch-threads,
+                                storage-dir (suggested)
+    "experience"  ArrayRecord   agent i's own experience only (clients.experience)
     "omega"       ArrayRecord   optional: utilitarian anchor ω
     "omega-bar"   ArrayRecord   optional: egalitarian anchor ω̄
     "replace"     ArrayRecord   optional: parameters to adopt before training (FedAvg)
@@ -16,24 +22,31 @@ Reply (agent i -> server)::
 
     "acting"      ArrayRecord   the policy the agent will act with; for the world only,
                                 removed before a strategy sees the reply
+    "acting-spec" ConfigRecord  learner, policy kind and ε of that policy (clients.policies)
     "shared"      ArrayRecord   only if the agent shares: its updated policy θ̃_i
                                 (share="parameters") or only its update Δ_i ("gradients")
     "metrics"     MetricRecord  training diagnostics (scalars only)
 
 Query message "hello": the agent replies ``ConfigRecord({"agent-id": i})`` from its node
 config (``agent-id`` in deployment, ``partition-id`` in simulation).
+
+The learner's state never travels: it stays in the agent's storage (clients.storage).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from flwr.app import Array, ArrayRecord
+from gymnasium import spaces
 
-from clients.ppo import Experience
+from clients.experience import Experience
 
-CONFIG, EXPERIENCE, OMEGA, OMEGA_BAR, REPLACE, MIX = "config", "experience", "omega", "omega-bar", "replace", "mix"
-ACTING, SHARED, METRICS = "acting", "shared", "metrics"
+CONFIG, LEARNER, EXPERIENCE = "config", "learner", "experience"
+OMEGA, OMEGA_BAR, REPLACE, MIX = "omega", "omega-bar", "replace", "mix"
+ACTING, ACTING_SPEC, SHARED, METRICS = "acting", "acting-spec", "shared", "metrics"
 SHARE_NONE, SHARE_PARAMETERS, SHARE_GRADIENTS = "none", "parameters", "gradients"
+# the per-step pull coefficients toward ω and ω̄ (FPF sends αλ_u and αλ_e)
+PULL_U, PULL_E = "alpha-lambda-u", "alpha-lambda-e"
 
 
 def pack_experience(exp: Experience) -> ArrayRecord:
@@ -45,6 +58,24 @@ def unpack_experience(record: ArrayRecord) -> Experience:
     if missing:
         raise ValueError(f"experience record lacks {missing}")
     return Experience(**{name: record[name].numpy() for name in Experience.FIELDS})
+
+
+def space_config(space: spaces.Space) -> dict:
+    """An observation space as config entries (the agent rebuilds it with :func:`space_from`)."""
+    if isinstance(space, spaces.Discrete):
+        return {"obs-kind": "discrete", "obs-n": int(space.n)}
+    if isinstance(space, spaces.Box):
+        return {"obs-kind": "box", "obs-shape": [int(s) for s in space.shape], "obs-dtype": str(space.dtype),
+                "obs-low": float(np.min(space.low)), "obs-high": float(np.max(space.high))}
+    raise ValueError(f"unsupported observation space {space}")
+
+
+def space_from(config) -> spaces.Space:
+    if config["obs-kind"] == "discrete":
+        return spaces.Discrete(int(config["obs-n"]))
+    dtype = np.dtype(str(config["obs-dtype"]))
+    return spaces.Box(float(config["obs-low"]), float(config["obs-high"]),
+                      tuple(int(s) for s in config["obs-shape"]), dtype)
 
 
 def node_agent_id(node_config: dict) -> int:

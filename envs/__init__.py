@@ -13,12 +13,14 @@ from typing import Any
 from envs.base import BatchedGame
 from envs.job import JobScheduling
 from envs.manufacturing import ManufacturingPlant
+from envs.matrix import MatrixGame
 from envs.matthew import MatthewEffect
 from envs.parallel import BatchedParallelEnv
 
 _REGISTRY: dict[str, type[BatchedGame]] = {
     "job": JobScheduling,
     "manufacturing": ManufacturingPlant,
+    "matrix": MatrixGame,
     "matthew": MatthewEffect,
 }
 
@@ -27,6 +29,7 @@ __all__ = [
     "BatchedParallelEnv",
     "JobScheduling",
     "ManufacturingPlant",
+    "MatrixGame",
     "MatthewEffect",
     "available",
     "make",
@@ -84,7 +87,8 @@ def make_batched(
     """Build the game ``name`` with ``num_agents`` agents and ``batch_size`` copies.
 
     Extra keyword arguments go to the game's constructor (e.g. ``episode_length``,
-    ``seed``). ``num_agents=None`` means the game's default.
+    ``seed``, ``observation``, ``stackelberg``, ``payoffs`` for "matrix").
+    ``num_agents=None`` means the game's default.
     """
     return _build(name, num_agents, batch_size, kwargs)
 

@@ -3,11 +3,35 @@
 A ``BatchedGame`` runs ``batch_size`` independent copies of one game in lock-step.
 Every array has a leading batch axis ``B`` followed by the agent axis ``N``:
 
-- ``reset(seed)`` -> observations, float32 ``[B, N, obs_dim]``;
+- ``reset(seed)`` -> observations ``[B, N, *observation_space.shape]`` with the dtype of
+  ``observation_space``;
 - ``step(actions)`` with int actions ``[B, N]`` -> ``(obs, rewards, terminated,
-  truncated)`` with shapes ``[B, N, obs_dim]``, ``[B, N]`` (float32), ``[B, N]`` (bool),
-  ``[B, N]`` (bool);
-- ``state(obs)`` -> the global state ``[B, state_dim]``.
+  truncated)``: observations as above, rewards ``[B, N]`` float32, flags ``[B, N]`` bool;
+- ``state()`` -> the global state ``[B, state_dim]`` float32 of the current step, an
+  element of ``state_space`` (a ``Box``), computed from the game's internal state.
+
+Observation spaces (one space, the same for every agent):
+
+- vectors: ``Box(low, high, (d,), float32)``;
+- images: ``Box(0, 255, (H, W, C), uint8)``, channels last;
+- discrete observations: ``Discrete(n)``; observation arrays are then int64 ``[B, N]``.
+
+A game may offer several observation modes (``observation_modes``, the first is the
+default), chosen with the constructor keyword ``observation``; the modes differ only in
+what the agents see, never in the dynamics.
+
+Stackelberg steps (``stackelberg=True``, for vector or discrete observations only): the
+observation gets a fixed slot for the leaders' actions of the current step.
+
+- Vector: ``N * A`` extra floats at the end (``A = num_actions``); block ``j`` is the
+  one-hot of agent ``j``'s action if ``j`` leads this step, else zeros.
+- Discrete (at most one leader per copy): index ``o`` becomes ``o * (1 + N * A) + s``
+  with ``s = 0`` for "no leader action" and ``s = 1 + j * A + a`` when leader ``j``
+  played ``a``.
+
+``reset`` and ``step`` return observations with an empty slot (zeros, ``s = 0``).
+``observe_leaders(obs, leader_actions, leaders)`` fills the followers' slots once the
+leaders have acted; the leaders' own slots stay empty. Games need not know about it.
 
 Decisions shared by all games:
 
@@ -19,17 +43,20 @@ Decisions shared by all games:
   generator seeded by ``seed``; ``reset(None)`` keeps drawing from the current one.
 - Bad actions (wrong shape, non-integer dtype, out of range) raise ``ValueError``.
 
-A subclass sets ``name``, ``num_actions``, ``obs_dim`` (and ``state_dim`` if the global
-state is not the concatenation of all observations), and implements ``_reset`` and
-``_step``; the public ``reset``/``step`` wrap them with seeding, validation and the step
-counter.
+A subclass sets ``name``, ``num_actions`` (and ``observation_modes`` if it has more
+than ``("vector",)``), implements ``_observation_space`` (for ``self.observation``),
+``_reset`` and ``_step``, and calls ``self.reset()`` at the end of its constructor. It
+overrides ``_state_space`` and ``_state`` when it has a natural global state; the
+default state is all agents' last observations flattened and concatenated (float32).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import cached_property
 
 import numpy as np
+from gymnasium import spaces
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -48,12 +75,10 @@ class BatchedGame(ABC):
     # Range of team sizes the game supports; checked by ``envs.make``.
     min_agents: int = 1
     max_agents: int | None = None
-    # Bounds of every observation entry (used for the gymnasium observation space).
-    obs_low: float = -np.inf
-    obs_high: float = np.inf
+    # Observation modes the game offers; the first is the default.
+    observation_modes: tuple[str, ...] = ("vector",)
 
     num_actions: int
-    obs_dim: int
 
     def __init__(
         self,
@@ -61,34 +86,75 @@ class BatchedGame(ABC):
         batch_size: int = 1,
         episode_length: int = 200,
         seed: int | None = None,
+        *,
+        observation: str | None = None,
+        stackelberg: bool = False,
     ) -> None:
         self.num_agents = check_positive_int("num_agents", num_agents)
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.episode_length = check_positive_int("episode_length", episode_length)
+        if observation is None:
+            observation = self.observation_modes[0]
+        if observation not in self.observation_modes:
+            raise ValueError(
+                f"{self.name}: unknown observation mode {observation!r}; valid choices: "
+                f"{', '.join(self.observation_modes)}"
+            )
+        if not isinstance(stackelberg, (bool, np.bool_)):
+            raise ValueError(f"stackelberg must be a bool, got {stackelberg!r}")
+        self.observation = observation
+        self.stackelberg = bool(stackelberg)
         self.rng = np.random.default_rng(seed)
         self.t = 0
+        self._obs: np.ndarray | None = None  # last observations, without the slot
+
+    # ------------------------------------------------------------------ spaces
+
+    @cached_property
+    def observation_space(self) -> spaces.Box | spaces.Discrete:
+        """Each agent's observation space, with the leaders' slot if ``stackelberg``."""
+        base = self._observation_space()
+        if not self.stackelberg:
+            return base
+        slot = self.num_agents * self.num_actions
+        if isinstance(base, spaces.Discrete):
+            return spaces.Discrete(int(base.n) * (1 + slot))
+        if not (isinstance(base, spaces.Box) and len(base.shape) == 1
+                and base.dtype == np.float32):
+            raise ValueError(
+                "stackelberg needs vector or discrete observations, got "
+                f"observation={self.observation!r} with space {base}"
+            )
+        low = np.concatenate([base.low, np.zeros(slot, dtype=np.float32)])
+        high = np.concatenate([base.high, np.ones(slot, dtype=np.float32)])
+        return spaces.Box(low, high, dtype=np.float32)
+
+    @cached_property
+    def state_space(self) -> spaces.Box:
+        """One copy's global state: a float32 ``Box`` of shape ``(state_dim,)``."""
+        return self._state_space()
 
     @property
     def state_dim(self) -> int:
-        """Size of the global state; by default all agents' observations side by side."""
-        return self.num_agents * self.obs_dim
+        """Size of the global state."""
+        return int(self.state_space.shape[0])
 
     # ------------------------------------------------------------------ public API
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """Start a new episode in every copy; return observations ``[B, N, obs_dim]``."""
+        """Start a new episode in every copy; return observations ``[B, N, ...]``."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
         self.t = 0
-        return self._reset()
+        return self._publish(self._reset())
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Advance every copy by one step.
 
-        Returns ``(obs [B,N,obs_dim] float32, rewards [B,N] float32,
-        terminated [B,N] bool, truncated [B,N] bool)``.
+        Returns ``(obs [B,N,...], rewards [B,N] float32, terminated [B,N] bool,
+        truncated [B,N] bool)``.
         """
         if self.t >= self.episode_length:
             raise RuntimeError(
@@ -100,13 +166,88 @@ class BatchedGame(ABC):
         truncated = np.full(
             (self.batch_size, self.num_agents), self.t >= self.episode_length, dtype=bool
         )
-        return obs, rewards, terminated, truncated
+        return self._publish(obs), rewards, terminated, truncated
 
-    def state(self, obs: np.ndarray) -> np.ndarray:
-        """Global state ``[B, state_dim]``; by default the observations concatenated."""
-        return obs.reshape(obs.shape[0], -1)
+    def state(self) -> np.ndarray:
+        """Global state ``[B, state_dim]`` float32 of the current step."""
+        if self._obs is None:
+            raise RuntimeError("call reset() before state()")
+        return self._state()
+
+    def observe_leaders(
+        self, obs: np.ndarray, leader_actions: np.ndarray, leaders: np.ndarray
+    ) -> np.ndarray:
+        """A copy of ``obs`` whose followers' slots hold this step's leaders' actions.
+
+        ``obs`` is ``[B, N, ...]`` as returned by ``reset``/``step``; ``leaders`` is bool
+        ``[B, N]``; ``leader_actions`` is int ``[B, N]``, only read where ``leaders`` is
+        True. Every leader's slot is left empty. With discrete observations a copy may
+        have at most one leader.
+        """
+        if not self.stackelberg:
+            raise ValueError("observe_leaders needs a game built with stackelberg=True")
+        b, n, a = self.batch_size, self.num_agents, self.num_actions
+        space = self.observation_space
+        obs = np.asarray(obs)
+        leaders = np.asarray(leaders)
+        leader_actions = np.asarray(leader_actions)
+        if obs.shape != (b, n, *space.shape):
+            raise ValueError(
+                f"obs must have shape {(b, n, *space.shape)}, got {obs.shape}"
+            )
+        if leaders.shape != (b, n) or leaders.dtype != bool:
+            raise ValueError(
+                f"leaders must be bool of shape {(b, n)}, got "
+                f"{leaders.dtype} {leaders.shape}"
+            )
+        integer = np.issubdtype(leader_actions.dtype, np.integer)
+        if leader_actions.shape != (b, n) or not integer:
+            raise ValueError(
+                f"leader_actions must be integers of shape {(b, n)}, got "
+                f"{leader_actions.dtype} {leader_actions.shape}"
+            )
+        played = np.where(leaders, leader_actions, 0)
+        if played.min() < 0 or played.max() >= a:
+            raise ValueError(f"leader actions must be in [0, {a})")
+
+        if isinstance(space, spaces.Discrete):
+            count = leaders.sum(axis=1)
+            if count.max() > 1:
+                raise ValueError("discrete observations take at most one leader per copy")
+            j = leaders.argmax(axis=1)
+            s = np.where(count == 1, 1 + j * a + played[np.arange(b), j], 0)  # [B]
+            s = np.where(leaders, 0, s[:, None])
+            return (obs // (1 + n * a)) * (1 + n * a) + s.astype(np.int64)
+
+        onehot = (np.arange(a) == played[..., None]) & leaders[..., None]  # [B, N, A]
+        slot = np.where(leaders[..., None], False, onehot.reshape(b, 1, n * a))
+        out = obs.astype(np.float32, copy=True)
+        out[..., -n * a :] = slot
+        return out
 
     # ------------------------------------------------------------ for subclasses
+
+    @abstractmethod
+    def _observation_space(self) -> spaces.Box | spaces.Discrete:
+        """The observation space of mode ``self.observation``, without any slot."""
+
+    def _state_space(self) -> spaces.Box:
+        """Default: the space of all agents' observations flattened side by side."""
+        base = self._observation_space()
+        if isinstance(base, spaces.Discrete):
+            low = np.full(1, base.start, dtype=np.float32)
+            high = np.full(1, base.start + base.n - 1, dtype=np.float32)
+        else:
+            low, high = base.low.ravel(), base.high.ravel()
+        return spaces.Box(
+            np.tile(low.astype(np.float32), self.num_agents),
+            np.tile(high.astype(np.float32), self.num_agents),
+            dtype=np.float32,
+        )
+
+    def _state(self) -> np.ndarray:
+        """Default: the last observations (without slots) flattened, as float32."""
+        return self._obs.reshape(self.batch_size, -1).astype(np.float32)
 
     @abstractmethod
     def _reset(self) -> np.ndarray:
@@ -117,6 +258,17 @@ class BatchedGame(ABC):
         """Apply validated actions; return ``(obs, rewards, terminated)``."""
 
     # ------------------------------------------------------------------ helpers
+
+    def _publish(self, obs: np.ndarray) -> np.ndarray:
+        """Remember the observations and add the empty leaders' slot if needed."""
+        self._obs = obs
+        space = self.observation_space  # built (and checked) on the constructor's reset
+        if not self.stackelberg:
+            return obs
+        if isinstance(space, spaces.Discrete):
+            return obs * (1 + self.num_agents * self.num_actions)
+        slot = np.zeros((*obs.shape[:2], self.num_agents * self.num_actions), np.float32)
+        return np.concatenate([obs, slot], axis=-1)
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)

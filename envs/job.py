@@ -17,15 +17,28 @@ Rules (defaults: 4 agents, 200 steps per episode):
 - After all moves, the agent on the resource cell (if any; at most one) gets reward 1,
   every other agent 0.
 - Nothing terminates; the episode is truncated after ``episode_length`` steps.
-- Observation (13 floats, all in ``[-1, 1]``; positions are normalised by dividing
-  grid coordinates by 4, the largest coordinate):
+- Observations, three modes with the same dynamics (``observation=...``):
 
-  - ``0:2``  own position ``(x, y) / 4`` in ``[0, 1]``;
-  - ``2:4``  resource position minus own position, ``(dx, dy) / 4`` in ``[-1, 1]``;
-  - ``4:13`` the 3 x 3 neighbourhood: entry ``3 * (dy + 1) + (dx + 1)`` for offsets
-    ``dx, dy`` in ``(-1, 0, 1)`` (so down-left first, up-right last) is 1 when the
-    cell ``(x + dx, y + dy)`` is a wall or holds another agent, else 0. The centre
-    entry (index 8 of the observation, the agent's own cell) is always 0.
+  - ``"vector"`` (default), ``Box(-1, 1, (13,), float32)``; positions are normalised
+    by dividing grid coordinates by 4, the largest coordinate:
+
+    - ``0:2``  own position ``(x, y) / 4`` in ``[0, 1]``;
+    - ``2:4``  resource position minus own position, ``(dx, dy) / 4`` in ``[-1, 1]``;
+    - ``4:13`` the 3 x 3 neighbourhood: entry ``3 * (dy + 1) + (dx + 1)`` for offsets
+      ``dx, dy`` in ``(-1, 0, 1)`` (so down-left first, up-right last) is 1 when the
+      cell ``(x + dx, y + dy)`` is a wall or holds another agent, else 0. The centre
+      entry (index 8 of the observation, the agent's own cell) is always 0.
+
+  - ``"discrete"``, ``Discrete(625)`` for tabular learners: ``own_cell * 25 +
+    resource_cell`` with ``cell = 5 * y + x``. Other agents are not seen.
+  - ``"image"``, ``Box(0, 255, (7, 7, 3), uint8)``: a top-down view of the whole
+    grid and its walls. Pixel ``[row, col]`` shows cell ``(x, y) = (col - 1, 5 - row)``
+    (+y points to the top of the image; rows 0 and 6, columns 0 and 6 are the walls).
+    Channel 0 is 255 on walls and on the other agents' cells, channel 1 on the agent's
+    own cell, channel 2 on the resource cell; everything else is 0.
+
+- Global state (``2 N + 2`` floats in ``[0, 1]``): all agents' positions
+  ``(x_0, y_0, x_1, ...) / 4``, then the resource position ``/ 4``.
 
 Uniform random policy (4 agents, 200 steps, 1024 episodes; CV is std/mean of the
 agents' returns in an episode, averaged over episodes): collective return 32.0 +- 11.0,
@@ -41,6 +54,7 @@ on distinct playable cells.
 from __future__ import annotations
 
 import numpy as np
+from gymnasium import spaces
 
 from envs.base import BatchedGame
 
@@ -58,9 +72,7 @@ class JobScheduling(BatchedGame):
     min_agents = 1
     max_agents = SIZE * SIZE
     num_actions = 5
-    obs_dim = 13
-    obs_low = -1.0
-    obs_high = 1.0
+    observation_modes = ("vector", "discrete", "image")
 
     def __init__(
         self,
@@ -68,8 +80,13 @@ class JobScheduling(BatchedGame):
         batch_size: int = 1,
         episode_length: int = 200,
         seed: int | None = None,
+        observation: str | None = None,
+        stackelberg: bool = False,
     ) -> None:
-        super().__init__(num_agents, batch_size, episode_length, seed)
+        super().__init__(
+            num_agents, batch_size, episode_length, seed,
+            observation=observation, stackelberg=stackelberg,
+        )
         if self.num_agents > self.max_agents:
             raise ValueError(
                 f"job takes at most {self.max_agents} agents (one per cell of the "
@@ -78,6 +95,21 @@ class JobScheduling(BatchedGame):
         self.pos: np.ndarray
         self.resource: np.ndarray
         self.reset()
+
+    def _observation_space(self) -> spaces.Box | spaces.Discrete:
+        if self.observation == "discrete":
+            return spaces.Discrete(self.SIZE**4)
+        if self.observation == "image":
+            side = self.SIZE + 2
+            return spaces.Box(0, 255, (side, side, 3), np.uint8)
+        return spaces.Box(-1.0, 1.0, (13,), np.float32)
+
+    def _state_space(self) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (2 * self.num_agents + 2,), np.float32)
+
+    def _state(self) -> np.ndarray:
+        parts = [self.pos.reshape(self.batch_size, -1), self.resource]
+        return (np.concatenate(parts, axis=1) / (self.SIZE - 1)).astype(np.float32)
 
     def _reset(self) -> np.ndarray:
         b, n, s = self.batch_size, self.num_agents, self.SIZE
@@ -116,13 +148,32 @@ class JobScheduling(BatchedGame):
         return occ
 
     def _observe(self, occ: np.ndarray) -> np.ndarray:
-        """Observations from the current state; ``occ`` must match it."""
+        """Observations of mode ``self.observation``; ``occ`` must match the state."""
+        if self.observation == "discrete":
+            own = self.SIZE * self.pos[..., 1] + self.pos[..., 0]  # [B, N]
+            res = self.SIZE * self.resource[:, 1] + self.resource[:, 0]  # [B]
+            return own * self.SIZE**2 + res[:, None]
+        if self.observation == "image":
+            return self._image(occ)
         scale = self.SIZE - 1
         rows = np.arange(self.batch_size)[:, None, None]
         near = self.pos[:, :, None, :] + 1 + NEIGHBOURS  # [B, N, 9, 2] padded coords
-        obs = np.empty((self.batch_size, self.num_agents, self.obs_dim), dtype=np.float32)
+        obs = np.empty((self.batch_size, self.num_agents, 13), dtype=np.float32)
         obs[..., 0:2] = self.pos / scale
         obs[..., 2:4] = (self.resource[:, None, :] - self.pos) / scale
         obs[..., 4:13] = occ[rows, near[..., 0], near[..., 1]]
         obs[..., 8] = 0.0  # the agent's own cell
         return obs
+
+    def _image(self, occ: np.ndarray) -> np.ndarray:
+        """``[B, N, 7, 7, 3]`` uint8 top-down views; see the module docstring."""
+        b, n, s = self.batch_size, self.num_agents, self.SIZE
+        img = np.zeros((b, n, s + 2, s + 2, 3), dtype=np.uint8)
+        # padded occ[x + 1, y + 1] -> pixel [5 - y, x + 1] = [6 - (y + 1), x + 1]
+        img[..., 0] = 255 * occ[:, None, :, ::-1].transpose(0, 1, 3, 2)
+        bi, ai = np.arange(b)[:, None], np.arange(n)[None, :]
+        rows, cols = s - self.pos[..., 1], self.pos[..., 0] + 1  # [B, N]
+        img[bi, ai, rows, cols, 0] = 0  # own cell: not "another agent"
+        img[bi, ai, rows, cols, 1] = 255
+        img[np.arange(b), :, s - self.resource[:, 1], self.resource[:, 0] + 1, 2] = 255
+        return img

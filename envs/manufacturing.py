@@ -35,13 +35,20 @@ Rules (defaults: 5 agents, 3 gem types, 8 gems, 200 steps per episode):
     0 otherwise. Dynamics are the same in both variants.
 
 - Nothing terminates; the episode is truncated after ``episode_length`` steps.
-- Observation (``2 + T + 25 T`` floats, 80 for ``T = 3``):
+- Observation (mode ``"vector"`` only), ``Box(0, inf, (2 + T + 25 T,), float32)``,
+  80 floats for ``T = 3``:
 
   - ``0:2`` own position, ``(x - 2, y - 2) / 7`` in ``[0, 1]``;
   - ``2:2+T`` possession count of each gem type (raw count, unbounded above);
   - the 5 x 5 view centred on the agent, one-hot by gem type: entry
     ``2 + T + T * (5 * (dy + 2) + (dx + 2)) + k`` is 1 when the cell
     ``(x + dx, y + dy)`` holds a gem of type ``k``, for ``dx, dy`` in ``-2..2``.
+
+- Global state (``2 N + N T + 2 G`` floats): all agents' positions
+  ``(x_0, y_0, x_1, ...)``, then all held counts ``held[0, :], held[1, :], ...`` (raw),
+  then all gems' positions ``(x_0, y_0, x_1, ...)``; positions are normalised like the
+  observation, ``(x - 2) / 7``, so gems lie in ``[1/7, 6/7]``. Gem types are constant
+  (``g mod T``) and not repeated in the state.
 
 Uniform random policy (5 agents, 200 steps, ``reward="ref"``, 1024 episodes; CV is
 std/mean of the agents' returns in an episode, averaged over episodes): collective
@@ -62,6 +69,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from gymnasium import spaces
 
 from envs.base import BatchedGame, check_positive_int
 
@@ -81,8 +89,6 @@ class ManufacturingPlant(BatchedGame):
     min_agents = 1
     max_agents = len(DEFAULT_REQUIREMENTS)
     num_actions = 5
-    obs_low = 0.0
-    obs_high = np.inf
 
     GRID = 12
     AGENT_LOW, AGENT_HIGH = 2, 9
@@ -99,9 +105,14 @@ class ManufacturingPlant(BatchedGame):
         reward: Literal["ref", "fen"] = "ref",
         episode_length: int = 200,
         seed: int | None = None,
+        observation: str | None = None,
+        stackelberg: bool = False,
     ) -> None:
         req = _requirements(num_agents, requirements)
-        super().__init__(len(req), batch_size, episode_length, seed)
+        super().__init__(
+            len(req), batch_size, episode_length, seed,
+            observation=observation, stackelberg=stackelberg,
+        )
         self.requirements = req
         self.num_types = req.shape[1]
         self.num_gems = check_positive_int("num_gems", num_gems)
@@ -119,11 +130,29 @@ class ManufacturingPlant(BatchedGame):
         self._type_onehot = np.eye(self.num_types, dtype=np.int64)[self.gem_type]  # [G,T]
         self._needs = req > 0
         self._req_or_1 = np.maximum(req, 1)
-        self.obs_dim = 2 + self.num_types * (1 + (2 * self.VIEW + 1) ** 2)
         self.pos: np.ndarray
         self.gems: np.ndarray
         self.held: np.ndarray
         self.reset()
+
+    def _observation_space(self) -> spaces.Box:
+        dim = 2 + self.num_types * (1 + (2 * self.VIEW + 1) ** 2)
+        return spaces.Box(0.0, np.inf, (dim,), np.float32)
+
+    def _state_space(self) -> spaces.Box:
+        n, t, g = self.num_agents, self.num_types, self.num_gems
+        high = np.concatenate([np.ones(2 * n), np.full(n * t, np.inf), np.ones(2 * g)])
+        high = high.astype(np.float32)
+        return spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+
+    def _state(self) -> np.ndarray:
+        b, scale = self.batch_size, self.AGENT_HIGH - self.AGENT_LOW
+        parts = [
+            (self.pos.reshape(b, -1) - self.AGENT_LOW) / scale,
+            self.held.reshape(b, -1),
+            (self.gems.reshape(b, -1) - self.AGENT_LOW) / scale,
+        ]
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _reset(self) -> np.ndarray:
         b, n = self.batch_size, self.num_agents
@@ -200,7 +229,7 @@ class ManufacturingPlant(BatchedGame):
         self.gems[rows[r], g] = self._cell_coords(ranking[r, rank])
 
     def _observe(self) -> np.ndarray:
-        """Observations ``[B, N, obs_dim]`` from the current state."""
+        """Observations ``[B, N, 2 + T + 25 T]`` from the current state."""
         b, n, t, v = self.batch_size, self.num_agents, self.num_types, self.VIEW
         grid = np.zeros((b, self.GRID, self.GRID, t), dtype=np.float32)
         rows = np.arange(b)[:, None]
@@ -209,7 +238,7 @@ class ManufacturingPlant(BatchedGame):
         xs = self.pos[..., 0, None, None] + offsets[None, :]  # [B,N,1,W]: dx fastest
         ys = self.pos[..., 1, None, None] + offsets[:, None]  # [B,N,W,1]: dy outer
         view = grid[np.arange(b)[:, None, None, None], xs, ys]  # [B,N,W,W,T]
-        obs = np.empty((b, n, self.obs_dim), dtype=np.float32)
+        obs = np.empty((b, n, 2 + t + view[0, 0].size), dtype=np.float32)
         obs[..., 0:2] = (self.pos - self.AGENT_LOW) / (self.AGENT_HIGH - self.AGENT_LOW)
         obs[..., 2 : 2 + t] = self.held
         obs[..., 2 + t :] = view.reshape(b, n, -1)

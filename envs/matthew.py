@@ -18,8 +18,11 @@ Rules (defaults: 10 agents, 3 resources, 200 steps per episode):
   the closest one consumes it (ties: lowest agent index). A resource that nobody in
   range may take stays where it is.
 - Nothing terminates; the episode is truncated after ``episode_length`` steps.
-- Observation (6 floats): own position (x, y), size, speed, and the position of the
-  nearest resource (after this step's respawns; ties: lowest resource index).
+- Observation (``Box(0, 1, (6,), float32)``, mode ``"vector"`` only): own position
+  (x, y), size, speed, and the position of the nearest resource (after this step's
+  respawns; ties: lowest resource index).
+- Global state (``3 N + 2 R`` floats in ``[0, 1]``): all agents' positions
+  ``(x_0, y_0, x_1, ...)``, then all sizes, then all resources' positions.
 
 Internal state, public so it can be set directly: ``pos [B,N,2]``, ``size [B,N]``,
 ``resources [B,R,2]`` (float64) and the step counter ``t``.
@@ -28,6 +31,7 @@ Internal state, public so it can be set directly: ``pos [B,N,2]``, ``size [B,N]`
 from __future__ import annotations
 
 import numpy as np
+from gymnasium import spaces
 
 from envs.base import BatchedGame, check_positive_int
 
@@ -42,9 +46,6 @@ class MatthewEffect(BatchedGame):
     min_agents = 1
     max_agents = None
     num_actions = 5
-    obs_dim = 6
-    obs_low = 0.0
-    obs_high = 1.0
 
     BASE_SPEED = 0.01
     INIT_SIZE_LOW = 0.01
@@ -59,8 +60,13 @@ class MatthewEffect(BatchedGame):
         num_resources: int = 3,
         episode_length: int = 200,
         seed: int | None = None,
+        observation: str | None = None,
+        stackelberg: bool = False,
     ) -> None:
-        super().__init__(num_agents, batch_size, episode_length, seed)
+        super().__init__(
+            num_agents, batch_size, episode_length, seed,
+            observation=observation, stackelberg=stackelberg,
+        )
         self.num_resources = check_positive_int("num_resources", num_resources)
         self.pos: np.ndarray
         self.size: np.ndarray
@@ -71,6 +77,18 @@ class MatthewEffect(BatchedGame):
     def speed(self) -> np.ndarray:
         """Per-agent speed ``[B, N]``, always ``0.01 + size``."""
         return self.BASE_SPEED + self.size
+
+    def _observation_space(self) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (6,), np.float32)
+
+    def _state_space(self) -> spaces.Box:
+        dim = 3 * self.num_agents + 2 * self.num_resources
+        return spaces.Box(0.0, 1.0, (dim,), np.float32)
+
+    def _state(self) -> np.ndarray:
+        b = self.batch_size
+        parts = [self.pos.reshape(b, -1), self.size, self.resources.reshape(b, -1)]
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _reset(self) -> np.ndarray:
         b, n, r = self.batch_size, self.num_agents, self.num_resources
@@ -118,7 +136,7 @@ class MatthewEffect(BatchedGame):
         """Observations from the current state; ``dist`` must match it."""
         nearest = dist.argmin(axis=2)
         rows = np.arange(self.batch_size)[:, None]
-        obs = np.empty((self.batch_size, self.num_agents, self.obs_dim), dtype=np.float32)
+        obs = np.empty((self.batch_size, self.num_agents, 6), dtype=np.float32)
         obs[..., 0:2] = self.pos
         obs[..., 2] = self.size
         obs[..., 3] = self.speed

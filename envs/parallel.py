@@ -8,7 +8,9 @@ agent_{N-1}``. Decisions:
   their outputs are not reported.
 - An agent leaves ``self.agents`` in the step where it is terminated or truncated.
   Stepping after every agent has finished raises ``RuntimeError`` until ``reset``.
-- Rewards are python floats, flags python bools, observations float32 arrays.
+- Rewards are python floats, flags python bools. Observations follow the game's
+  ``observation_space``: float32 or uint8 arrays for ``Box`` spaces, int64 numpy scalars
+  for ``Discrete`` ones. ``state_space`` and ``state()`` are the game's (one copy).
 """
 
 from __future__ import annotations
@@ -36,16 +38,12 @@ class BatchedParallelEnv(ParallelEnv):
         self.possible_agents = [f"agent_{i}" for i in range(game.num_agents)]
         self.agents: list[str] = []
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        obs_space = spaces.Box(
-            low=game.obs_low, high=game.obs_high, shape=(game.obs_dim,), dtype=np.float32
-        )
-        self._observation_spaces = {a: obs_space for a in self.possible_agents}
+        space = game.observation_space
+        self._observation_spaces = {a: space for a in self.possible_agents}
         self._action_spaces = {
             a: spaces.Discrete(game.num_actions) for a in self.possible_agents
         }
-        self.state_space = spaces.Box(
-            low=game.obs_low, high=game.obs_high, shape=(game.state_dim,), dtype=np.float32
-        )
+        self.state_space = game.state_space
         self._obs: np.ndarray | None = None
 
     @property
@@ -53,7 +51,7 @@ class BatchedParallelEnv(ParallelEnv):
         """The underlying batched game (batch size 1)."""
         return self._game
 
-    def observation_space(self, agent: str) -> spaces.Box:
+    def observation_space(self, agent: str) -> spaces.Space:
         return self._observation_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.Discrete:
@@ -101,10 +99,10 @@ class BatchedParallelEnv(ParallelEnv):
         return obs, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
-        """Global state ``[state_dim]`` of the current step."""
+        """Global state ``[state_dim]`` float32 of the current step."""
         if self._obs is None:
             raise RuntimeError("call reset() before state()")
-        return self._game.state(self._obs)[0]
+        return self._game.state()[0]
 
     def render(self) -> None:
         return None

@@ -1,19 +1,30 @@
 """The run configuration: one schema for ``run_sim.py`` and ``flwr run``, validated once.
 
-Keys are the dataclass fields; on the command line and in ``[tool.flwr.app.config]`` they
-are written in kebab-case (``lambda_u`` -> ``lambda-u``). The server is the single source
-of truth: it validates the configuration and sends each client what it needs inside the
-messages, so clients never read the run config themselves.
+Settings are grouped by concern; each group is the dataclass of the module that owns the
+concept (``PPOConfig`` in clients/ppo.py, ``FPFConfig`` in strategies/fpf.py, ...), so
+every hyperparameter has one definition. On the command line and in
+``[tool.flwr.app.config]`` every field is one flat kebab-case key (``lambda_u`` ->
+``--lambda-u``), unique across groups. The server is the single source of truth: it
+validates the configuration and sends each client what it needs inside the messages.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+from clients.dqn import DQNConfig
+from clients.networks import NetworkConfig
 from clients.ppo import PPOConfig
+from clients.qtable import QTableConfig
+from strategies.fpf import FPFConfig
+from strategies.lmf import LMFConfig
+from strategies.participation import JoiningConfig
+from strategies.reward_sharing import IAConfig
 
 
 class ConfigError(ValueError):
@@ -21,182 +32,256 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class RunConfig:
-    # What to run
-    env: str = "matthew"
-    strategy: str = "fpf"
-    agents: int = 10
-    rounds: int = 80
-    seed: int = 0
-    out: str = "runs/latest"
-    # Who participates in the federation: a fraction in [0, 1] (the first round(p·N) agents,
-    # or a fresh draw each round with draw="random"), an explicit list "ids:0,3,7", or
-    # "voluntary" (each agent decides each round).
-    participation: str = "0.5"
-    draw: str = "fixed"
-    # Free entry and exit (participation="voluntary"): exploration rate and return memory
-    vol_epsilon: float = 0.1
-    vol_memory: float = 0.8
-    # The world: B parallel games, each played for `steps` steps per round (0: one episode)
+class WorldConfig:
+    """The world: B parallel games, each played for `steps` steps per round (0: one episode)."""
+
     batch: int = 16
     steps: int = 0
-    # FPF / D&F (paper notation)
-    lambda_u: float = 1.0
-    lambda_e: float = 1.0
-    lambda_h: float = 0.01
-    eta: float = 1.0
-    fed_alpha: float = 1e-3
-    fed_lr: float = 3e-4
-    fed_critic_lr: float = 1e-3
-    fed_updates: int = 4
-    fed_batch: int = 4096
-    # LMF: graph schedule (complete, ring, fixed, dynamic, erdos_renyi, b_connected) or a
-    # user file, exchange mode (parameters: Eq. 13, gradients: Eq. 14), step decay t^-β
-    graph: str = "ring"
-    graph_file: str = ""
-    graph_k: int = 2
-    graph_p: float = 0.3
-    graph_b: int = 3
-    group_size: int = 3
-    lmf_mode: str = "parameters"
-    lmf_beta: float = 0.0
-    # Inequity aversion (strategy ia): envy a and guilt b
-    ia_envy: float = 5.0
-    ia_guilt: float = 0.05
-    # Agents' PPO learner (defaults: clients.ppo.PPOConfig)
-    hidden: int = PPOConfig.hidden
-    layers: int = PPOConfig.layers
-    lr_actor: float = PPOConfig.lr_actor
-    lr_critic: float = PPOConfig.lr_critic
-    gamma: float = PPOConfig.gamma
-    gae_lambda: float = PPOConfig.gae_lambda
-    clip: float = PPOConfig.clip
-    epochs: int = PPOConfig.epochs
-    minibatch: int = PPOConfig.minibatch
-    ent_coef: float = PPOConfig.ent_coef
-    anchor_step: str = PPOConfig.anchor_step
-    # Execution
+    # the game's observation mode (e.g. job: vector, discrete, image); "" = the game's default
+    observation: str = ""
+
+
+@dataclass
+class ExecutionConfig:
+    """How the run executes (not what it computes)."""
+
     client_cpus: float = 1.0
     torch_threads: int = 1
     node_timeout: float = 300.0
     reply_timeout: float = 1800.0
     progress: bool = True
+    # where agents keep their learner state ("" = OUT/agents); a SuperNode's own
+    # --node-config "storage-dir=..." takes precedence
+    storage_dir: str = ""
 
-    # ------------------------------------------------------------------ conversion
+
+# group attribute -> dataclass, in the order flags are listed
+GROUPS: dict[str, type] = {
+    "joining": JoiningConfig, "world": WorldConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig,
+    "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig, "qtable": QTableConfig, "execution": ExecutionConfig,
+}
+
+
+@dataclass
+class RunConfig:
+    # What to run
+    env: str = "matthew"
+    strategy: str = "fpf"
+    # every agent's learner (ppo, dqn, q-table), or per agent: "ppo:0-4,dqn:5-9"
+    learner: str = "ppo"
+    agents: int = 10
+    rounds: int = 80
+    seed: int = 0
+    out: str = "runs/latest"
+    # Groups (see GROUPS)
+    joining: JoiningConfig = field(default_factory=JoiningConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    fpf: FPFConfig = field(default_factory=FPFConfig)
+    lmf: LMFConfig = field(default_factory=LMFConfig)
+    ia: IAConfig = field(default_factory=IAConfig)
+    net: NetworkConfig = field(default_factory=NetworkConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    qtable: QTableConfig = field(default_factory=QTableConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+
+    # ------------------------------------------------------------------ flat keys
+    @staticmethod
+    def keys() -> dict[str, tuple[str | None, dataclasses.Field]]:
+        """Every flat key (snake_case) -> (group attribute or None for top level, field)."""
+        out: dict[str, tuple[str | None, dataclasses.Field]] = {}
+        for f in fields(RunConfig):
+            if f.name in GROUPS:
+                for g in fields(GROUPS[f.name]):
+                    out[g.name] = (f.name, g)
+            else:
+                out[f.name] = (None, f)
+        return out
+
+    @classmethod
+    def of(cls, **values: Any) -> "RunConfig":
+        """Build from flat keyword arguments (``RunConfig.of(agents=3, lambda_u=0.5)``), validated."""
+        return cls.from_mapping(values)
+
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> "RunConfig":
-        """Build from a dict with snake- or kebab-case keys (e.g. ``context.run_config``)."""
-        known = {f.name: f for f in fields(cls)}
-        kwargs = {}
+        """Build from a dict with snake- or kebab-case flat keys (e.g. ``context.run_config``)."""
+        return cls()._with(values).validated()
+
+    def _with(self, values: dict[str, Any]) -> "RunConfig":
+        known = self.keys()
+        top: dict[str, Any] = {}
+        groups: dict[str, dict[str, Any]] = {}
         for key, value in values.items():
             name = key.replace("-", "_")
             if name not in known:
-                raise ConfigError(f"unknown config key '{key}'; valid keys: {', '.join(sorted(k.replace('_', '-') for k in known))}")
-            kwargs[name] = _coerce(name, value, known[name].type)
-        return cls(**kwargs).validated()
+                raise ConfigError(f"unknown config key '{key}'; valid keys: "
+                                  f"{', '.join(sorted(k.replace('_', '-') for k in known))}")
+            group, f = known[name]
+            value = _coerce(name, value, f.type)
+            (top if group is None else groups.setdefault(group, {}))[name] = value
+        changed = {g: dataclasses.replace(getattr(self, g), **v) for g, v in groups.items()}
+        return dataclasses.replace(self, **top, **changed)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with some flat keys changed, validated."""
+        return self._with(changes).validated()
+
+    def get(self, name: str) -> Any:
+        """The value of a flat key."""
+        group, _ = self.keys()[name.replace("-", "_")]
+        return getattr(self if group is None else getattr(self, group), name.replace("-", "_"))
 
     def to_flat(self) -> dict[str, Any]:
         """Kebab-case dict, as in ``[tool.flwr.app.config]``."""
-        return {k.replace("_", "-"): v for k, v in asdict(self).items()}
+        return {k.replace("_", "-"): self.get(k) for k in self.keys()}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
-    def ppo(self) -> PPOConfig:
-        names = {f.name for f in fields(PPOConfig)}
-        return PPOConfig(**{k: v for k, v in asdict(self).items() if k in names})
+    # ------------------------------------------------------------------ derived
+    def learners(self) -> list[str]:
+        """Each agent's learner."""
+        from clients.learners import parse_assignment
+
+        return parse_assignment(self.learner, self.agents)
+
+    def storage_dir(self) -> str:
+        return self.execution.storage_dir or str(Path(self.out) / "agents")
 
     @property
     def label(self) -> str:
         """Name of the method in tables and plots: the strategy, with LMF's graph and mode."""
-        if self.strategy != "lmf":
-            return self.strategy
-        graph = "file" if self.graph_file else self.graph
-        return f"lmf-{graph}" + ("-gradients" if self.lmf_mode == "gradients" else "")
+        name = self.strategy
+        if self.strategy == "lmf":
+            graph = "file" if self.lmf.graph_file else self.lmf.graph
+            name = f"lmf-{graph}" + ("-gradients" if self.lmf.lmf_mode == "gradients" else "")
+        return name if self.learner == "ppo" else f"{name}-{self.learner}"
 
-    def replace(self, **changes: Any) -> "RunConfig":
-        return dataclasses.replace(self, **changes).validated()
+    def participation_note(self) -> str | None:
+        """Why ``participation`` does not apply to this run's strategy, or None."""
+        import strategies
+
+        return strategies.strategy_class(self.strategy).overrides_participation()
 
     # ------------------------------------------------------------------ validation
-
     def validated(self) -> "RunConfig":
         """Check every value; raise ConfigError naming the problem and the valid choices."""
         import envs
         import strategies
-        from federation.participation import Participation
+        from strategies.participation import Participation
 
         if self.env not in envs.available():
             raise ConfigError(f"unknown env '{self.env}'; valid choices: {', '.join(envs.available())}")
         if self.strategy not in strategies.available():
             raise ConfigError(f"unknown strategy '{self.strategy}'; valid choices: {', '.join(strategies.available())}")
-        for name in ("agents", "rounds", "batch", "epochs", "minibatch", "hidden", "layers",
-                     "fed_updates", "fed_batch", "torch_threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.steps < 0:
-            raise ConfigError(f"steps must be >= 0 (0 = one whole episode), got {self.steps}")
-        for name in ("lambda_u", "lambda_e", "lambda_h", "fed_alpha", "ent_coef", "ia_envy", "ia_guilt"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("fed_lr", "fed_critic_lr", "lr_actor", "lr_critic", "client_cpus", "node_timeout", "reply_timeout"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        if not 0 < self.eta <= 2:
-            raise ConfigError(f"eta must be in (0, 2] (1 = plain averaging, > 1 extrapolates), got {self.eta}")
-        for name in ("gamma", "gae_lambda", "clip", "vol_epsilon", "vol_memory"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
-        if self.anchor_step not in ("sgd", "adam"):
-            raise ConfigError(f"unknown anchor-step '{self.anchor_step}'; valid choices: sgd, adam")
+        for name, value in _numbers(self):
+            if not math.isfinite(value):
+                raise ConfigError(f"{_flag(name)} must be a finite number, got {value}")
+        for name in ("agents", "rounds", "batch", "epochs", "minibatch", "hidden", "layers", "channels",
+                     "fed_updates", "fed_batch", "torch_threads", "dqn_buffer", "dqn_batch", "dqn_updates"):
+            if self.get(name) < 1:
+                raise ConfigError(f"{_flag(name)} must be >= 1, got {self.get(name)}")
+        if self.world.steps < 0:
+            raise ConfigError(f"steps must be >= 0 (0 = one whole episode), got {self.world.steps}")
+        for name in ("lambda_u", "lambda_e", "lambda_h", "fed_alpha", "ent_coef", "ia_envy", "ia_guilt",
+                     "dqn_eps_decay"):
+            if self.get(name) < 0:
+                raise ConfigError(f"{_flag(name)} must be >= 0, got {self.get(name)}")
+        for name in ("fed_lr", "fed_critic_lr", "lr_actor", "lr_critic", "client_cpus", "node_timeout",
+                     "reply_timeout", "dqn_lr", "q_lr", "dqn_max_grad_norm"):
+            if self.get(name) <= 0:
+                raise ConfigError(f"{_flag(name)} must be > 0, got {self.get(name)}")
+        if not 0 < self.fpf.eta <= 2:
+            raise ConfigError(f"eta must be in (0, 2] (1 = plain averaging, > 1 extrapolates), got {self.fpf.eta}")
+        for name in ("gamma", "gae_lambda", "clip", "vol_epsilon", "vol_memory", "dqn_gamma", "dqn_tau",
+                     "dqn_eps_start", "dqn_eps_end", "q_gamma", "q_epsilon"):
+            if not 0 <= self.get(name) <= 1:
+                raise ConfigError(f"{_flag(name)} must be in [0, 1], got {self.get(name)}")
+        if self.ppo.anchor_step not in ("sgd", "adam"):
+            raise ConfigError(f"unknown anchor-step '{self.ppo.anchor_step}'; valid choices: sgd, adam")
+        if self.qtable.q_epsilon_schedule not in ("constant", "1/t"):
+            raise ConfigError(f"unknown q-epsilon-schedule '{self.qtable.q_epsilon_schedule}'; "
+                              "valid choices: constant, 1/t")
         _check_graph(self)
         try:
-            envs.make_batched(self.env, self.agents, batch_size=1)
+            game = envs.make_batched(self.env, self.agents, batch_size=1, **self.game_options())
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        Participation.parse(self.participation, self.draw, self.agents)
+        try:
+            Participation.parse(self.joining.participation, self.joining.draw, self.agents)
+            learners = self.learners()
+            strategies.strategy_class(self.strategy).check_learners(learners)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        _check_learners_fit(learners, game)
         return self
+
+    def game_options(self) -> dict[str, Any]:
+        """Keyword arguments for the game's constructor from the configuration."""
+        return {"observation": self.world.observation} if self.world.observation else {}
+
+
+def _check_learners_fit(learners: list[str], game) -> None:
+    from gymnasium import spaces
+
+    if "q-table" in learners and not isinstance(game.observation_space, spaces.Discrete):
+        raise ConfigError(f"learner q-table needs discrete observations; {game.name} observes "
+                          f"{game.observation_space}. Games with a discrete mode: job (--observation discrete)")
+
+
+def _numbers(cfg: RunConfig):
+    for name in cfg.keys():
+        value = cfg.get(name)
+        if isinstance(value, float):
+            yield name, value
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
 
 
 def _check_graph(cfg: RunConfig) -> None:
-    from pathlib import Path
+    from strategies.graphs import SCHEDULES, load_schedule
 
-    from federation.graphs import SCHEDULES, load_schedule
-
-    if cfg.graph_file:
-        if not Path(cfg.graph_file).is_file():
-            raise ConfigError(f"graph-file '{cfg.graph_file}' does not exist")
+    lmf = cfg.lmf
+    if lmf.graph_file:
+        if not Path(lmf.graph_file).is_file():
+            raise ConfigError(f"graph-file '{lmf.graph_file}' does not exist")
         try:
-            schedule = load_schedule(cfg.graph_file, seed=cfg.seed)
+            schedule = load_schedule(lmf.graph_file, seed=cfg.seed)
         except ValueError as err:  # includes GraphAssumptionError (Assumptions 4 and 5)
-            raise ConfigError(f"graph-file '{cfg.graph_file}': {err}") from None
+            raise ConfigError(f"graph-file '{lmf.graph_file}': {err}") from None
         if not set(schedule.nodes) <= set(range(cfg.agents)):
-            raise ConfigError(f"graph-file '{cfg.graph_file}' names agents {schedule.nodes}; valid agent ids: 0..{cfg.agents - 1}")
-    elif cfg.graph not in SCHEDULES:
-        raise ConfigError(f"unknown graph '{cfg.graph}'; valid choices: {', '.join(sorted(SCHEDULES))}")
-    if cfg.lmf_mode not in ("parameters", "gradients"):
-        raise ConfigError(f"unknown lmf-mode '{cfg.lmf_mode}'; valid choices: parameters, gradients")
+            raise ConfigError(f"graph-file '{lmf.graph_file}' names agents {schedule.nodes}; "
+                              f"valid agent ids: 0..{cfg.agents - 1}")
+    elif lmf.graph not in SCHEDULES:
+        raise ConfigError(f"unknown graph '{lmf.graph}'; valid choices: {', '.join(sorted(SCHEDULES))}")
+    if lmf.lmf_mode not in ("parameters", "gradients"):
+        raise ConfigError(f"unknown lmf-mode '{lmf.lmf_mode}'; valid choices: parameters, gradients")
     for name in ("graph_k", "graph_b", "group_size"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.group_size < 2:
-        raise ConfigError(f"group-size must be >= 2, got {cfg.group_size}")
-    if not 0 <= cfg.graph_p <= 1:
-        raise ConfigError(f"graph-p must be in [0, 1], got {cfg.graph_p}")
-    if not 0 <= cfg.lmf_beta < 1:
-        raise ConfigError(f"lmf-beta must be in [0, 1), got {cfg.lmf_beta}")
+        if getattr(lmf, name) < 1:
+            raise ConfigError(f"{_flag(name)} must be >= 1, got {getattr(lmf, name)}")
+    if lmf.group_size < 2:
+        raise ConfigError(f"group-size must be >= 2, got {lmf.group_size}")
+    if not 0 <= lmf.graph_p <= 1:
+        raise ConfigError(f"graph-p must be in [0, 1], got {lmf.graph_p}")
+    if not 0 <= lmf.lmf_beta < 1:
+        raise ConfigError(f"lmf-beta must be in [0, 1), got {lmf.lmf_beta}")
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    kind = {"int": int, "float": float, "str": str, "bool": bool}[str(annotation)]
+    type_name = annotation if isinstance(annotation, str) else annotation.__name__
+    kind = {"int": int, "float": float, "str": str, "bool": bool}[type_name]
     if kind is bool and isinstance(value, str):
         if value.lower() in ("true", "1", "yes"):
             return True
         if value.lower() in ("false", "0", "no"):
             return False
-        raise ConfigError(f"{name.replace('_', '-')} must be true or false, got {value!r}")
+        raise ConfigError(f"{_flag(name)} must be true or false, got {value!r}")
     if kind is int and isinstance(value, float) and not value.is_integer():
-        raise ConfigError(f"{name.replace('_', '-')} must be an integer, got {value}")
+        raise ConfigError(f"{_flag(name)} must be an integer, got {value}")
     try:
         return kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name.replace('_', '-')} must be of type {kind.__name__}, got {value!r}") from None
+        raise ConfigError(f"{_flag(name)} must be of type {kind.__name__}, got {value!r}") from None

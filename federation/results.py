@@ -22,10 +22,13 @@ TIME_KEYS = ("rollout_s", "train_s", "aggregate_s", "flower_s", "round_s")
 class RunRecorder:
     """Writes metrics.csv after every round (so an interrupted run keeps its data)."""
 
-    def __init__(self, out: Path, config_json: str):
+    def __init__(self, out: Path, config_json: str, notes: list[str] | None = None):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(config_json)
+        config = json.loads(config_json)
+        if notes:
+            config["notes"] = notes
+        (self.out / "config.json").write_text(json.dumps(config, indent=2))
         self.rows: list[dict] = []
         self.events: list[dict] = []
 

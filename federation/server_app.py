@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,14 +28,16 @@ from flwr.serverapp import Grid, ServerApp
 
 import envs
 import strategies
-from clients import protocol
-from clients.model import initial_policy, to_record
+from clients import learners, protocol
+from clients.networks import to_record
+from clients.policies import ActingSpec
 from federation.agents import discover_agents
 from federation.config import RunConfig
-from federation.graphs import consensus_gap
 from federation.metrics import welfare_row
 from federation.results import RunRecorder
 from federation.world import World
+from strategies.graphs import consensus_gap
+from strategies.mediator import Mediator
 
 log = logging.getLogger("fedgames")
 
@@ -47,24 +50,39 @@ class RunOutcome:
     error: BaseException | None = None
 
 
-def base_config(cfg: RunConfig, game, server_round: int) -> ConfigRecord:
-    """What every agent needs to build and train its learner this round."""
-    ppo = {k.replace("_", "-"): v for k, v in vars(cfg.ppo()).items()}
-    return ConfigRecord({**ppo, "server-round": server_round, "seed": cfg.seed, "obs-dim": game.obs_dim,
-                         "num-actions": game.num_actions, "torch-threads": cfg.torch_threads})
+def learner_config(cfg: RunConfig, world: World, learner: str) -> ConfigRecord:
+    """What an agent needs to build and train its learner (the same every round)."""
+    hyper = learners.hyper_record(getattr(cfg, {"q-table": "qtable"}.get(learner, learner)))
+    return ConfigRecord({"learner": learner, **hyper, **learners.hyper_record(cfg.net),
+                         **protocol.space_config(world.game.observation_space), "num-actions": world.num_actions,
+                         "seed": cfg.seed, "torch-threads": cfg.execution.torch_threads,
+                         "storage-dir": str(Path(cfg.storage_dir()).resolve())})
+
+
+def build(cfg: RunConfig):
+    """The game, the strategy and the world of a run, consistent with each other."""
+    mediator = strategies.strategy_class(cfg.strategy).mediator_class or Mediator
+    options = {"stackelberg": True} if mediator.stackelberg else {}
+    game = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.world.batch, seed=cfg.seed,
+                             **cfg.game_options(), **options)
+    assignment = cfg.learners()
+    num_actions = game.num_actions * (2 if mediator.delegation else 1)
+    init = to_record(World.initial_policy(assignment[0], game, num_actions, cfg.net, cfg.seed))
+    strategy = strategies.make(cfg, game, init)
+    world = World(game, assignment, cfg.net, cfg.seed, mediator=strategy.mediator)
+    return game, strategy, world, init
 
 
 def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -> dict:
     """Discover the agents, then run ``cfg.rounds`` rounds; returns the run's summary."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    game = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.batch, seed=cfg.seed)
-    init = to_record(initial_policy(game.obs_dim, game.num_actions, cfg.hidden, cfg.layers, cfg.seed))
-    world = World(game, init, cfg.seed)
-    strategy = strategies.make(cfg, game, init)
-    recorder = RunRecorder(cfg.out, cfg.to_json())
+    game, strategy, world, init = build(cfg)
+    recorder = RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg))
+    assignment = cfg.learners()
+    learner_cfgs = {name: learner_config(cfg, world, name) for name in set(assignment)}
 
-    nodes = discover_agents(grid, cfg.agents, cfg.node_timeout)
+    nodes = discover_agents(grid, cfg.agents, cfg.execution.node_timeout)
     node_agent = {n: a for a, n in nodes.items()}
     strategy.bind(nodes)
     strategy.summary()
@@ -75,18 +93,20 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
     bar = _progress(cfg)
     for rnd in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
-        rollout = world.rollout(rnd, cfg.steps or None)
-        rewards = strategy.train_rewards(rollout.rewards)
+        rollout = world.rollout(rnd, cfg.world.steps or None)
+        rewards = strategy.train_rewards(rollout.rewards if rollout.shaped is None else rollout.shaped)
         t1 = time.perf_counter()
-        messages = list(strategy.configure_train(rnd, arrays, base_config(cfg, game, rnd), grid))
+        config = ConfigRecord({"server-round": rnd, "seed": cfg.seed})
+        messages = list(strategy.configure_train(rnd, arrays, config, grid))
         for msg in messages:
             agent = node_agent[msg.metadata.dst_node_id]
+            msg.content[protocol.LEARNER] = learner_cfgs[assignment[agent]]
             msg.content[protocol.EXPERIENCE] = protocol.pack_experience(rollout.experience(agent, rewards))
         t2 = time.perf_counter()
-        replies = list(grid.send_and_receive(messages, timeout=cfg.reply_timeout))
+        replies = list(grid.send_and_receive(messages, timeout=cfg.execution.reply_timeout))
         t3 = time.perf_counter()
 
-        client_stats = deliver(rnd, replies, world, strategy, node_agent, recorder, cfg.reply_timeout)
+        client_stats = deliver(rnd, replies, world, strategy, node_agent, recorder, cfg.execution.reply_timeout)
         new_arrays, agg_metrics = strategy.aggregate_train(rnd, replies)
         arrays = new_arrays if new_arrays is not None else arrays
         arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)
@@ -96,16 +116,28 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
         t4 = time.perf_counter()
 
         timings = {"rollout_s": t1 - t0, "exchange_s": t3 - t2, "aggregate_s": t4 - t3, "round_s": t4 - t0}
-        row = round_row(rnd, rollout, world, strategy, client_stats, timings, concurrency, cfg.agents)
-        row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics).items()}
+        row = round_row(rnd, rollout, world, strategy.participants(), client_stats, timings, concurrency, cfg.agents)
+        mediator_metrics = strategy.mediator.end_of_rollout() if strategy.mediator is not None else {}
+        row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics | mediator_metrics).items()}
         recorder.add(row)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
     if bar is not None:
         bar.close()
-    return recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed, "agents": cfg.agents,
-                            "startup_s": startup_s, "wall_s": time.perf_counter() - start})
+    return recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
+                            "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
+                            "wall_s": time.perf_counter() - start})
+
+
+def _notes(cfg: RunConfig) -> list[str]:
+    """Things the user should know about how the configuration was applied."""
+    notes = []
+    if (why := cfg.participation_note()) is not None:
+        notes.append(f"--participation {cfg.joining.participation} does not apply: {why}")
+    for note in notes:
+        log.warning(note)
+    return notes
 
 
 def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[int, int], recorder: RunRecorder,
@@ -120,28 +152,33 @@ def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[in
         if reply.has_error():
             recorder.event(rnd, "agent_error", f"agent {agent}: {reply.error.reason}")
             continue
-        world.set_acting(agent, reply.content.pop(protocol.ACTING))
+        spec = ActingSpec.from_dict(reply.content.pop(protocol.ACTING_SPEC))
+        world.set_acting(agent, reply.content.pop(protocol.ACTING), spec)
         metrics = dict(reply.content[protocol.METRICS])
         if "join-next" in metrics:
             choices[agent] = bool(metrics["join-next"])
+        if metrics.get("fresh-start", 0.0) > 0:
+            recorder.event(rnd, "agent_fresh_start", f"agent {agent} found no stored learner state and started over")
         stats.append(metrics)
     for agent in sorted(set(node_agent.values()) - answered):
         recorder.event(rnd, "agent_timeout", f"agent {agent} did not reply within {timeout} s; it keeps its last policy")
-    strategy.participation.declare(choices)
+    strategy.declare(choices)
     return stats
 
 
-def round_row(rnd: int, rollout, world: World, strategy, client_stats: list[dict], timings: dict,
+def round_row(rnd: int, rollout, world: World, participants: frozenset[int], client_stats: list[dict], timings: dict,
               concurrency: int, num_agents: int) -> dict:
     """One row of metrics.csv: welfare, fairness, diagnostics and timings."""
-    row = {"round": rnd, **welfare_row(rollout.returns, strategy.members)}
-    if len(strategy.members) >= 2:  # Theorem 2's consensus gap among the participants
-        row["consensus_gap"] = consensus_gap(world.policies.flat(sorted(strategy.members)))
+    row = {"round": rnd, **welfare_row(rollout.returns, participants), **rollout.mediator_metrics()}
+    if len(participants) >= 2:  # Theorem 2's consensus gap among the participants
+        thetas = world.flat_policies(sorted(participants))
+        if thetas is not None:
+            row["consensus_gap"] = consensus_gap(thetas)
     train_s = float(sum(s.get("train_s", 0.0) for s in client_stats))
     parallel = min(concurrency, max(len(client_stats), 1))
     row |= {**timings, "train_s": train_s, "flower_s": max(0.0, timings["exchange_s"] - train_s / parallel),
             "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
-    for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "optimizer_steps"):
+    for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "td_loss", "epsilon", "optimizer_steps"):
         vals = [s[key] for s in client_stats if key in s]
         if vals:
             row[f"agents_{key}"] = float(np.mean(vals))
@@ -149,7 +186,7 @@ def round_row(rnd: int, rollout, world: World, strategy, client_stats: list[dict
 
 
 def _progress(cfg: RunConfig):
-    if not cfg.progress:
+    if not cfg.execution.progress:
         return None
     from tqdm import tqdm
 

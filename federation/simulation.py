@@ -20,10 +20,10 @@ def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
     from clients.client_app import app as client_app
 
     cpus = os.cpu_count() or 1
-    concurrency = max(1, min(cfg.agents, int(cpus // cfg.client_cpus)))
+    concurrency = max(1, min(cfg.agents, int(cpus // cfg.execution.client_cpus)))
     outcome = RunOutcome()
     backend_config = {
-        "client_resources": {"num_cpus": cfg.client_cpus, "num_gpus": 0.0},
+        "client_resources": {"num_cpus": cfg.execution.client_cpus, "num_gpus": 0.0},
         "init_args": {"num_cpus": cpus, "include_dashboard": False, "log_to_driver": verbose},
     }
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")

@@ -2,11 +2,16 @@
 
 The world lives with the server because a Flower message per environment step is far too
 slow (>= 100 ms in simulation). It is a trusted simulator: it holds each agent's *acting*
-weights (what the agent last reported) to play the game, and nothing else reads them.
-Strategies see only what agents choose to share.
+record (what the agent last reported: its policy's parameters and policy kind) to play
+the game, and nothing else reads them. Strategies see only what agents choose to share.
 
-All N actors are stacked into batched matrices, so one step is one batched forward pass
-(``torch.baddbmm``) for all agents and copies.
+Agents are grouped by learner; each group's networks are stacked and evaluated in one pass
+per step (clients.policies.StackedPolicies), and the group's policy kind turns outputs
+into actions with the world's seeded uniforms.
+
+A strategy's mediator (strategies.mediator) hooks into every step: Stackelberg leaders
+act first and followers see their actions; delegators' actions are replaced by the
+mediator's; rewards may be reshaped for training.
 """
 
 from __future__ import annotations
@@ -17,21 +22,29 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord
 
-from clients.ppo import Experience
+from clients import learners as learner_registry
+from clients.experience import Experience
+from clients.networks import NetworkConfig, to_record
+from clients.policies import ActingSpec, StackedPolicies, act
 from envs.base import BatchedGame
+from strategies.mediator import Mediator
 
 
 @dataclass
 class Rollout:
     """Everything that happened in a round. Axes: time T, copy B, agent N."""
 
-    obs: np.ndarray  # [T+1, B, N, obs_dim]
+    obs: np.ndarray  # [T+1, B, N, *obs_shape] what each agent acted on
     state: np.ndarray  # [T+1, B, state_dim] global state (for centralised critics)
-    actions: np.ndarray  # [T, B, N]
-    logp: np.ndarray  # [T, B, N] behaviour log-probabilities
+    actions: np.ndarray  # [T, B, N] each agent's own choice (with its delegation bit)
+    logp: np.ndarray  # [T, B, N] behaviour log-probabilities of those choices
     rewards: np.ndarray  # [T, B, N] the game's rewards
     terminated: np.ndarray  # [T, B, N]
     mask: np.ndarray  # [T, B, N] 1 while the agent's episode is running
+    shaped: np.ndarray | None = None  # [T, B, N] the mediator's reshaped rewards
+    played: np.ndarray | None = None  # [T, B, N] actions played in the game (after the mediator)
+    delegated: np.ndarray | None = None  # [T, B, N] bool
+    leaders: np.ndarray | None = None  # [T, B, N] bool
 
     @property
     def returns(self) -> np.ndarray:
@@ -50,92 +63,138 @@ class Rollout:
             rewards=r[:, :, agent], terminated=self.terminated[:, :, agent], mask=self.mask[:, :, agent],
         )
 
-
-class StackedPolicies:
-    """N MLP actors of identical shape evaluated in one batched pass."""
-
-    def __init__(self, records: list[ArrayRecord]):
-        self.weights: list[torch.Tensor] = []  # per layer [N, in, out]
-        self.biases: list[torch.Tensor] = []  # per layer [N, 1, out]
-        layers = _layers(records[0])
-        for w_key, b_key in layers:
-            self.weights.append(torch.stack([_t(r[w_key]).T for r in records]).contiguous())
-            self.biases.append(torch.stack([_t(r[b_key]) for r in records]).unsqueeze(1))
-        self._layers = layers
-
-    def set(self, agent: int, record: ArrayRecord) -> None:
-        """Replace one agent's acting weights."""
-        for i, (w_key, b_key) in enumerate(self._layers):
-            self.weights[i][agent] = _t(record[w_key]).T
-            self.biases[i][agent, 0] = _t(record[b_key])
-
-    def flat(self, agents: list[int]) -> np.ndarray:
-        """The agents' parameters as rows of one matrix [len(agents), D]."""
-        parts = [t[agents].reshape(len(agents), -1) for t in (*self.weights, *self.biases)]
-        return torch.cat(parts, dim=1).numpy().astype(np.float64)
-
-    @torch.no_grad()
-    def logits(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs [N, B, d] -> logits [N, B, A]."""
-        x = obs
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = torch.tanh(x)
-        return x
+    def mediator_metrics(self) -> dict[str, float]:
+        """Delegation rate and leader share, overall and per agent (when the mediator used them)."""
+        out: dict[str, float] = {}
+        for name, flags in (("delegation_rate", self.delegated), ("leader_share", self.leaders)):
+            if flags is None:
+                continue
+            live = self.mask > 0
+            per_agent = (flags * live).sum(axis=(0, 1)) / np.maximum(live.sum(axis=(0, 1)), 1)
+            out[name] = float((flags * live).sum() / max(live.sum(), 1))
+            out |= {f"{name}_agent_{i}": float(v) for i, v in enumerate(per_agent)}
+        return out
 
 
-def _t(array) -> torch.Tensor:
-    return torch.as_tensor(array.numpy(), dtype=torch.float32)
+class PolicyGroup:
+    """The agents that share a learner: their stacked networks, policy kind and ε."""
 
+    def __init__(self, learner: str, agents: list[int], initial: torch.nn.Module):
+        self.learner = learner
+        self.kind = learner_registry.learner_class(learner).kind
+        self.agents = agents
+        self.policies = StackedPolicies(initial, [to_record(initial)] * len(agents))
+        self.epsilon = torch.zeros(len(agents), 1)
 
-def _layers(record: ArrayRecord) -> list[tuple[str, str]]:
-    """(weight, bias) keys of the Linear layers of an nn.Sequential actor, in order."""
-    weights = sorted((k for k in record if k.endswith(".weight")), key=lambda k: int(k.split(".")[0]))
-    return [(w, w[: -len("weight")] + "bias") for w in weights]
+    def act(self, obs: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``obs [B, N, ...]`` and uniforms ``u [B, N]`` -> this group's actions and log-probs ``[B, n]``."""
+        o = torch.from_numpy(np.ascontiguousarray(obs[:, self.agents].swapaxes(0, 1)))
+        out = self.policies(o)  # [n, B, A]
+        a, logp = act(self.kind, out, self.epsilon, torch.from_numpy(u[:, self.agents].T.copy()))
+        return a.T.numpy(), logp.T.numpy()
 
 
 class World:
     """Plays B copies of a game for one episode per round with the agents' acting policies."""
 
-    def __init__(self, game: BatchedGame, initial_policy: ArrayRecord, seed: int):
-        self.game = game
-        self.seed = seed
-        self.policies = StackedPolicies([initial_policy] * game.num_agents)
+    def __init__(self, game: BatchedGame, learners: list[str], net: NetworkConfig, seed: int,
+                 mediator: Mediator | None = None):
+        if len(learners) != game.num_agents:
+            raise ValueError(f"{len(learners)} learners for {game.num_agents} agents")
+        self.game, self.seed, self.mediator = game, seed, mediator
+        self.num_actions = game.num_actions * (2 if mediator is not None and mediator.delegation else 1)
+        self.groups: list[PolicyGroup] = []
+        self._where: dict[int, tuple[PolicyGroup, int]] = {}
+        for name in dict.fromkeys(learners):
+            agents = [i for i, n in enumerate(learners) if n == name]
+            initial = self.initial_policy(name, game, self.num_actions, net, seed)
+            group = PolicyGroup(name, agents, initial)
+            self.groups.append(group)
+            self._where |= {a: (group, k) for k, a in enumerate(agents)}
 
-    def set_acting(self, agent: int, record: ArrayRecord) -> None:
-        self.policies.set(agent, record)
+    @staticmethod
+    def initial_policy(learner: str, game: BatchedGame, num_actions: int, net: NetworkConfig,
+                       seed: int) -> torch.nn.Module:
+        """The common initial policy of every agent with this learner."""
+        return learner_registry.learner_class(learner).policy_network(game.observation_space, num_actions, net, seed)
+
+    def set_acting(self, agent: int, record: ArrayRecord, spec: ActingSpec | None = None) -> None:
+        """Replace one agent's acting policy (and its ε, from the spec it reported)."""
+        group, k = self._where[agent]
+        if spec is not None:
+            if spec.learner != group.learner or spec.kind != group.kind:
+                raise ValueError(f"agent {agent} reported a {spec.learner}/{spec.kind} policy; "
+                                 f"it plays {group.learner}/{group.kind}")
+            group.epsilon[k, 0] = spec.epsilon
+        group.policies.set(k, record)
+
+    def flat_policies(self, agents: list[int]) -> np.ndarray | None:
+        """The agents' acting parameters as rows ``[len(agents), D]``; None if they differ in learner."""
+        where = [self._where[a] for a in agents]
+        if len({id(g) for g, _ in where}) != 1:
+            return None
+        return where[0][0].policies.flat([k for _, k in where])
+
+    def _act(self, obs: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        B, N = u.shape
+        actions, logp = np.zeros((B, N), np.int64), np.zeros((B, N), np.float32)
+        for group in self.groups:
+            actions[:, group.agents], logp[:, group.agents] = group.act(obs, u)
+        return actions, logp
 
     def rollout(self, server_round: int, steps: int | None = None) -> Rollout:
         """One episode (or ``steps`` steps) in every copy; seeded by (seed, round)."""
-        game = self.game
+        game, med = self.game, self.mediator
+        stackelberg = med is not None and med.stackelberg
+        delegation = med is not None and med.delegation
+        reshapes = med is not None and med.reshapes
         T = steps or game.episode_length
         rng = np.random.default_rng([self.seed, server_round])
         obs = game.reset(seed=int(rng.integers(2**31)))
-        B, N, d = obs.shape
-        out_obs = np.zeros((T + 1, B, N, d), np.float32)
+        B, N = obs.shape[:2]
+        out_obs = np.zeros((T + 1, *obs.shape), obs.dtype)
+        states = np.zeros((T + 1, B, game.state_space.shape[0]), np.float32)
         actions = np.zeros((T, B, N), np.int64)
         logp = np.zeros((T, B, N), np.float32)
         rewards = np.zeros((T, B, N), np.float32)
         terminated = np.zeros((T, B, N), bool)
         mask = np.zeros((T, B, N), np.float32)
+        shaped = np.zeros((T, B, N), np.float32) if reshapes else None
+        played = np.zeros((T, B, N), np.int64) if delegation else None
+        delegated = np.zeros((T, B, N), bool) if delegation else None
+        leaders = np.zeros((T, B, N), bool) if stackelberg else None
         alive = np.ones((B, N), bool)
-        out_obs[0] = obs
+        states[0] = game.state()
         for t in range(T):
-            logits = self.policies.logits(torch.from_numpy(obs).transpose(0, 1))  # [N, B, A]
-            logprobs = torch.log_softmax(logits, -1).transpose(0, 1).numpy()  # [B, N, A]
-            u = rng.random((B, N, 1))
-            a = (np.cumsum(np.exp(logprobs), -1) < u).sum(-1).clip(max=logprobs.shape[-1] - 1)
-            obs, r, term, trunc = game.step(a)
-            actions[t], out_obs[t + 1] = a, obs
-            logp[t] = np.take_along_axis(logprobs, a[..., None], -1)[..., 0]
+            u = rng.random((B, N))
+            choice, lp = self._act(obs, u)
+            if stackelberg:  # leaders act on their observation, followers see the leaders' actions
+                lead = np.asarray(med.leaders(t, states[t]), bool)
+                seen = game.observe_leaders(obs, choice, lead)
+                follow_choice, follow_lp = self._act(seen, u)
+                choice, lp = np.where(lead, choice, follow_choice), np.where(lead, lp, follow_lp)
+                obs = seen  # leaders' slots stay empty: observe_leaders leaves them so
+                leaders[t] = lead
+            play = choice
+            if delegation:  # the agent's choice is (action, delegate); the mediator acts for delegators
+                own, delegate = choice % game.num_actions, choice >= game.num_actions
+                proposal = np.asarray(med.act_for(t, states[t], own.copy(), delegate.copy()), np.int64)
+                play = np.where(delegate, proposal, own)
+                played[t], delegated[t] = play, delegate
+            out_obs[t] = obs
+            obs, r, term, trunc = game.step(play)
+            actions[t], logp[t] = choice, lp
             rewards[t] = r * alive
+            if reshapes:
+                shaped[t] = np.asarray(med.reshape(t, states[t], play, r), np.float32) * alive
             mask[t] = alive
             terminated[t] = term & alive
+            states[t + 1] = game.state()
             alive = alive & ~term
             if not alive.any() or trunc.all():
                 T = t + 1
                 break
-        state = np.stack([game.state(o) for o in out_obs[: T + 1]])
-        return Rollout(out_obs[: T + 1], state, actions[:T], logp[:T], rewards[:T], terminated[:T], mask[:T])
+        out_obs[T] = obs
+        cut = (lambda x: None if x is None else x[:T])
+        return Rollout(out_obs[: T + 1], states[: T + 1], actions[:T], logp[:T], rewards[:T], terminated[:T],
+                       mask[:T], cut(shaped), cut(played), cut(delegated), cut(leaders))

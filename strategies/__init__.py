@@ -27,8 +27,12 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def strategy_class(name: str) -> type[FederationStrategy]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown strategy '{name}'; valid choices: {', '.join(available())}")
+    return _REGISTRY[name]
+
+
 def make(cfg, game, init: ArrayRecord) -> FederationStrategy:
     """Build the strategy ``cfg.strategy`` for ``game`` from a validated RunConfig."""
-    if cfg.strategy not in _REGISTRY:
-        raise ValueError(f"unknown strategy '{cfg.strategy}'; valid choices: {', '.join(available())}")
-    return _REGISTRY[cfg.strategy].from_config(cfg, game, init)
+    return strategy_class(cfg.strategy).from_config(cfg, game, init)

@@ -1,15 +1,30 @@
-"""The base of every federation strategy: who trains with what, and what is aggregated.
+"""The loop-strategy contract: every hook the round loop (federation/) calls, and nothing else.
 
-A strategy is a ``flwr.serverapp.strategy.Strategy``. The round loop (federation/) calls
+A strategy is a ``flwr.serverapp.strategy.Strategy``. Once, before the first round:
 
-1. ``configure_train`` -> one train message per agent (the loop then attaches the
-   agent's own experience);
-2. ``aggregate_train`` on the replies, from which the loop has removed every agent's
-   acting weights: a strategy sees only what agents chose to share;
-3. ``federated_training`` with the round's rollout, for strategies that own server-side
-   learners trained on the world's data (FPF's ω and ω̄).
+- ``from_config(cfg, game, init)`` builds it from a validated run configuration
+  (``check_learners`` runs first, at validation, to refuse learners it cannot federate);
+- ``bind(nodes)`` tells it which node plays which agent; ``summary()`` logs it.
 
-Subclasses override the hooks ``anchors``, ``aggregate_train`` and ``federated_training``.
+Every round, in this order:
+
+1. ``mediator``: a :class:`strategies.mediator.Mediator` (or None) that the world calls
+   during the rollout (delegation, Stackelberg leaders, reward reshaping);
+2. ``train_rewards(rewards)``: the rewards ``[T, B, N]`` agents train on;
+3. ``configure_train(round, arrays, config, grid)``: one train message per agent, made of
+   the strategy's ``instructions(agent, round, arrays)`` (config entries and records such
+   as ω, ω̄ or a neighbour mix); the loop then attaches the agent's own experience and
+   learner settings;
+4. ``aggregate_train(round, replies)``: the replies *without* any acting weights, i.e.
+   only what agents chose to share;
+5. ``declare(choices)``: the agents' declared participation for the next round
+   (free entry and exit); the strategy owns its participation set;
+6. ``federated_training(round, rollout, arrays)``: the strategy's own server-side learners
+   (FPF's ω and ω̄, a mediator's critic) train on the world's data;
+7. ``shared_policy(arrays)``: a policy every agent then acts with (FedAvg), or None;
+8. ``participants()``: this round's participation set N_p, for the metrics.
+
+``state_dict()`` / ``load_state_dict()`` hold what a checkpoint needs.
 """
 
 from __future__ import annotations
@@ -24,7 +39,8 @@ from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
 from clients import protocol
-from federation.participation import Participation
+from strategies.mediator import Mediator
+from strategies.participation import Participation
 
 
 class FederationStrategy(Strategy):
@@ -35,46 +51,93 @@ class FederationStrategy(Strategy):
     share = protocol.SHARE_NONE
     #: D&F-style strategies force every agent into the federation
     mandatory = False
+    #: the strategy mixes, averages or pulls policy parameters: every agent needs one learner
+    mixes_parameters = False
+    #: learners the strategy cannot federate (e.g. FPF's ω for tabular agents)
+    refuses_learners: tuple[str, ...] = ()
 
     def __init__(self, participation: Participation, seed: int):
-        if self.mandatory:
-            participation = Participation.everyone(participation.num_agents)
-        elif self.share == protocol.SHARE_NONE:
-            participation = Participation.nobody(participation.num_agents)
-        self.participation = participation
+        self.participation = self.effective_participation(participation)
         self.seed = seed
         self.nodes: dict[int, int] = {}  # agent id -> node id
         self.members: frozenset[int] = frozenset()
 
     @classmethod
+    def effective_participation(cls, participation: Participation) -> Participation:
+        """The participation set this strategy really uses (mandatory: everyone; no sharing: nobody)."""
+        if cls.mandatory:
+            return Participation.everyone(participation.num_agents)
+        if cls.share == protocol.SHARE_NONE:
+            return Participation.nobody(participation.num_agents)
+        return participation
+
+    @classmethod
+    def overrides_participation(cls) -> str | None:
+        """Why ``--participation`` does not apply to this strategy, or None when it does."""
+        if cls.mandatory:
+            return f"{cls.name} is mandatory: every agent participates"
+        if cls.share == protocol.SHARE_NONE:
+            return f"{cls.name} has no federation: nobody participates"
+        return None
+
+    @classmethod
+    def check_learners(cls, learners: list[str]) -> None:
+        """Raise ValueError if this strategy cannot federate agents with these learners."""
+        refused = sorted(set(learners) & set(cls.refuses_learners))
+        if refused:
+            raise ValueError(f"{cls.name} cannot federate {', '.join(refused)} agents; use another learner "
+                             f"or strategy")
+        if cls.mixes_parameters and len(set(learners)) > 1:
+            groups = {name: [i for i, n in enumerate(learners) if n == name] for name in dict.fromkeys(learners)}
+            desc = "; ".join(f"{name} for agents {ids}" for name, ids in groups.items())
+            raise ValueError(f"{cls.name} mixes policy parameters, so every agent needs the same learner; got {desc}")
+
+    @classmethod
     def from_config(cls, cfg, game, init: ArrayRecord) -> "FederationStrategy":
         """Build from a validated RunConfig (subclasses with settings override this)."""
-        return cls(Participation.from_config(cfg), cfg.seed)
+        return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed)
 
     def bind(self, nodes: dict[int, int]) -> None:
         """Tell the strategy which node plays which agent."""
         self.nodes = dict(nodes)
 
     # ---------------------------------------------------------------- hooks
-    def anchors(self, agent: int, arrays: ArrayRecord) -> dict[str, ArrayRecord]:
-        """Records sent to ``agent`` besides its experience (none by default)."""
-        return {}
+    #: the class of the strategy's mediator, so the game can be built for it (a Stackelberg
+    #: slot, a delegation bit) before the strategy exists; None: no mediator
+    mediator_class: type[Mediator] | None = None
+    #: the mediator instance the world calls during rollouts
+    mediator: Mediator | None = None
 
-    def agent_config(self, agent: int, server_round: int) -> dict:
-        """Extra config entries for ``agent`` this round (none by default)."""
-        return {}
+    def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
+        """Config entries and records for ``agent`` this round, besides its experience."""
+        return {}, {}
 
     def train_rewards(self, rewards: np.ndarray) -> np.ndarray:
-        """Rewards the agents train on, [T, B, N]; the game's own by default."""
+        """Rewards the agents train on, [T, B, N]; the given ones by default."""
         return rewards
+
+    def declare(self, choices: dict[int, bool]) -> None:
+        """Agents' declared choices (join the next round or not)."""
+        self.participation.declare(choices)
+
+    def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
+        """Server-side training on the world's data; nothing by default."""
+        return arrays, {}
 
     def shared_policy(self, arrays: ArrayRecord) -> ArrayRecord | None:
         """A policy every agent acts with after aggregation (FedAvg's global one); None: each its own."""
         return None
 
-    def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
-        """Server-side training on the world's data; nothing by default."""
-        return arrays, {}
+    def participants(self) -> frozenset[int]:
+        """This round's participation set N_p."""
+        return self.members
+
+    def state_dict(self) -> dict:
+        """What a checkpoint of the strategy holds (subclasses with learners extend it)."""
+        return {"members": sorted(self.members)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.members = frozenset(state["members"])
 
     def _volunteer_config(self) -> dict:
         p = self.participation
@@ -86,9 +149,10 @@ class FederationStrategy(Strategy):
         messages = []
         for agent, node in sorted(self.nodes.items()):
             share = self.share if agent in self.members else protocol.SHARE_NONE
-            agent_cfg = ConfigRecord({**dict(config), **self.agent_config(agent, server_round), "agent-id": agent, "share": share,
+            entries, records = self.instructions(agent, server_round, arrays)
+            agent_cfg = ConfigRecord({**dict(config), **entries, "agent-id": agent, "share": share,
                                       **self._volunteer_config()})
-            content = RecordDict({protocol.CONFIG: agent_cfg, **self.anchors(agent, arrays)})
+            content = RecordDict({protocol.CONFIG: agent_cfg, **records})
             messages.append(Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN))
         return messages
 

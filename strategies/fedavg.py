@@ -24,9 +24,10 @@ class FedAvg(FederationStrategy):
     name = "fedavg"
     share = protocol.SHARE_PARAMETERS
     mandatory = True
+    mixes_parameters = True
 
-    def anchors(self, agent: int, arrays: ArrayRecord) -> dict[str, ArrayRecord]:
-        return {protocol.REPLACE: arrays}
+    def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
+        return {}, {protocol.REPLACE: arrays}
 
     def shared_policy(self, arrays: ArrayRecord) -> ArrayRecord | None:
         return arrays

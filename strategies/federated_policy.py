@@ -23,19 +23,20 @@ import torch
 from flwr.app import ArrayRecord
 from torch import nn
 
-from clients.model import load_record, make_actor, make_critic, to_record
-from clients.ppo import gae, proximal
+from clients.anchors import proximal
+from clients.networks import NetworkConfig, load_record, network, to_record
+from clients.ppo import gae
 
 
 class FederatedPolicy:
     """One server-side policy with its centralised critic and optimisers."""
 
-    def __init__(self, init: ArrayRecord, obs_dim: int, num_actions: int, state_dim: int,
-                 hidden: int, layers: int, lr: float, critic_lr: float, seed: int):
+    def __init__(self, init: ArrayRecord, space, num_actions: int, state_space, net: NetworkConfig,
+                 lr: float, critic_lr: float, seed: int):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.actor = make_actor(obs_dim, num_actions, hidden, layers)
-            self.critic = make_critic(state_dim, hidden, layers)
+            self.actor = network(space, num_actions, net, out_gain=0.01)
+            self.critic = network(state_space, 1, net, out_gain=1.0)
         load_record(self.actor, init)
         self.opt_actor = torch.optim.Adam(self.actor.parameters(), lr=lr, eps=1e-5)
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=critic_lr, eps=1e-5)
@@ -62,7 +63,7 @@ class FederatedPolicy:
         s_keep = team_mask.reshape(-1) > 0
         s_flat, ret_flat = s_flat[s_keep], ret_flat[s_keep]
 
-        obs = torch.as_tensor(rollout.obs[:-1]).reshape(T * B * N, -1)
+        obs = torch.as_tensor(rollout.obs[:-1]).flatten(0, 2)
         act = torch.as_tensor(rollout.actions).reshape(-1)
         mu_logp = torch.as_tensor(rollout.logp).reshape(-1)
         a_adv = adv.unsqueeze(-1).expand(T, B, N).reshape(-1)

@@ -32,6 +32,7 @@ agent's acting weights from the replies and non-participants share nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from logging import INFO
 
 import numpy as np
@@ -40,9 +41,26 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord
 from flwr.supercore import log
 
 from clients import protocol
-from federation.participation import Participation
+from clients.networks import NetworkConfig
 from strategies.base import FederationStrategy, shared_uploads
 from strategies.federated_policy import FederatedPolicy, egalitarian_reward, utilitarian_reward
+from strategies.federated_q import FederatedQ
+from strategies.participation import Participation
+
+
+@dataclass
+class FPFConfig:
+    """FPF / D&F in the paper's notation (flags --lambda-u, --lambda-e, ...)."""
+
+    lambda_u: float = 1.0  # pull toward the utilitarian policy ω
+    lambda_e: float = 1.0  # pull toward the egalitarian policy ω̄
+    lambda_h: float = 0.01  # entropy bonus of ω̄
+    eta: float = 1.0  # federation update rate η
+    fed_alpha: float = 1e-3  # α of Eqs. 9-10
+    fed_lr: float = 3e-4  # learning rate of the server-side training of ω, ω̄
+    fed_critic_lr: float = 1e-3
+    fed_updates: int = 4  # minibatch steps of ω and ω̄ per round
+    fed_batch: int = 4096
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
@@ -62,38 +80,42 @@ class FPF(FederationStrategy):
 
     name = "fpf"
     share = protocol.SHARE_PARAMETERS
+    mixes_parameters = True
+    refuses_learners = ("q-table",)
 
-    def __init__(self, participation, seed: int, init: ArrayRecord, *, obs_dim: int, num_actions: int,
-                 state_dim: int, lambda_u: float = 1.0, lambda_e: float = 1.0, lambda_h: float = 0.01,
+    def __init__(self, participation, seed: int, init: ArrayRecord, *, space, num_actions: int,
+                 state_space, learner: str = "ppo", lambda_u: float = 1.0, lambda_e: float = 1.0, lambda_h: float = 0.01,
                  eta: float = 1.0, fed_alpha: float = 1e-3, fed_lr: float = 3e-4, fed_critic_lr: float = 1e-3,
-                 fed_updates: int = 4, fed_batch: int = 4096, hidden: int = 256, layers: int = 2,
+                 fed_updates: int = 4, fed_batch: int = 4096, net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97):
         super().__init__(participation, seed)
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
         self.eta, self.fed_alpha = eta, fed_alpha
         self.fed_updates, self.fed_batch = fed_updates, fed_batch
         self.gamma, self.gae_lambda = gamma, gae_lambda
-        dims = dict(obs_dim=obs_dim, num_actions=num_actions, state_dim=state_dim, hidden=hidden, layers=layers,
+        if learner in self.refuses_learners:
+            raise ValueError(f"{self.name} cannot federate {learner} agents")
+        federated = FederatedQ if learner == "dqn" else FederatedPolicy
+        dims = dict(space=space, num_actions=num_actions, state_space=state_space, net=net or NetworkConfig(),
                     critic_lr=fed_critic_lr)
-        self.omega = FederatedPolicy(init, lr=eta * fed_lr, seed=seed + 1, **dims)
-        self.omega_bar = FederatedPolicy(init, lr=fed_lr, seed=seed + 2, **dims)
+        self.omega = federated(init, lr=eta * fed_lr, seed=seed + 1, **dims)
+        self.omega_bar = federated(init, lr=fed_lr, seed=seed + 2, **dims)
         self._omega_bar_record = self.omega_bar.record()
         self._gen = torch.Generator().manual_seed(seed)
 
     @classmethod
     def from_config(cls, cfg, game, init: ArrayRecord) -> "FPF":
-        return cls(Participation.from_config(cfg), cfg.seed, init,
-                   obs_dim=game.obs_dim, num_actions=game.num_actions, state_dim=game.state_dim,
-                   lambda_u=cfg.lambda_u, lambda_e=cfg.lambda_e, lambda_h=cfg.lambda_h, eta=cfg.eta,
-                   fed_alpha=cfg.fed_alpha, fed_lr=cfg.fed_lr, fed_critic_lr=cfg.fed_critic_lr,
-                   fed_updates=cfg.fed_updates, fed_batch=cfg.fed_batch, hidden=cfg.hidden, layers=cfg.layers,
-                   gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
+        learners = cfg.learners()
+        cls.check_learners(learners)
+        return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, init,
+                   space=game.observation_space, num_actions=game.num_actions, state_space=game.state_space,
+                   learner=learners[0], **vars(cfg.fpf), net=cfg.net,
+                   gamma=cfg.dqn.dqn_gamma if learners[0] == "dqn" else cfg.ppo.gamma, gae_lambda=cfg.ppo.gae_lambda)
 
-    def anchors(self, agent: int, arrays: ArrayRecord) -> dict[str, ArrayRecord]:
-        return {protocol.OMEGA: arrays, protocol.OMEGA_BAR: self._omega_bar_record}
-
-    def agent_config(self, agent: int, server_round: int) -> dict:
-        return {"lambda-u": self.fed_alpha * self.lambda_u, "lambda-e": self.fed_alpha * self.lambda_e}
+    def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
+        """ω, ω̄ and Eq. 9's pull weights αλ_u, αλ_e."""
+        entries = {protocol.PULL_U: self.fed_alpha * self.lambda_u, protocol.PULL_E: self.fed_alpha * self.lambda_e}
+        return entries, {protocol.OMEGA: arrays, protocol.OMEGA_BAR: self._omega_bar_record}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         uploads = shared_uploads(replies)

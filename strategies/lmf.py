@@ -1,7 +1,7 @@
 r"""LMF: Local Multi-Federation (Algorithm 2 of "Beyond Mandatory Federations").
 
 No global policy. Each round the participating agents N_p talk over a graph G_t of the
-chosen schedule (federation/graphs.py) with consensus weights C_t (Metropolis-Hastings by
+chosen schedule (strategies/graphs.py) with consensus weights C_t (Metropolis-Hastings by
 default, validated against Assumption 5), and each agent receives its own neighbour mix.
 
 **Parameter exchange** (Eq. 13): :math:`θ_{i,t+1} = \sum_j c_t(i,j)\,θ_{j,t} + α_t∇J_i(θ_{i,t})`.
@@ -24,6 +24,7 @@ the theory wants β ∈ (1/2, 1); 0 keeps them constant). Non-participants train
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from logging import INFO
 
 import numpy as np
@@ -31,11 +32,33 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord
 from flwr.supercore import log
 
 from clients import protocol
-from federation.graphs import GraphSchedule, check_weights
-from federation.participation import Participation
 from strategies.base import FederationStrategy
+from strategies.graphs import GraphSchedule, check_weights, load_schedule, make_schedule
+from strategies.participation import Participation
 
 MODES = (protocol.SHARE_PARAMETERS, protocol.SHARE_GRADIENTS)
+
+
+@dataclass
+class LMFConfig:
+    """LMF's communication graphs and exchange (flags --graph, --graph-file, ...)."""
+
+    # complete, ring, fixed, dynamic, erdos_renyi, b_connected (strategies.graphs.SCHEDULES)
+    graph: str = "ring"
+    graph_file: str = ""  # a user schedule (JSON), checked against Assumptions 4 and 5
+    graph_k: int = 2  # fixed: number of disjoint federations
+    graph_p: float = 0.3  # erdos_renyi: edge probability
+    graph_b: int = 3  # b_connected: interval B
+    group_size: int = 3  # dynamic: size of the overlapping federations
+    lmf_mode: str = "parameters"  # parameters (Eq. 13) or gradients (Eq. 14)
+    lmf_beta: float = 0.0  # step size decay α_t = α_0 / t^β
+
+    def schedule(self, num_agents: int, seed: int) -> GraphSchedule:
+        if self.graph_file:
+            return load_schedule(self.graph_file, seed=seed)
+        options = {"fixed": {"k": self.graph_k, "agents": num_agents}, "dynamic": {"group_size": self.group_size},
+                   "erdos_renyi": {"p": self.graph_p}, "b_connected": {"B": self.graph_b}}.get(self.graph, {})
+        return make_schedule(self.graph, seed=seed, **options)
 
 
 def neighbour_mix(C: np.ndarray, shared: list[ArrayRecord]) -> list[dict[str, np.ndarray]]:
@@ -54,6 +77,7 @@ class LMF(FederationStrategy):
     """Local multi-federations over a time-varying communication graph."""
 
     name = "lmf"
+    mixes_parameters = True
 
     def __init__(self, participation: Participation, seed: int, schedule: GraphSchedule,
                  mode: str = protocol.SHARE_PARAMETERS, beta: float = 0.0):
@@ -66,22 +90,24 @@ class LMF(FederationStrategy):
 
     @classmethod
     def from_config(cls, cfg, game, init) -> "LMF":
-        from federation.graphs import load_schedule, make_schedule
+        lmf = cfg.lmf
+        return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, lmf.schedule(cfg.agents, cfg.seed),
+                   lmf.lmf_mode, lmf.lmf_beta)
 
-        if cfg.graph_file:
-            schedule = load_schedule(cfg.graph_file, seed=cfg.seed)
-        else:
-            options = {"fixed": {"k": cfg.graph_k, "agents": cfg.agents}, "dynamic": {"group_size": cfg.group_size},
-                       "erdos_renyi": {"p": cfg.graph_p}, "b_connected": {"B": cfg.graph_b}}.get(cfg.graph, {})
-            schedule = make_schedule(cfg.graph, seed=cfg.seed, **options)
-        return cls(Participation.from_config(cfg), cfg.seed, schedule, cfg.lmf_mode, cfg.lmf_beta)
-
-    def anchors(self, agent: int, arrays: ArrayRecord) -> dict[str, ArrayRecord]:
+    def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
+        """The agent's neighbour mix from the last exchange (delivered once), the mode and α_t/α_0."""
         mix = self.pending.pop(agent, None)
-        return {} if mix is None else {protocol.MIX: mix}
+        entries = {"lmf-mode": self.mode, "lr-scale": float(server_round ** -self.beta)}
+        return entries, ({} if mix is None else {protocol.MIX: mix})
 
-    def agent_config(self, agent: int, server_round: int) -> dict:
-        return {"lmf-mode": self.mode, "lr-scale": float(server_round ** -self.beta)}
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"pending": {a: r.to_numpy_ndarrays() for a, r in self.pending.items()},
+                                       "keys": {a: list(r.keys()) for a, r in self.pending.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.pending = {a: ArrayRecord({k: Array(v) for k, v in zip(state["keys"][a], arrays)})
+                        for a, arrays in state["pending"].items()}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         agent_of = {node: agent for agent, node in self.nodes.items()}

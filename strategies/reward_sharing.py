@@ -16,9 +16,20 @@ reward-sharing channel that FPF and LMF do without.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from strategies.base import FederationStrategy
+from strategies.participation import Participation
+
+
+@dataclass
+class IAConfig:
+    """Inequity aversion's envy a and guilt b (flags --ia-envy, --ia-guilt)."""
+
+    ia_envy: float = 5.0
+    ia_guilt: float = 0.05
 
 
 class AverageReward(FederationStrategy):
@@ -62,10 +73,8 @@ class InequityAversion(FederationStrategy):
 
     @classmethod
     def from_config(cls, cfg, game, init):
-        from federation.participation import Participation
-
-        return cls(Participation.from_config(cfg), cfg.seed,
-                   envy=cfg.ia_envy, guilt=cfg.ia_guilt)
+        return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, envy=cfg.ia.ia_envy,
+                   guilt=cfg.ia.ia_guilt)
 
     def train_rewards(self, rewards: np.ndarray) -> np.ndarray:
         return inequity_averse(rewards, self.envy, self.guilt, self.decay)

@@ -5,7 +5,7 @@ import pytest
 from flwr.app import Array, ArrayRecord
 
 from clients.volunteer import JoinRecord, decide
-from federation.participation import Participation
+from strategies.participation import Participation
 from strategies.fedavg import FedAvg
 from strategies.reward_sharing import AverageReward, InequityAversion, MinimumReward, inequity_averse
 

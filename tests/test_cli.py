@@ -61,7 +61,7 @@ def test_from_mapping_rejects_unknown_keys_and_bad_types():
         RunConfig.from_mapping({"round": 3})
     with pytest.raises(ConfigError, match="agents must be an integer"):
         RunConfig.from_mapping({"agents": 2.5})
-    assert RunConfig.from_mapping({"lambda-u": "0.5", "progress": "false"}).lambda_u == 0.5
+    assert RunConfig.from_mapping({"lambda-u": "0.5", "progress": "false"}).fpf.lambda_u == 0.5
 
 
 def test_several_strategies_and_seeds_plan_one_directory_each(tmp_path):
@@ -71,7 +71,7 @@ def test_several_strategies_and_seeds_plan_one_directory_each(tmp_path):
     assert runs[3].out == str(tmp_path / "dnf_seed1")
     args = run_sim.parser().parse_args(["--strategy", "lmf", "avg", "--graph", "ring", "fixed", "--out", str(tmp_path)])
     runs = run_sim.plan(args)
-    assert [(r.label, r.graph) for r in runs] == [("lmf-ring", "ring"), ("lmf-fixed", "fixed"), ("avg", "ring")]
+    assert [(r.label, r.lmf.graph) for r in runs] == [("lmf-ring", "ring"), ("lmf-fixed", "fixed"), ("avg", "ring")]
     assert runs[1].out == str(tmp_path / "lmf-fixed_seed0")
 
 

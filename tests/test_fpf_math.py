@@ -5,11 +5,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 from flwr.app import Array, ArrayRecord
 
-from clients.ppo import Anchors
+from clients.anchors import Anchors
+from clients.networks import NetworkConfig
 from federation.metrics import cv, jain, welfare_row
-from federation.participation import Participation
+from strategies.participation import Participation
 from strategies.federated_policy import egalitarian_reward, utilitarian_reward
 from strategies.fpf import FPF, fpf_aggregate, fpf_upload
 
@@ -37,7 +39,7 @@ def test_eq11_aggregate_divides_by_participants():
 
 def test_proximal_penalty_and_gradient():
     theta = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-    anchors = Anchors(omega={"w": torch.zeros(2)}, omega_bar={"w": torch.ones(2)}, lambda_u=2.0, lambda_e=4.0)
+    anchors = Anchors(omega={"w": torch.zeros(2)}, omega_bar={"w": torch.ones(2)}, weight_u=2.0, weight_e=4.0)
     penalty = anchors.penalty([("w", theta)])
     # 2/2·(1 + 4) + 4/2·(0 + 1) = 7
     assert penalty.item() == pytest.approx(7.0)
@@ -48,17 +50,17 @@ def test_proximal_penalty_and_gradient():
 
 def test_anchor_pull_is_one_plain_gradient_step():
     theta = torch.tensor([1.0, 2.0])
-    anchors = Anchors(omega={"w": torch.zeros(2)}, omega_bar={"w": torch.ones(2)}, lambda_u=2.0, lambda_e=4.0)
+    anchors = Anchors(omega={"w": torch.zeros(2)}, omega_bar={"w": torch.ones(2)}, weight_u=2.0, weight_e=4.0)
     anchors.pull([("w", theta)], lr=0.1)
     # θ - 0.1·(2·(θ - 0) + 4·(θ - 1)) = [1 - 0.2, 2 - 0.8]
     np.testing.assert_allclose(theta.numpy(), [0.8, 1.2], rtol=1e-6)
-    Anchors(omega={"w": torch.zeros(2)}, lambda_u=0.0).pull([("w", theta)], lr=0.1)
+    Anchors(omega={"w": torch.zeros(2)}, weight_u=0.0).pull([("w", theta)], lr=0.1)
     np.testing.assert_allclose(theta.numpy(), [0.8, 1.2], rtol=1e-6)  # λ = 0: no pull
 
 
 def test_proximal_penalty_rejects_mismatched_anchor():
     with pytest.raises(ValueError, match="anchor has parameters"):
-        Anchors(omega={"other": torch.zeros(1)}, lambda_u=1.0).penalty([("w", torch.zeros(1))])
+        Anchors(omega={"other": torch.zeros(1)}, weight_u=1.0).penalty([("w", torch.zeros(1))])
 
 
 def test_utilitarian_and_egalitarian_rewards():
@@ -94,10 +96,13 @@ def _record(values):
     return ArrayRecord({"0.weight": Array(np.array(values, dtype=np.float32))})
 
 
+SHAPES = dict(space=spaces.Box(-1, 1, (2,), np.float32), num_actions=1, state_space=spaces.Box(-1, 1, (4,), np.float32),
+              net=NetworkConfig(hidden=1, layers=0))
+
+
 def test_fpf_aggregate_train_uses_only_shared_uploads():
     init = ArrayRecord({"0.weight": Array(np.zeros((1, 2), np.float32)), "0.bias": Array(np.zeros(1, np.float32))})
-    fpf = FPF(Participation.parse("0.5", "fixed", 2), 0, init, obs_dim=2, num_actions=1, state_dim=4,
-              hidden=1, layers=0, eta=1.0, fed_alpha=0.5, lambda_u=1.0)
+    fpf = FPF(Participation.parse("0.5", "fixed", 2), 0, init, **SHAPES, eta=1.0, fed_alpha=0.5, lambda_u=1.0)
     theta = ArrayRecord({"0.weight": Array(np.array([[2.0, 4.0]], np.float32)), "0.bias": Array(np.array([6.0], np.float32))})
     replies = [FakeReply({"shared": theta, "metrics": {}}), FakeReply({"metrics": {}})]
     omega, metrics = fpf.aggregate_train(1, replies)
@@ -110,11 +115,11 @@ def test_fpf_aggregate_train_uses_only_shared_uploads():
 def test_fpf_sends_eq9_pull_weights_and_both_anchors_to_everyone():
     """Eq. 9: the pull is αλ_u(θ-ω) + αλ_e(θ-ω̄), for participants and non-participants alike."""
     init = ArrayRecord({"0.weight": Array(np.zeros((1, 2), np.float32)), "0.bias": Array(np.zeros(1, np.float32))})
-    fpf = FPF(Participation.parse("ids:0", "fixed", 2), 0, init, obs_dim=2, num_actions=1, state_dim=4,
-              hidden=1, layers=0, fed_alpha=0.01, lambda_u=2.0, lambda_e=3.0)
+    fpf = FPF(Participation.parse("ids:0", "fixed", 2), 0, init, **SHAPES, fed_alpha=0.01, lambda_u=2.0, lambda_e=3.0)
     for agent in (0, 1):
-        assert fpf.agent_config(agent, 1) == {"lambda-u": pytest.approx(0.02), "lambda-e": pytest.approx(0.03)}
-        assert set(fpf.anchors(agent, init)) == {"omega", "omega-bar"}
+        entries, records = fpf.instructions(agent, 1, init)
+        assert entries == {"alpha-lambda-u": pytest.approx(0.02), "alpha-lambda-e": pytest.approx(0.03)}
+        assert set(records) == {"omega", "omega-bar"}
 
 
 def test_summary_json_is_strict_json_when_metrics_are_undefined(tmp_path):

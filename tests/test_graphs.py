@@ -6,7 +6,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from federation.graphs import (SCHEDULES, GraphAssumptionError, UserSchedule, check_schedule, check_weights,
+from strategies.graphs import (SCHEDULES, GraphAssumptionError, UserSchedule, check_schedule, check_weights,
                                consensus_gap, interval_bound, load_schedule, make_schedule, metropolis_weights, mix)
 
 

@@ -124,10 +124,80 @@ def test_reset_puts_agents_on_distinct_cells():
     assert game.pos.min() == 0 and game.pos.max() == 4
     assert np.all((game.resource >= 0) & (game.resource <= 4))
     assert np.all((obs >= -1) & (obs <= 1)) and np.all(obs[..., 8] == 0)
-    assert game.state(obs).shape == (8, 325) == (8, game.state_dim)
+    assert game.state().shape == (8, 52) == (8, game.state_dim)
     # a full grid: nobody can move, and exactly one agent holds the resource
     _, rewards, _, _ = game.step(np.random.default_rng(0).integers(0, 5, (8, 25)))
     np.testing.assert_array_equal(rewards.sum(axis=1), np.ones(8))
+
+
+# ---------------------------------------------------------------- modes, state
+
+
+def test_discrete_index_by_hand():
+    game = setup([(0, 0), (1, 0), (3, 4)], (4, 2), observation="discrete")
+    obs, _, _, _ = game.step(act(STAY, STAY, STAY))
+    # cells 5 * y + x: agents 0, 1, 23; resource 14
+    np.testing.assert_array_equal(obs, [[0 * 25 + 14, 1 * 25 + 14, 23 * 25 + 14]])
+    assert obs.dtype == np.int64
+
+
+def art(*rows: str) -> np.ndarray:
+    """A 7 x 7 picture: '#' is 255, '.' is 0."""
+    return np.array([[255 * (c == "#") for c in row] for row in rows], dtype=np.uint8)
+
+
+def test_image_layout_by_hand():
+    game = setup([(0, 0), (1, 0)], (4, 2), observation="image")
+    obs, _, _, _ = game.step(act(STAY, STAY))
+    assert obs.shape == (1, 2, 7, 7, 3) and obs.dtype == np.uint8
+    frame = ("#######",) + ("#.....#",) * 5 + ("#######",)
+    empty = art(*(".......",) * 7)
+    # row 0 is the top wall, row 1 is y = 4, row 5 is y = 0; column 1 is x = 0
+    walls_and_1 = art(*frame[:5], "#.#...#", frame[6])
+    walls_and_0 = art(*frame[:5], "##....#", frame[6])
+    at = {}
+    for cell, (row, col) in {"x0y0": (5, 1), "x1y0": (5, 2), "x4y2": (3, 5)}.items():
+        at[cell] = empty.copy()
+        at[cell][row, col] = 255
+    np.testing.assert_array_equal(obs[0, 0, ..., 0], walls_and_1)
+    np.testing.assert_array_equal(obs[0, 0, ..., 1], at["x0y0"])
+    np.testing.assert_array_equal(obs[0, 1, ..., 0], walls_and_0)
+    np.testing.assert_array_equal(obs[0, 1, ..., 1], at["x1y0"])
+    for i in range(2):
+        np.testing.assert_array_equal(obs[0, i, ..., 2], at["x4y2"])
+
+
+def test_state_by_hand():
+    game = setup([(0, 0), (1, 0), (3, 4)], (4, 2))
+    game.step(act(UP, STAY, LEFT))
+    # positions (0, 1), (1, 0), (2, 4), resource (4, 2), all divided by 4
+    np.testing.assert_allclose(
+        game.state(), [[0, 0.25, 0.25, 0, 0.5, 1, 1, 0.5]], rtol=1e-6
+    )
+
+
+def test_modes_share_the_dynamics_and_the_discrete_index_decodes():
+    games = {
+        mode: JobScheduling(num_agents=6, batch_size=3, seed=5, observation=mode)
+        for mode in ("vector", "discrete", "image")
+    }
+    rng = np.random.default_rng(1)
+    obs = {mode: g.reset(seed=2) for mode, g in games.items()}
+    for t in range(40):
+        vec, idx, img = obs["vector"], obs["discrete"], obs["image"]
+        own, res = np.divmod(idx, 25)
+        np.testing.assert_allclose(vec[..., 0] * 4, own % 5, atol=1e-5)  # x
+        np.testing.assert_allclose(vec[..., 1] * 4, own // 5, atol=1e-5)  # y
+        np.testing.assert_allclose((vec[..., 0] + vec[..., 2]) * 4, res % 5, atol=1e-5)
+        np.testing.assert_allclose((vec[..., 1] + vec[..., 3]) * 4, res // 5, atol=1e-5)
+        rows, cols = np.nonzero(img[0, 0, ..., 1])
+        assert (rows[0], cols[0]) == (5 - own[0, 0] // 5, own[0, 0] % 5 + 1)
+        np.testing.assert_array_equal(games["image"].state(), games["vector"].state())
+        actions = rng.integers(0, 5, (3, 6))
+        out = {mode: g.step(actions) for mode, g in games.items()}
+        for mode in ("discrete", "image"):
+            np.testing.assert_array_equal(out[mode][1], out["vector"][1])
+        obs = {mode: o[0] for mode, o in out.items()}
 
 
 # ---------------------------------------------------------------- episode, seeds

@@ -10,16 +10,18 @@ from flwr.supercore.task_identity import TaskIdentity
 
 import clients.client_app as client_app
 import run_sim
+from conftest import actor, world
+
 from clients import protocol
-from clients.model import flat, initial_policy, to_record
+from clients.networks import flat, to_record
 from clients.protocol import pack_experience
 from federation.config import RunConfig
-from federation.graphs import make_schedule
-from federation.server_app import base_config
-from federation.participation import Participation
+from federation.server_app import learner_config
 from federation.simulation import simulate
 from federation.world import World
+from strategies.graphs import make_schedule
 from strategies.lmf import LMF, neighbour_mix
+from strategies.participation import Participation
 
 import envs
 
@@ -60,9 +62,9 @@ def test_lmf_aggregate_gives_each_participant_its_own_mix():
     assert set(lmf.pending) == {0, 2}
     np.testing.assert_allclose(lmf.pending[0]["w"].numpy(), [3.0])
     expected = lmf.pending[2]
-    assert lmf.anchors(2, ArrayRecord()) == {"mix": expected}
-    assert lmf.anchors(2, ArrayRecord()) == {}  # a mix is delivered once
-    assert lmf.anchors(1, ArrayRecord()) == {}
+    assert lmf.instructions(2, 1, ArrayRecord())[1] == {"mix": expected}
+    assert lmf.instructions(2, 1, ArrayRecord())[1] == {}  # a mix is delivered once
+    assert lmf.instructions(1, 1, ArrayRecord())[1] == {}
 
 
 @pytest.fixture
@@ -72,40 +74,44 @@ def identity():
     TaskIdentity.run_id = TaskIdentity.node_id = TaskIdentity.task_id = None
 
 
-def _train(context, mode, share, mix=None, rnd=1):
+def _train(context, mode, share, mix=None, rnd=1, storage="/nonexistent"):
     game = envs.make_batched("matthew", 2, batch_size=2, episode_length=20)
-    exp = World(game, to_record(initial_policy(6, 5, 8, 1, 0)), seed=0).rollout(1).experience(0)
-    run = RunConfig(hidden=8, layers=1, lr_actor=1e-2, lr_critic=1e-2, epochs=1, minibatch=20)
-    cfg = dict(base_config(run, game, rnd)) | {"agent-id": 0, "share": share, "lmf-mode": mode}
-    content = RecordDict({"config": ConfigRecord(cfg), "experience": pack_experience(exp)})
+    w = world(game)
+    exp = w.rollout(1).experience(0)
+    run = RunConfig.of(agents=2, hidden=8, layers=1, lr_actor=1e-2, lr_critic=1e-2, epochs=1, minibatch=20,
+                       storage_dir=str(storage))
+    cfg = {"server-round": rnd, "seed": 0, "agent-id": 0, "share": share, "lmf-mode": mode}
+    content = RecordDict({"config": ConfigRecord(cfg), "learner": learner_config(run, w, "ppo"),
+                          "experience": pack_experience(exp)})
     if mix is not None:
         content["mix"] = mix
     return client_app.train(Message(content, dst_node_id=1, message_type="train"), context).content
 
 
-def _ctx():
-    return Context(run_id=1, node_id=1, node_config={"agent-id": 0}, state=RecordDict(), run_config={})
+def _ctx(tmp_path):
+    return Context(run_id=1, node_id=1, node_config={"agent-id": 0, "storage-dir": str(tmp_path)},
+                   state=RecordDict(), run_config={})
 
 
-def test_agent_applies_eq13_parameter_mix(identity):
-    theta0 = to_record(initial_policy(6, 5, 8, 1, 0))
-    alone = _train(_ctx(), "parameters", "parameters")
+def test_agent_applies_eq13_parameter_mix(identity, tmp_path):
+    theta0 = to_record(actor())
+    alone = _train(_ctx(tmp_path), "parameters", "parameters")
     delta = {k: alone["acting"][k].numpy() - theta0[k].numpy() for k in theta0}
     mix = rec(**{k: np.full_like(v.numpy(), 0.25) for k, v in theta0.items()})
-    mixed = _train(_ctx(), "parameters", "parameters", mix=mix)
+    mixed = _train(_ctx(tmp_path), "parameters", "parameters", mix=mix)
     for k in theta0:  # θ_{t+1} = Σ_j c(i,j) θ_j + Δ_i
         np.testing.assert_allclose(mixed["acting"][k].numpy(), 0.25 + delta[k], atol=1e-6)
         np.testing.assert_allclose(mixed["shared"][k].numpy(), mixed["acting"][k].numpy())
 
 
-def test_agent_in_gradient_mode_shares_only_its_update(identity):
-    theta0 = to_record(initial_policy(6, 5, 8, 1, 0))
-    alone = _train(_ctx(), "gradients", "parameters")  # same training, parameters kept
-    out = _train(_ctx(), "gradients", "gradients")
+def test_agent_in_gradient_mode_shares_only_its_update(identity, tmp_path):
+    theta0 = to_record(actor())
+    alone = _train(_ctx(tmp_path), "gradients", "parameters")  # same training, parameters kept
+    out = _train(_ctx(tmp_path), "gradients", "gradients")
     for k in theta0:
         np.testing.assert_allclose(out["shared"][k].numpy(), alone["acting"][k].numpy() - theta0[k].numpy(), atol=1e-6)
         np.testing.assert_allclose(out["acting"][k].numpy(), theta0[k].numpy())  # update travels, comes back mixed
-    ctx = _ctx()
+    ctx = _ctx(tmp_path)
     _train(ctx, "gradients", "gradients")
     mix = rec(**{k: np.full_like(v.numpy(), 0.5) for k, v in theta0.items()})
     nxt = _train(ctx, "gradients", "gradients", mix=mix, rnd=2)
@@ -117,9 +123,9 @@ def test_gradient_mode_never_moves_parameters_between_agents(tiny, monkeypatch):
     acting, sent, seen = [], [], []
     original_set, original_cfg, original_agg = World.set_acting, LMF.configure_train, LMF.aggregate_train
 
-    def spy_set(self, agent, record):
+    def spy_set(self, agent, record, spec=None):
         acting.append(flat(record))
-        return original_set(self, agent, record)
+        return original_set(self, agent, record, spec)
 
     def spy_cfg(self, *args, **kwargs):
         messages = list(original_cfg(self, *args, **kwargs))
@@ -138,7 +144,7 @@ def test_gradient_mode_never_moves_parameters_between_agents(tiny, monkeypatch):
     monkeypatch.setattr(LMF, "aggregate_train", spy_agg)
     simulate(tiny.replace(strategy="lmf", lmf_mode="gradients", graph="complete", participation="1.0", rounds=3))
     assert len(seen) == 3 * 3 and len(sent) == 2 * 3  # updates every round; mixes from round 2
-    initial = flat(to_record(initial_policy(6, 5, tiny.hidden, tiny.layers, tiny.seed)))
+    initial = flat(to_record(actor(hidden=tiny.net.hidden, layers=tiny.net.layers, seed=tiny.seed)))
     params = acting + [initial]
     for vec in seen + sent:
         assert not any(np.allclose(vec, p) for p in params)

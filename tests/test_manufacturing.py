@@ -153,7 +153,7 @@ def test_each_agent_uses_its_own_requirement_row():
 def test_smaller_teams_use_the_first_rows():
     game = ManufacturingPlant(num_agents=3, seed=0)
     np.testing.assert_array_equal(game.requirements, [[2, 1, 0], [1, 0, 1], [0, 1, 1]])
-    assert game.obs_dim == 80
+    assert game.observation_space.shape == (80,)
 
 
 def test_fen_reward_pays_only_needed_gems():
@@ -228,6 +228,17 @@ def test_observation_by_hand():
     np.testing.assert_allclose(obs[0, 0], expected, rtol=1e-6)
 
 
+def test_state_by_hand():
+    gems = [(3, 7), (6, 4), (8, 8), (3, 3)]
+    game = setup([(2, 2), (9, 5)], gems=gems, held=[[1, 0, 2], [0, 3, 0]])
+    game.step(act(STAY, STAY))  # nobody is on a gem: nothing changes
+    expected = [0, 0, 1, 3 / 7]  # positions (x - 2) / 7
+    expected += [1, 0, 2, 0, 3, 0]  # held counts
+    expected += [1 / 7, 5 / 7, 4 / 7, 2 / 7, 6 / 7, 6 / 7, 1 / 7, 1 / 7]  # gems
+    np.testing.assert_allclose(game.state(), [expected], rtol=1e-6)
+    assert game.state().dtype == np.float32 and game.state_dim == 18
+
+
 def test_reset_draws_a_valid_state():
     game = ManufacturingPlant(batch_size=32, seed=1)
     obs = game.reset()
@@ -239,7 +250,7 @@ def test_reset_draws_a_valid_state():
     assert np.all(game.held == 0) and np.all(obs[..., 2:5] == 0)
     assert np.all((obs[..., :2] >= 0) & (obs[..., :2] <= 1))
     assert set(np.unique(obs[..., 5:])) <= {0.0, 1.0}
-    assert game.state(obs).shape == (32, 400) == (32, game.state_dim)
+    assert game.state().shape == (32, 41) == (32, game.state_dim)  # 10 + 15 + 16
 
 
 # ---------------------------------------------------------------- episode, seeds
@@ -353,7 +364,8 @@ def test_bad_constructor_arguments_raise(kwargs, message):
 
 def test_custom_requirements():
     game = ManufacturingPlant(requirements=[[1, 1], [2, 0]], num_gems=4, seed=0)
-    assert (game.num_agents, game.num_types, game.obs_dim) == (2, 2, 54)
+    assert (game.num_agents, game.num_types) == (2, 2)
+    assert game.observation_space.shape == (54,)
     np.testing.assert_array_equal(game.gem_type, [0, 1, 0, 1])
     game.pos[0] = [(5, 5), (6, 6)]
     game.gems[0] = [(5, 5), (3, 3), (6, 6), (8, 8)]

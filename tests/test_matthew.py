@@ -51,8 +51,10 @@ def test_parallel_view_types_and_state():
     assert set(infos) == set(env.agents)
     for agent in env.agents:
         assert env.observation_space(agent).contains(obs[agent])
-    assert env.state().shape == (18,)
-    np.testing.assert_array_equal(env.state()[6:12], obs["agent_1"])
+    # state: 3 positions, 3 sizes, 3 resources (default) = 6 + 3 + 6 floats
+    assert env.state().shape == (15,) and env.state().dtype == np.float32
+    np.testing.assert_array_equal(env.state()[2:4], obs["agent_1"][0:2])
+    np.testing.assert_array_equal(env.state()[6:9], [o[2] for o in obs.values()])
     assert env.game.batch_size == 1 and env.game.num_agents == 3
     assert env.metadata["name"] == "matthew" and env.render() is None
 
@@ -196,6 +198,17 @@ def test_positions_are_clipped_to_the_unit_square():
     )
 
 
+def test_state_by_hand():
+    game = setup([(0.5, 0.25), (0.75, 1.0)], [0.02, 0.04], [FAR, (0.125, 0.5)])
+    game.step(act(STAY, DOWN))  # agent 1 moves down by its speed 0.05
+    np.testing.assert_allclose(
+        game.state(),
+        [[0.5, 0.25, 0.75, 0.95, 0.02, 0.04, *FAR, 0.125, 0.5]],
+        rtol=1e-6,
+    )
+    assert game.state().dtype == np.float32
+
+
 def test_reset_draws_state_in_range():
     game = MatthewEffect(num_agents=10, batch_size=8, seed=1)
     obs = game.reset()
@@ -203,7 +216,7 @@ def test_reset_draws_state_in_range():
     assert np.all((game.size >= 0.01) & (game.size <= 0.05))
     np.testing.assert_allclose(obs[..., 3], 0.01 + game.size, rtol=1e-6)
     assert np.all((game.pos >= 0) & (game.pos <= 1))
-    assert game.state(obs).shape == (8, 60) == (8, game.state_dim)
+    assert game.state().shape == (8, 36) == (8, game.state_dim)
 
 
 # ---------------------------------------------------------------- episode, seeds

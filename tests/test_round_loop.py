@@ -1,15 +1,15 @@
 """The round loop's handling of replies: crashed and silent agents are survivable events."""
 
 import numpy as np
-from flwr.app import MetricRecord, RecordDict
+from conftest import actor, world
+from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
 import envs
-from clients.model import initial_policy, to_record
-from federation.participation import Participation
+from clients.networks import flat, to_record
 from federation.results import RunRecorder
 from federation.server_app import deliver
-from federation.world import StackedPolicies, World
 from strategies.independent import Independent
+from strategies.participation import Participation
 
 
 class Meta:
@@ -32,22 +32,23 @@ class Reply:
 
 def test_crashed_and_silent_agents_are_recorded_and_keep_their_policy(tmp_path):
     game = envs.make_batched("matthew", 3, batch_size=1, episode_length=5)
-    init = to_record(initial_policy(6, 5, 8, 1, seed=0))
-    world = World(game, init, seed=0)
-    new = to_record(initial_policy(6, 5, 8, 1, seed=1))
+    init = to_record(actor(seed=0))
+    w = world(game, seed=0)
+    new = to_record(actor(seed=1))
+    spec = ConfigRecord({"learner": "ppo", "kind": "softmax", "epsilon": 0.0})
     strategy = Independent(Participation.parse("voluntary", "fixed", 3), 0)
     recorder = RunRecorder(tmp_path, "{}")
-    ok = Reply(10, RecordDict({"acting": new, "metrics": MetricRecord({"train_s": 1.0, "join-next": 0.0})}))
+    ok = Reply(10, RecordDict({"acting": new, "acting-spec": spec, "metrics": MetricRecord({"train_s": 1.0, "join-next": 0.0})}))
     replies = [ok, Reply(11)]  # agent 1 crashed, agent 2 never answered
-    stats = deliver(4, replies, world, strategy, {10: 0, 11: 1, 12: 2}, recorder, timeout=60)
+    stats = deliver(4, replies, w, strategy, {10: 0, 11: 1, 12: 2}, recorder, timeout=60)
 
     assert stats == [{"train_s": 1.0, "join-next": 0.0}]
     assert "acting" not in ok.content  # the strategy never sees acting weights
     kinds = [(e["round"], e["kind"]) for e in recorder.events]
     assert kinds == [(4, "agent_error"), (4, "agent_timeout")]
     assert "agent 1: ValueError: boom" in recorder.events[0]["detail"]
-    acting = world.policies.flat([0, 1, 2])
-    expected_new, expected_init = StackedPolicies([new, init]).flat([0, 1])
+    acting = w.flat_policies([0, 1, 2])
+    expected_new, expected_init = flat(new), flat(init)
     np.testing.assert_allclose(acting[0], expected_new, rtol=1e-6)
     np.testing.assert_allclose(acting[1], expected_init, rtol=1e-6)  # keeps its last policy
     np.testing.assert_allclose(acting[2], expected_init, rtol=1e-6)

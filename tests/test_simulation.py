@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from clients import protocol
-from clients.model import flat
+from clients.networks import flat
 from federation.simulation import simulate
 from federation.world import World
 from strategies.fpf import FPF
@@ -26,9 +26,9 @@ def test_non_participant_parameters_never_reach_aggregation(tiny, monkeypatch):
     seen: list[dict] = []
     original_set, original_agg = World.set_acting, FPF.aggregate_train
 
-    def spy_set(self, agent, record):
+    def spy_set(self, agent, record, spec=None):
         acting.setdefault(agent, []).append(flat(record))
-        return original_set(self, agent, record)
+        return original_set(self, agent, record, spec)
 
     def spy_aggregate(self, server_round, replies):
         replies = list(replies)

@@ -1,32 +1,70 @@
-"""The world's batched rollouts and the agent's learner."""
+"""The world's batched rollouts, policy kinds, and the PPO learner."""
 
 import numpy as np
+import pytest
 import torch
+from conftest import actor, world
+from gymnasium import spaces
 
 import envs
-from clients.model import initial_policy, to_record
-from clients.ppo import Anchors, PPOConfig, PPOLearner
-from federation.world import StackedPolicies, World
+from clients.anchors import Anchors
+from clients.networks import NetworkConfig, initial_network, network, to_record
+from clients.policies import EPSILON_GREEDY, SOFTMAX, StackedPolicies, act, log_probs
+from clients.ppo import PPOConfig, PPOLearner
+
+BOX = spaces.Box(-np.inf, np.inf, (6,), np.float32)
+IMAGE = spaces.Box(0, 255, (5, 4, 3), np.uint8)
+DISCRETE = spaces.Discrete(7)
 
 
-def test_stacked_policies_match_each_actor():
-    actors = [initial_policy(6, 5, 8, 2, seed=s) for s in range(3)]
-    stacked = StackedPolicies([to_record(a) for a in actors])
-    obs = torch.randn(3, 4, 6)
-    logits = stacked.logits(obs)
-    for i, actor in enumerate(actors):
-        torch.testing.assert_close(logits[i], actor(obs[i]).detach(), rtol=1e-5, atol=1e-5)
-    stacked.set(1, to_record(actors[2]))
-    torch.testing.assert_close(stacked.logits(obs)[1], actors[2](obs[1]).detach(), rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("space, table", [(BOX, False), (IMAGE, False), (DISCRETE, False), (DISCRETE, True)])
+def test_stacked_networks_match_each_network(space, table):
+    """MLP (the hand-written path), CNN, one-hot MLP and table (torch.func) alike."""
+    nets = [network(space, 5, NetworkConfig(8, 2, 4), table=table) for _ in range(3)]
+    if table:
+        for k, n in enumerate(nets):
+            torch.nn.init.normal_(n.q, std=1.0, generator=torch.Generator().manual_seed(k))
+    stacked = StackedPolicies(nets[0], [to_record(n) for n in nets])
+    obs = torch.as_tensor(np.stack([space.sample() for _ in range(3 * 4)]).reshape(3, 4, *space.shape))
+    out = stacked(obs)
+    for i, net in enumerate(nets):
+        torch.testing.assert_close(out[i], net(obs[i]).detach(), rtol=1e-5, atol=1e-5)
+    stacked.set(1, to_record(nets[2]))
+    torch.testing.assert_close(stacked(obs)[1], nets[2](obs[1]).detach(), rtol=1e-5, atol=1e-5)
+    assert np.ptp(stacked.flat([0, 2]), axis=0).max() > 0  # different agents, different rows
+
+
+@pytest.mark.parametrize("kind", [SOFTMAX, EPSILON_GREEDY])
+def test_batched_acting_equals_acting_agent_by_agent(kind):
+    out = torch.randn(4, 6, 5)  # [agents, copies, actions]
+    eps = torch.tensor([[0.0], [0.1], [0.5], [1.0]])
+    u = torch.rand(4, 6, generator=torch.Generator().manual_seed(0))
+    a, logp = act(kind, out, eps, u)
+    for i in range(4):
+        for b in range(6):
+            ai, lpi = act(kind, out[i, b], eps[i, 0], u[i, b])
+            assert int(a[i, b]) == int(ai) and float(logp[i, b]) == pytest.approx(float(lpi))
+
+
+def test_epsilon_greedy_probabilities_by_hand():
+    q = torch.tensor([[1.0, 3.0, 2.0]])
+    p = log_probs(EPSILON_GREEDY, q, torch.tensor([0.3])).exp()
+    torch.testing.assert_close(p, torch.tensor([[0.1, 0.8, 0.1]]))
+    # u below the first bin's upper edge picks action 0; inside the greedy bin, action 1
+    a, logp = act(EPSILON_GREEDY, q, torch.tensor([0.3]), torch.tensor([0.05]))
+    assert int(a) == 0 and float(logp) == pytest.approx(np.log(0.1))
+    a, _ = act(EPSILON_GREEDY, q, torch.tensor([0.3]), torch.tensor([0.5]))
+    assert int(a) == 1
 
 
 def test_rollout_shapes_logp_and_returns():
     game = envs.make_batched("matthew", 3, batch_size=4, episode_length=10)
-    actor = initial_policy(game.obs_dim, game.num_actions, 8, 1, seed=0)
-    ro = World(game, to_record(actor), seed=0).rollout(1)
-    assert ro.obs.shape == (11, 4, 3, 6) and ro.actions.shape == (10, 4, 3) and ro.state.shape == (11, 4, 18)
+    policy = actor(seed=0)
+    ro = world(game).rollout(1)
+    assert ro.obs.shape == (11, 4, 3, 6) and ro.actions.shape == (10, 4, 3)
+    assert ro.state.shape == (11, 4, game.state_space.shape[0])
     with torch.no_grad():
-        logp = torch.log_softmax(actor(torch.as_tensor(ro.obs[:-1])), -1)
+        logp = torch.log_softmax(policy(torch.as_tensor(ro.obs[:-1])), -1)
     expected = torch.gather(logp, -1, torch.as_tensor(ro.actions)[..., None])[..., 0]
     np.testing.assert_allclose(ro.logp, expected.numpy(), atol=1e-5)
     np.testing.assert_allclose(ro.returns, ro.rewards.sum(0).mean(0))
@@ -37,26 +75,30 @@ def test_rollout_shapes_logp_and_returns():
 
 def test_rollouts_are_seeded_by_round():
     game = envs.make_batched("matthew", 2, batch_size=2, episode_length=5)
-    world = World(game, to_record(initial_policy(6, 5, 8, 1, seed=0)), seed=3)
-    a, b, c = world.rollout(1), world.rollout(1), world.rollout(2)
+    w = world(game, seed=3)
+    a, b, c = w.rollout(1), w.rollout(1), w.rollout(2)
     np.testing.assert_array_equal(a.actions, b.actions)
     assert not np.array_equal(a.obs, c.obs)
 
 
 def _experience(seed=0):
     game = envs.make_batched("matthew", 2, batch_size=4, episode_length=50)
-    return World(game, to_record(initial_policy(6, 5, 16, 1, seed=0)), seed=seed).rollout(1).experience(0)
+    return world(game, hidden=16, seed=0).rollout(seed + 1).experience(0)
+
+
+def _ppo(cfg, seed=0, hidden=16):
+    return PPOLearner(BOX, 5, cfg, NetworkConfig(hidden, 1), seed=seed, agent=0)
 
 
 def test_proximal_anchor_pulls_the_policy():
     """With a strong pull toward ω the trained policy ends nearer ω than without it."""
-    cfg = PPOConfig(hidden=16, layers=1, epochs=4, minibatch=64, lr_actor=1e-2)
-    omega = {k: v + 0.5 for k, v in initial_policy(6, 5, 16, 1, seed=0).state_dict().items()}
+    cfg = PPOConfig(epochs=4, minibatch=64, lr_actor=1e-2)
+    omega = {k: v + 0.5 for k, v in actor(hidden=16).state_dict().items()}
     exp = _experience()
 
-    def distance(lambda_u):
-        learner = PPOLearner(6, 5, cfg, policy_seed=0, critic_seed=1)
-        learner.train(exp, Anchors(omega=omega, lambda_u=lambda_u), seed=0)
+    def distance(weight):
+        learner = _ppo(cfg)
+        learner.train(exp, Anchors(omega=omega, weight_u=weight), seed=0)
         return sum(float(((p.detach() - omega[k]) ** 2).sum()) for k, p in learner.actor.named_parameters())
 
     free, pulled = distance(0.0), distance(10.0)
@@ -65,12 +107,12 @@ def test_proximal_anchor_pulls_the_policy():
     assert distance(10.0) < 0.5 * free
 
 
-def test_learner_state_round_trips_through_bytes():
-    cfg = PPOConfig(hidden=16, layers=1, epochs=1, minibatch=64)
-    a = PPOLearner(6, 5, cfg, policy_seed=0, critic_seed=1)
+def test_learner_state_round_trips():
+    cfg = PPOConfig(epochs=1, minibatch=64)
+    a = _ppo(cfg)
     a.train(_experience(), Anchors(), seed=0)
-    b = PPOLearner(6, 5, cfg, policy_seed=5, critic_seed=6)
-    b.load_bytes(a.to_bytes())
+    b = _ppo(cfg, seed=5)
+    b.load_state_dict(a.state_dict())
     for (ka, va), (kb, vb) in zip(a.actor.state_dict().items(), b.actor.state_dict().items()):
         torch.testing.assert_close(va, vb)
     assert b.opt_actor.state_dict()["state"][0]["step"] == a.opt_actor.state_dict()["state"][0]["step"] > 0
@@ -79,3 +121,33 @@ def test_learner_state_round_trips_through_bytes():
     a.train(exp, Anchors(), seed=3)
     b.train(exp, Anchors(), seed=3)
     torch.testing.assert_close(a.actor.state_dict()["0.weight"], b.actor.state_dict()["0.weight"])
+
+
+def test_cnn_policy_acts_in_an_image_game_and_learns():
+    """A CNN built from Job Scheduling's image observations acts in the world and its PPO
+    loss decreases on a fixed batch."""
+    game = envs.make_batched("job", 2, batch_size=4, episode_length=30, observation="image")
+    assert game.observation_space.dtype == np.uint8 and len(game.observation_space.shape) == 3
+    w = world(game, hidden=32)
+    ro = w.rollout(1)
+    assert ro.obs.dtype == np.uint8 and ro.obs.shape[3:] == game.observation_space.shape
+    learner = PPOLearner(game.observation_space, game.num_actions, PPOConfig(epochs=1, minibatch=256, lr_actor=3e-3,
+                         lr_critic=3e-3), NetworkConfig(32, 1, 4), seed=0, agent=0)
+    exp = ro.experience(0)
+    exp.rewards = (ro.actions[:, :, 0] == 4).astype(np.float32)  # a reward the policy can learn: action 4
+    first = learner.train(exp, Anchors(), seed=0)
+    for k in range(15):
+        last = learner.train(exp, Anchors(), seed=k + 1)
+    assert last["v_loss"] < 0.5 * first["v_loss"]
+    with torch.no_grad():
+        p4 = torch.softmax(learner.actor(torch.as_tensor(exp.obs[:-1])), -1)[..., 4].mean()
+    assert float(p4) > 0.3  # up from 0.2 at the start
+    w.set_acting(0, to_record(learner.actor))
+    assert w.rollout(2).actions.shape == (30, 4, 2)
+
+
+def test_initial_network_is_common_and_seeded():
+    a, b = initial_network(BOX, 5, NetworkConfig(8, 1), seed=3), initial_network(BOX, 5, NetworkConfig(8, 1), seed=3)
+    c = initial_network(BOX, 5, NetworkConfig(8, 1), seed=4)
+    torch.testing.assert_close(a.state_dict()["0.weight"], b.state_dict()["0.weight"])
+    assert not torch.equal(a.state_dict()["0.weight"], c.state_dict()["0.weight"])

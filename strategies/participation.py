@@ -1,6 +1,6 @@
 """The participation set N_p: which agents are in the federation this round.
 
-Three ways to choose it, all validated against the number of agents:
+Four ways to choose it, all validated against the number of agents:
 
 - a fraction ``p`` in [0, 1] with ``draw="fixed"``: the first ``round(p·N)`` agents, every
   round (the FPF paper's code fixes the first half);
@@ -22,6 +22,19 @@ DRAWS = ("fixed", "random")
 
 
 @dataclass
+class JoiningConfig:
+    """Who is in the federation (flags --participation, --draw, --vol-epsilon, --vol-memory)."""
+
+    # a fraction in [0, 1], an explicit list "ids:0,3,7", or "voluntary"
+    participation: str = "0.5"
+    # fixed: the same set every round; random: a fresh draw every round
+    draw: str = "fixed"
+    # free entry and exit (participation="voluntary"): exploration rate and return memory
+    vol_epsilon: float = 0.1
+    vol_memory: float = 0.8
+
+
+@dataclass
 class Participation:
     num_agents: int
     size: int
@@ -29,18 +42,16 @@ class Participation:
     draw: str = "fixed"
 
     @classmethod
-    def from_config(cls, cfg) -> "Participation":
-        participation = cls.parse(cfg.participation, cfg.draw, cfg.agents)
+    def from_config(cls, joining: JoiningConfig, num_agents: int) -> "Participation":
+        participation = cls.parse(joining.participation, joining.draw, num_agents)
         if participation.voluntary:
-            participation.epsilon, participation.memory = cfg.vol_epsilon, cfg.vol_memory
+            participation.epsilon, participation.memory = joining.vol_epsilon, joining.vol_memory
         return participation
 
     @classmethod
     def parse(cls, spec: str, draw: str, num_agents: int) -> "Participation":
-        from federation.config import ConfigError
-
         if draw not in DRAWS:
-            raise ConfigError(f"unknown draw '{draw}'; valid choices: {', '.join(DRAWS)}")
+            raise ValueError(f"unknown draw '{draw}'; valid choices: {', '.join(DRAWS)}")
         text = str(spec).strip()
         if text == "voluntary":
             return Voluntary(num_agents)
@@ -49,19 +60,19 @@ class Participation:
             try:
                 ids = tuple(sorted({int(p) for p in parts}))
             except ValueError:
-                raise ConfigError(f"participation list '{spec}' must hold integer agent ids, e.g. ids:0,3,7") from None
+                raise ValueError(f"participation list '{spec}' must hold integer agent ids, e.g. ids:0,3,7") from None
             unknown = [i for i in ids if not 0 <= i < num_agents]
             if unknown:
-                raise ConfigError(f"participation names unknown agents {unknown}; valid agent ids: 0..{num_agents - 1}")
+                raise ValueError(f"participation names unknown agents {unknown}; valid agent ids: 0..{num_agents - 1}")
             if draw == "random":
-                raise ConfigError("draw=random needs a participation fraction, not a list of ids")
+                raise ValueError("draw=random needs a participation fraction, not a list of ids")
             return cls(num_agents, len(ids), ids, "fixed")
         try:
             fraction = float(text)
         except ValueError:
-            raise ConfigError(f"participation '{spec}' must be a fraction in [0, 1] or a list like ids:0,3,7") from None
+            raise ValueError(f"participation '{spec}' must be a fraction in [0, 1] or a list like ids:0,3,7") from None
         if not 0 <= fraction <= 1:
-            raise ConfigError(f"participation must be a fraction in [0, 1], got {fraction}")
+            raise ValueError(f"participation must be a fraction in [0, 1], got {fraction}")
         return cls(num_agents, int(round(fraction * num_agents)), None, draw)
 
     @classmethod

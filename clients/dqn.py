@@ -1,0 +1,235 @@
+"""Double DQN learner for one agent, with the proximal anchors a federation may send.
+
+Readable top to bottom, CleanRL style. The agent trains on its own experience only: each
+round it adds the round's live transitions (:meth:`Experience.transitions`) to its replay
+buffer and takes ``dqn_updates`` minibatch steps on the Huber loss of the double-DQN
+target (van Hasselt et al. 2016)::
+
+    y = r + γ·(1 - done)·Q_target(o', argmax_a Q_online(o', a))
+    L(θ) = mean Huber(Q_online(o, a) - y)          (δ = 1, ``smooth_l1_loss``)
+
+After every Adam step the target network follows softly, ``θ' <- τθ + (1 - τ)θ'``, and,
+when a federation sent anchors (FPF / D&F), the online network takes the plain pull step
+of Eq. 9, ``θ <- θ - lr·[λ_u(θ - ω) + λ_e(θ - ω̄)]`` (clients.anchors), as PPO's default
+``anchor_step="sgd"`` does. The anchors pull the *online* Q-network (the policy) only; the
+target network is private and follows the online one.
+
+The agent acts ε-greedily on the online network (policy kind ``epsilon-greedy``). ε falls
+linearly from ``dqn_eps_start`` to ``dqn_eps_end`` over ``dqn_eps_decay`` of the agent's
+own env-steps (live transitions it has been sent), and stays at ``dqn_eps_end`` after.
+
+Defaults, for a round of ~16 game copies x 200 steps (~3,200 transitions per agent):
+
+- ``dqn_buffer=50_000``: the last ~15 rounds of the agent's experience;
+- ``dqn_batch=256``, ``dqn_updates=200``: 51,200 samples per round, each new transition
+  replayed ~16 times while it is in the buffer's most recent round;
+- ``dqn_tau=0.01`` per gradient step: the target network's time constant is 100 steps,
+  half a round;
+- ``dqn_eps_decay=20_000``: ε reaches its floor after ~6 rounds;
+- ``dqn_lr=1e-3`` (Adam), ``dqn_gamma=0.98`` (PPO's γ), ``dqn_max_grad_norm=10``.
+
+The replay buffer is a numpy ring that stores observations in the observation space's
+dtype (uint8 images stay uint8, Discrete indices int64). The learner's whole state
+(networks, optimiser, buffer, counters) is :meth:`DQNLearner.state_dict`; the ClientApp
+keeps it in the agent's own storage (clients.storage), never in messages.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import nn
+
+from clients.anchors import Anchors
+from clients.experience import Experience
+from clients.learners import Learner, set_lr
+from clients.networks import NetworkConfig, initial_network
+from clients.policies import EPSILON_GREEDY
+
+
+@dataclass
+class DQNConfig:
+    """Hyperparameters of the DQN learner (flags ``--dqn-lr``, ...; see the module docstring)."""
+
+    dqn_lr: float = 1e-3
+    dqn_gamma: float = 0.98
+    dqn_buffer: int = 50_000  # replay capacity, in transitions
+    dqn_batch: int = 256
+    dqn_updates: int = 200  # gradient steps per round
+    dqn_tau: float = 0.01  # soft target update per gradient step
+    dqn_eps_start: float = 1.0
+    dqn_eps_end: float = 0.05
+    dqn_eps_decay: int = 20_000  # agent env-steps over which ε falls linearly (0: ε_end at once)
+    dqn_max_grad_norm: float = 10.0
+
+
+def linear_epsilon(steps: int, start: float, end: float, decay: int) -> float:
+    """ε after ``steps`` env-steps: linear from ``start`` to ``end`` over ``decay`` steps."""
+    if decay <= 0:
+        return float(end)
+    frac = min(1.0, steps / decay)
+    return float(start + frac * (end - start))
+
+
+def double_dqn_target(online: nn.Module, target: nn.Module, rewards: torch.Tensor, next_obs: torch.Tensor,
+                      dones: torch.Tensor, gamma: float) -> torch.Tensor:
+    """y = r + γ(1 - done)·Q_target(o', argmax_a Q_online(o', a)), ties to the lowest index."""
+    with torch.no_grad():
+        best = online(next_obs).argmax(-1, keepdim=True)
+        q_next = target(next_obs).gather(-1, best).squeeze(-1)
+        return rewards + gamma * (1.0 - dones) * q_next
+
+
+class ReplayBuffer:
+    """A ring of the most recent ``capacity`` transitions; observations keep their dtype."""
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype):
+        self.capacity = int(capacity)
+        self.obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
+        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.dones = np.zeros(self.capacity, dtype=np.float32)
+        self.pos = 0  # where the next transition goes
+        self.size = 0  # how many slots are filled
+
+    FIELDS = ("obs", "actions", "rewards", "next_obs", "dones")
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, actions, rewards, next_obs, dones) -> None:
+        """Append transitions in order; the oldest are overwritten once the ring is full."""
+        n = len(actions)
+        if n > self.capacity:  # only the last `capacity` would survive anyway
+            obs, actions, rewards, next_obs, dones = (x[-self.capacity:] for x in (obs, actions, rewards, next_obs, dones))
+            n = self.capacity
+        idx = (self.pos + np.arange(n)) % self.capacity
+        for name, value in zip(self.FIELDS, (obs, actions, rewards, next_obs, dones)):
+            getattr(self, name)[idx] = value
+        self.pos = int((self.pos + n) % self.capacity)
+        self.size = int(min(self.size + n, self.capacity))
+
+    def ordered(self) -> tuple[np.ndarray, ...]:
+        """The stored transitions, oldest first (for tests and inspection)."""
+        start = self.pos if self.size == self.capacity else 0
+        idx = (start + np.arange(self.size)) % self.capacity
+        return tuple(getattr(self, name)[idx] for name in self.FIELDS)
+
+    def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """``batch`` transitions drawn uniformly with replacement (SB3's convention)."""
+        idx = torch.randint(self.size, (batch,), generator=gen).numpy()
+        return tuple(torch.as_tensor(getattr(self, name)[idx]) for name in self.FIELDS)
+
+    def state_dict(self) -> dict:
+        """Copies of the filled slots, position and fill count (not the empty tail)."""
+        return {"capacity": self.capacity, "pos": self.pos, "size": self.size,
+                **{name: getattr(self, name)[:self.size].copy() for name in self.FIELDS}}
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["capacity"]) != self.capacity:
+            raise ValueError(f"stored replay buffer has capacity {state['capacity']}, "
+                             f"the learner is configured with dqn_buffer={self.capacity}")
+        self.pos, self.size = int(state["pos"]), int(state["size"])
+        for name in self.FIELDS:
+            stored = np.asarray(state[name])
+            target = getattr(self, name)
+            if stored.shape[1:] != target.shape[1:] or stored.dtype != target.dtype:
+                raise ValueError(f"stored replay field '{name}' is {stored.dtype}{stored.shape[1:]}, "
+                                 f"the observation space needs {target.dtype}{target.shape[1:]}")
+            target[:self.size] = stored
+
+
+class DQNLearner(Learner):
+    """An agent's online and target Q-networks, optimiser, replay buffer and ε schedule."""
+
+    name, kind = "dqn", EPSILON_GREEDY
+
+    def __init__(self, space: spaces.Space, num_actions: int, cfg: DQNConfig, net: NetworkConfig, seed: int,
+                 agent: int):
+        self.cfg = cfg
+        self.policy = self.policy_network(space, num_actions, net, seed)
+        self.target = copy.deepcopy(self.policy)
+        for p in self.target.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.dqn_lr)
+        self.buffer = ReplayBuffer(cfg.dqn_buffer, tuple(space.shape), space.dtype)
+        self.steps_seen = 0  # the agent's live env-steps added to the buffer so far
+        self.optimizer_steps = 0  # cumulative gradient steps
+
+    @classmethod
+    def policy_network(cls, space: spaces.Space, num_actions: int, net: NetworkConfig, seed: int) -> nn.Module:
+        # out_gain 1: Q-values start at the scale of PyTorch's default init (CleanRL's DQN)
+        return initial_network(space, num_actions, net, seed, out_gain=1.0)
+
+    def epsilon(self) -> float:
+        c = self.cfg
+        return linear_epsilon(self.steps_seen, c.dqn_eps_start, c.dqn_eps_end, c.dqn_eps_decay)
+
+    def scale_lr(self, scale: float) -> None:
+        set_lr(self.opt, self.cfg.dqn_lr * scale)
+
+    def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
+        """Add ``exp`` to the buffer, then ``dqn_updates`` double-DQN steps with the anchors' pull."""
+        cfg, start = self.cfg, time.perf_counter()
+        new = exp.transitions()
+        self.buffer.add(*new)
+        self.steps_seen += len(new[1])
+
+        gen = torch.Generator().manual_seed(seed)
+        params = list(self.policy.named_parameters())
+        pull = anchors.active
+        td_loss = q_mean = 0.0
+        n_updates = cfg.dqn_updates if len(self.buffer) > 0 else 0
+        for _ in range(n_updates):
+            obs, actions, rewards, next_obs, dones = self.buffer.sample(cfg.dqn_batch, gen)
+            y = double_dqn_target(self.policy, self.target, rewards, next_obs, dones, cfg.dqn_gamma)
+            q = self.policy(obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+            loss = F.smooth_l1_loss(q, y)
+            self.opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.dqn_max_grad_norm)
+            self.opt.step()
+            if pull:
+                anchors.pull(params, self.opt.param_groups[0]["lr"])
+            soft_update(self.target, self.policy, cfg.dqn_tau)
+            self.optimizer_steps += 1
+            td_loss += float(loss.detach()) / n_updates
+            q_mean += float(q.detach().mean()) / n_updates
+        return {"td_loss": td_loss, "q_mean": q_mean, "epsilon": self.epsilon(),
+                "buffer_size": float(len(self.buffer)), "train_s": time.perf_counter() - start,
+                # cumulative: shows the learner's state survived from earlier rounds
+                "optimizer_steps": float(self.optimizer_steps),
+                # this round's new transitions (the weight FedAvg-style aggregation uses)
+                "num-examples": float(len(new[1]))}
+
+    def state_dict(self) -> dict:
+        """Deep copies: the result stays valid while this learner keeps training."""
+        return copy.deepcopy({"policy": self.policy.state_dict(), "target": self.target.state_dict(),
+                              "opt": self.opt.state_dict(), "buffer": self.buffer.state_dict(),
+                              "steps_seen": self.steps_seen, "optimizer_steps": self.optimizer_steps})
+
+    def load_state_dict(self, state: dict) -> None:
+        state = copy.deepcopy(state)
+        self.policy.load_state_dict(state["policy"])
+        self.target.load_state_dict(state["target"])
+        self.opt.load_state_dict(state["opt"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.steps_seen = int(state["steps_seen"])
+        self.optimizer_steps = int(state["optimizer_steps"])
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """θ' <- τθ + (1 - τ)θ' (Polyak averaging), parameters and buffers alike."""
+    for t, o in zip(target.state_dict().values(), online.state_dict().values()):
+        if t.is_floating_point():
+            t.lerp_(o, tau)
+        else:
+            t.copy_(o)

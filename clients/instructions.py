@@ -1,0 +1,77 @@
+"""The agent's half of each strategy: small steps named after the papers' concepts.
+
+The ClientApp applies, in order: what to do *before* training (adopt the global policy,
+add the neighbours' mixed update), the anchors to train with, and what to do *after*
+training (mix with the neighbours' parameters, withhold the update, decide whether to
+join the next round, and what to share). Each reads only the agent's own learner and what
+the strategy sent it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+
+from clients import protocol
+from clients.anchors import Anchors
+from clients.volunteer import JoinRecord, decide
+
+Params = dict[str, np.ndarray]
+
+
+def params(module: torch.nn.Module) -> Params:
+    return {k: v.detach().numpy().astype(np.float64) for k, v in module.state_dict().items()}
+
+
+def set_params(module: torch.nn.Module, values: Params) -> None:
+    module.load_state_dict({k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in values.items()})
+
+
+def adopt_global_policy(policy: torch.nn.Module, content: RecordDict) -> None:
+    """FedAvg: start from the federation's averaged policy."""
+    if protocol.REPLACE in content:
+        policy.load_state_dict(content[protocol.REPLACE].to_torch_state_dict())
+
+
+def add_neighbour_update(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord) -> None:
+    """LMF gradient exchange (Eq. 14): θ <- θ + Σ_j c(i,j)Δ_j, before this round's training."""
+    mix = content.get(protocol.MIX)
+    if mix is not None and config.get("lmf-mode", "") == protocol.SHARE_GRADIENTS:
+        set_params(policy, {k: v + mix[k].numpy() for k, v in params(policy).items()})
+
+
+def anchors(content: RecordDict, config: ConfigRecord) -> Anchors:
+    """FPF / D&F: the anchors ω, ω̄ and the per-step pull weights toward them."""
+    omega, omega_bar = content.get(protocol.OMEGA), content.get(protocol.OMEGA_BAR)
+    return Anchors(omega=None if omega is None else omega.to_torch_state_dict(),
+                   omega_bar=None if omega_bar is None else omega_bar.to_torch_state_dict(),
+                   weight_u=float(config.get(protocol.PULL_U, 0.0)), weight_e=float(config.get(protocol.PULL_E, 0.0)))
+
+
+def mix_with_neighbours(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord, update: Params) -> None:
+    """LMF parameter exchange (Eq. 13): θ <- Σ_j c(i,j)θ_j + Δ_i."""
+    mix = content.get(protocol.MIX)
+    if mix is not None and config.get("lmf-mode", "") == protocol.SHARE_PARAMETERS:
+        set_params(policy, {k: mix[k].numpy() + update[k] for k in update})
+
+
+def withhold_update(policy: torch.nn.Module, config: ConfigRecord, before: Params) -> None:
+    """LMF gradient exchange: the update travels and comes back mixed, so it is not applied."""
+    if config["share"] == protocol.SHARE_GRADIENTS:
+        set_params(policy, before)
+
+
+def shared_record(policy: torch.nn.Module, config: ConfigRecord, update: Params) -> ArrayRecord | None:
+    """What a participant uploads: its parameters, or only its update; nothing otherwise."""
+    if config["share"] == protocol.SHARE_PARAMETERS:
+        return ArrayRecord({k: Array(v.astype(np.float32)) for k, v in params(policy).items()})
+    if config["share"] == protocol.SHARE_GRADIENTS:
+        return ArrayRecord({k: Array(v.astype(np.float32)) for k, v in update.items()})
+    return None
+
+
+def decide_to_join(config: ConfigRecord, record: JoinRecord, episode_return: float, seed: int) -> bool:
+    """Free entry and exit: the agent's own choice for the next round (clients.volunteer)."""
+    return decide(record, episode_return, config["share"] != protocol.SHARE_NONE, float(config["vol-epsilon"]),
+                  float(config["vol-memory"]), np.random.default_rng([seed, 11]))[1]

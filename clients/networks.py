@@ -1,0 +1,136 @@
+"""Networks built from an observation space, shared by agents, the world and the federation.
+
+One builder, :func:`network`, turns a gymnasium observation space into a module that maps
+a batch of observations ``[..., *space.shape]`` to ``out_dim`` outputs (action logits for
+PPO, Q-values for DQN, a value for critics):
+
+- ``Box`` of rank 1 (feature vectors): a tanh MLP;
+- ``Box`` of rank 3, uint8 (images ``H x W x C``, channels last as games emit them): a
+  small CNN (two 3x3 convolutions, ReLU) on pixels scaled to [0, 1], then the MLP;
+- ``Discrete(n)``: a one-hot encoding, then the MLP;
+- ``table=True`` with ``Discrete(n)``: a plain table ``q[n, out_dim]`` (tabular Q-learning).
+
+Every agent's policy ``θ_i``, the utilitarian policy ``ω`` and the egalitarian policy ``ω̄``
+are built by the same call, so their parameters can be mixed as FPF and LMF require.
+
+Algorithm 1 of the FPF paper initialises ``θ_i = ω = ω̄ = 0``. A zero MLP cannot learn
+(every hidden unit stays identical), so every policy instead starts from the *same*
+seeded random initialisation (:func:`initial_network`), which keeps the property the
+paper needs: all policies begin at one common point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord
+from gymnasium import spaces
+from torch import nn
+
+
+@dataclass
+class NetworkConfig:
+    """Size of every agent's networks (policy, critic, Q-network)."""
+
+    hidden: int = 256
+    layers: int = 2
+    channels: int = 16  # CNN: channels of the first convolution (the second has twice as many)
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int, layers: int, out_gain: float) -> nn.Sequential:
+    """Tanh MLP with orthogonal initialisation (CleanRL's PPO convention)."""
+    dims = [in_dim] + [hidden] * layers
+    modules: list[nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        modules += [_orthogonal(nn.Linear(a, b), np.sqrt(2)), nn.Tanh()]
+    modules.append(_orthogonal(nn.Linear(dims[-1], out_dim), out_gain))
+    return nn.Sequential(*modules)
+
+
+def _orthogonal(layer: nn.Module, gain: float) -> nn.Module:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class OneHot(nn.Module):
+    """Discrete observation index -> one-hot float vector (works under torch.func.vmap)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.long().unsqueeze(-1) == torch.arange(self.n, device=x.device)).float()
+
+
+class Pixels(nn.Module):
+    """uint8 images ``[..., H, W, C]`` -> CNN features ``[..., F]``."""
+
+    def __init__(self, shape: tuple[int, int, int], channels: int):
+        super().__init__()
+        h, w, c = shape
+        self.shape = shape
+        self.conv = nn.Sequential(
+            _orthogonal(nn.Conv2d(c, channels, 3, padding=1), np.sqrt(2)), nn.ReLU(),
+            _orthogonal(nn.Conv2d(channels, 2 * channels, 3, padding=1), np.sqrt(2)), nn.ReLU(), nn.Flatten())
+        self.features = 2 * channels * h * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-3]
+        x = x.reshape(-1, *self.shape).permute(0, 3, 1, 2).float() / 255.0
+        return self.conv(x).reshape(*lead, self.features)
+
+
+class Table(nn.Module):
+    """A table ``q[n, out]`` indexed by a discrete observation (tabular Q-learning)."""
+
+    def __init__(self, n: int, out_dim: int):
+        super().__init__()
+        self.q = nn.Parameter(torch.zeros(n, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.q[x.long()]
+
+
+def network(space: spaces.Space, out_dim: int, net: NetworkConfig, out_gain: float = 1.0,
+            table: bool = False) -> nn.Module:
+    """The module for ``space`` (see the module docstring)."""
+    if isinstance(space, spaces.Discrete):
+        if table:
+            return Table(int(space.n), out_dim)
+        return nn.Sequential(OneHot(int(space.n)), mlp(int(space.n), out_dim, net.hidden, net.layers, out_gain))
+    if table:
+        raise ValueError(f"a table needs a Discrete observation space, got {space}")
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return mlp(int(space.shape[0]), out_dim, net.hidden, net.layers, out_gain)
+    if isinstance(space, spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8:
+        pixels = Pixels(tuple(int(s) for s in space.shape), net.channels)
+        return nn.Sequential(pixels, mlp(pixels.features, out_dim, net.hidden, net.layers, out_gain))
+    raise ValueError(f"no network for observation space {space}: use a feature vector (Box of rank 1), "
+                     "a uint8 image (Box H x W x C) or Discrete")
+
+
+def initial_network(space: spaces.Space, out_dim: int, net: NetworkConfig, seed: int, out_gain: float = 0.01,
+                    table: bool = False) -> nn.Module:
+    """The common starting point of every policy of a run (see the module docstring)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return network(space, out_dim, net, out_gain, table)
+
+
+def to_record(module: nn.Module) -> ArrayRecord:
+    """A module's parameters as a Flower ArrayRecord (a detached copy)."""
+    return ArrayRecord({k: v.detach().clone() for k, v in module.state_dict().items()})
+
+
+def load_record(module: nn.Module, record: ArrayRecord) -> None:
+    """Load an ArrayRecord produced by :func:`to_record` into ``module``."""
+    module.load_state_dict(record.to_torch_state_dict(), strict=True)
+
+
+def flat(record: ArrayRecord) -> np.ndarray:
+    """All arrays of a record concatenated into one float64 vector (for norms and tests)."""
+    return np.concatenate([a.ravel() for a in record.to_numpy_ndarrays()]).astype(np.float64)

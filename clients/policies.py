@@ -1,0 +1,144 @@
+"""Policy kinds: how a network's outputs become actions, for one agent or many at once.
+
+A *policy kind* is the one definition of acting that the world (choosing actions for every
+agent in a rollout) and the agent's learner (whose behaviour log-probabilities must match)
+share. Two kinds cover every learner:
+
+- ``softmax`` (PPO): the network outputs logits; ``a ~ softmax(logits)``;
+- ``epsilon-greedy`` (DQN, tabular Q): the network outputs Q-values; with probability
+  ``1 - ε`` the greedy action (ties: lowest index), otherwise a uniform one, so
+  ``π(a|o) = ε/A + (1 - ε)·[a = argmax Q(o)]``.
+
+Both sample by inverting the CDF with one uniform number per agent and game copy, drawn by
+the caller (the world's seeded generator), so acting is reproducible and the batched path
+gives exactly what acting agent by agent gives.
+
+:class:`StackedPolicies` evaluates N agents' networks of one architecture in one pass with
+``torch.func`` (``stack_module_state`` + ``functional_call`` + ``vmap``), whatever the
+architecture (MLP, CNN, table). For the plain tanh MLP of feature-vector games it takes a
+hand-written path (one ``torch.baddbmm`` per layer on the same stacked tensors), which
+measured 1.6 times faster than ``vmap`` for 10 agents of 2x256 on 16 copies
+(0.81 against 1.31 ms per step on one core); both give the same outputs (a test checks it).
+
+An agent's *acting record* is its network's parameters (an ``ArrayRecord``) plus its
+``ActingSpec``: the learner that made it, the kind, and ε.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+SOFTMAX, EPSILON_GREEDY = "softmax", "epsilon-greedy"
+KINDS = (SOFTMAX, EPSILON_GREEDY)
+
+
+@dataclass
+class ActingSpec:
+    """What, besides the parameters, the world needs to act for an agent."""
+
+    learner: str
+    kind: str
+    epsilon: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values) -> "ActingSpec":
+        return cls(learner=str(values["learner"]), kind=str(values["kind"]), epsilon=float(values["epsilon"]))
+
+
+def log_probs(kind: str, out: torch.Tensor, epsilon: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """log π(·|o) from network outputs ``out [..., A]``; ``epsilon`` broadcasts against ``out[..., 0]``."""
+    if kind == SOFTMAX:
+        return torch.log_softmax(out, -1)
+    if kind == EPSILON_GREEDY:
+        A = out.shape[-1]
+        eps = torch.as_tensor(epsilon, dtype=out.dtype).unsqueeze(-1)
+        greedy = torch.nn.functional.one_hot(out.argmax(-1), A).to(out.dtype)
+        return torch.log(eps / A + (1 - eps) * greedy)
+    raise ValueError(f"unknown policy kind '{kind}'; valid choices: {', '.join(KINDS)}")
+
+
+def act(kind: str, out: torch.Tensor, epsilon, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Actions and behaviour log-probabilities for outputs ``out [..., A]``.
+
+    Inverse-CDF sampling: ``u`` is uniform in [0, 1) with the shape of ``out[..., 0]``.
+    """
+    logp = log_probs(kind, out, epsilon)
+    cdf = logp.exp().cumsum(-1)
+    a = (cdf < u.unsqueeze(-1)).sum(-1).clamp(max=out.shape[-1] - 1)
+    return a, logp.gather(-1, a.unsqueeze(-1)).squeeze(-1)
+
+
+class StackedPolicies:
+    """N agents' networks of one architecture, evaluated in one batched pass."""
+
+    def __init__(self, template: nn.Module, records: list[ArrayRecord]):
+        modules = []
+        for record in records:
+            m = copy.deepcopy(template)
+            m.load_state_dict(record.to_torch_state_dict(), strict=True)
+            modules.append(m)
+        params, buffers = stack_module_state(modules)
+        self.params = {k: v.detach() for k, v in params.items()}
+        self.buffers = {k: v.detach() for k, v in buffers.items()}
+        self.base = copy.deepcopy(template).to("meta")
+        self.names = list(template.state_dict().keys())
+
+        def one(p, b, x):
+            return functional_call(self.base, (p, b), (x,))
+
+        self._forward = vmap(one)
+        self._linear = _linear_layers(template)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        """The hand-written path for a tanh MLP: one baddbmm per layer."""
+        last = len(self._linear) - 1
+        for i, prefix in enumerate(self._linear):
+            x = torch.baddbmm(self.params[prefix + "bias"].unsqueeze(1), x,
+                              self.params[prefix + "weight"].transpose(1, 2))
+            if i < last:
+                x = torch.tanh(x)
+        return x
+
+    def __len__(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def set(self, index: int, record: ArrayRecord) -> None:
+        """Replace the parameters of the ``index``-th network."""
+        state = record.to_torch_state_dict()
+        if set(state) != set(self.names):
+            raise ValueError(f"acting record has {sorted(state)}, the network has {sorted(self.names)}")
+        for name, value in state.items():
+            target = self.params.get(name, self.buffers.get(name))
+            target[index].copy_(value)
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs [N, B, *obs_shape]`` -> outputs ``[N, B, A]``."""
+        if self._linear and obs.dim() == 3:
+            return self._mlp(obs.float())
+        return self._forward(self.params, self.buffers, obs)
+
+    def flat(self, indices: list[int]) -> np.ndarray:
+        """The networks' parameters as rows of one matrix ``[len(indices), D]`` (float64)."""
+        parts = [self.params[k][indices].reshape(len(indices), -1) for k in self.names if k in self.params]
+        return torch.cat(parts, dim=1).numpy().astype(np.float64)
+
+
+def _linear_layers(module: nn.Module) -> list[str]:
+    """Parameter prefixes of the Linear layers if ``module`` is a Sequential of Linear and
+    Tanh layers ending in a Linear (the feature-vector MLP); otherwise an empty list."""
+    if not isinstance(module, nn.Sequential) or not isinstance(module[-1], nn.Linear):
+        return []
+    if not all(isinstance(m, (nn.Linear, nn.Tanh)) for m in module):
+        return []
+    return [f"{i}." for i, m in enumerate(module) if isinstance(m, nn.Linear)]

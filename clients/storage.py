@@ -1,0 +1,55 @@
+"""Per-agent storage: a learner's state lives in a per-run, per-agent directory on the
+agent's machine, not in the messages.
+
+Flower's ``context.state`` travels with every message (measured: 4 MB of state adds
+~60 ms per message) and a DQN replay buffer is far larger, so the learner's whole state
+(networks, optimisers, replay buffer, the agent's own participation record) is written to
+``<root>/agent_<i>/learner.pt`` after each round and read at the start of the next. This
+works in simulation and in deployment, where every message runs in a fresh process, and
+it is what a resumed run reloads.
+
+``root`` is the node's ``storage-dir`` (``--node-config "agent-id=3 storage-dir=/data"``
+on a SuperNode) when set, else the directory the server suggests (``<out>/agents``).
+Writes go to a temporary file that is then renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+FILE = "learner.pt"
+
+
+class AgentStorage:
+    """The directory of one agent of one run."""
+
+    def __init__(self, root: str | os.PathLike, agent: int):
+        self.dir = Path(root) / f"agent_{agent}"
+        self.path = self.dir / FILE
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> dict:
+        return torch.load(self.path, weights_only=False)
+
+    def save(self, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.path)
+
+    def clear(self) -> None:
+        if self.path.exists():
+            self.path.unlink()
+
+
+def storage_root(node_config: dict, suggested: str) -> str:
+    """The node's own ``storage-dir`` if it has one, else the server's suggestion."""
+    root = node_config.get("storage-dir") or suggested
+    if not root:
+        raise ValueError("no storage directory: start the SuperNode with --node-config \"storage-dir=<path>\"")
+    return str(root)

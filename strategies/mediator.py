@@ -1,0 +1,53 @@
+"""The mediator hook: what a strategy may do inside the world's rollout.
+
+A strategy that owns a mediator (``strategy.mediator``) is called by the world at every
+step of every game copy. Each capability is optional:
+
+(a) **Delegation** (``delegation = True``): every agent's action set gains a delegation
+    bit, so the agent's own choice ``c = a + A·d`` (action ``a``, delegate ``d ∈ {0, 1}``)
+    stays on-policy for its learner. The world decodes the choices and calls
+    :meth:`Mediator.act_for`; it then plays the mediator's action for the agents that
+    delegated and the agents' own actions for everyone else, whatever the mediator
+    returns for them.
+(b) **Stackelberg steps** (``stackelberg = True``): the world asks :meth:`leaders` who
+    leads in each copy; leaders act on their observation; followers then observe the
+    leaders' actions of this step in a fixed slot of their observation (a game capability,
+    ``BatchedGame(stackelberg=True)``) and act.
+(c) **Reward reshaping**: :meth:`reshape` returns the rewards the agents train on this
+    step (the metrics keep the game's own rewards).
+
+The mediator sees the global state and the joint action; what it may *use* (e.g. only
+the known part of utilities) is the concrete mediator's contract, stated in its docstring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Mediator:
+    """Base class: no delegation, no leaders, no reshaping."""
+
+    delegation: bool = False
+    stackelberg: bool = False
+    reshapes: bool = False
+
+    def act_for(self, t: int, state: np.ndarray, actions: np.ndarray, delegate: np.ndarray) -> np.ndarray:
+        """Joint actions ``[B, N]`` for the copies' delegators (``delegate`` bool ``[B, N]``).
+
+        ``actions`` are the actions every agent submitted. Only the entries where
+        ``delegate`` is True are used by the world.
+        """
+        return actions
+
+    def leaders(self, t: int, state: np.ndarray) -> np.ndarray:
+        """Who leads this step in each copy: bool ``[B, N]``."""
+        raise NotImplementedError
+
+    def reshape(self, t: int, state: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        """Rewards ``[B, N]`` the agents train on for this step."""
+        return rewards
+
+    def end_of_rollout(self) -> dict[str, float]:
+        """Called after each rollout; returns the mediator's own metrics (none by default)."""
+        return {}
