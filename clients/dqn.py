@@ -108,7 +108,8 @@ class ReplayBuffer:
         """Append transitions in order; the oldest are overwritten once the ring is full."""
         n = len(actions)
         if n > self.capacity:  # only the last `capacity` would survive anyway
-            obs, actions, rewards, next_obs, dones = (x[-self.capacity:] for x in (obs, actions, rewards, next_obs, dones))
+            obs, actions, rewards, next_obs, dones = (x[-self.capacity:] for x in
+                                                      (obs, actions, rewards, next_obs, dones))
             n = self.capacity
         idx = (self.pos + np.arange(n)) % self.capacity
         for name, value in zip(self.FIELDS, (obs, actions, rewards, next_obs, dones)):
@@ -167,6 +168,10 @@ class DQNLearner(Learner):
     def policy_network(cls, space: spaces.Space, num_actions: int, net: NetworkConfig, seed: int) -> nn.Module:
         # out_gain 1: Q-values start at the scale of PyTorch's default init (CleanRL's DQN)
         return initial_network(space, num_actions, net, seed, out_gain=1.0)
+
+    @classmethod
+    def initial_epsilon(cls, cfg: DQNConfig) -> float:
+        return linear_epsilon(0, cfg.dqn_eps_start, cfg.dqn_eps_end, cfg.dqn_eps_decay)
 
     def epsilon(self) -> float:
         c = self.cfg

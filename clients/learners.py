@@ -48,6 +48,11 @@ class Learner:
         """The common initial policy network of a run (the same for every agent)."""
         raise NotImplementedError
 
+    @classmethod
+    def initial_epsilon(cls, cfg: Any) -> float:
+        """The exploration rate of the first round, before the agent has reported any (0: softmax)."""
+        return 0.0
+
     def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
         """Learn from the agent's own experience; return scalar diagnostics."""
         raise NotImplementedError
@@ -151,8 +156,10 @@ def hyper_from(cls: type, values) -> Any:
     for f in dataclasses.fields(cls):
         key = f.name.replace("_", "-")
         if key in values:
-            default = getattr(cls(), f.name)
-            kwargs[f.name] = type(default)(values[key])
+            default, value = getattr(cls(), f.name), values[key]
+            if isinstance(default, bool) and isinstance(value, str):
+                value = value.lower() in ("true", "1", "yes")
+            kwargs[f.name] = type(default)(value)
     return cls(**kwargs)
 
 

@@ -24,6 +24,7 @@ How the anchor term is stepped (``anchor_step``):
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 
@@ -146,8 +147,9 @@ class PPOLearner(Learner):
         return stats
 
     def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "opt_actor": self.opt_actor.state_dict(), "opt_critic": self.opt_critic.state_dict()}
+        """A copy (optimisers' state dicts share tensors with the live optimiser otherwise)."""
+        return copy.deepcopy({"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "opt_actor": self.opt_actor.state_dict(), "opt_critic": self.opt_critic.state_dict()})
 
     def load_state_dict(self, state: dict) -> None:
         self.actor.load_state_dict(state["actor"])

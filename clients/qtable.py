@@ -115,6 +115,10 @@ class QTableLearner(Learner):
                              "observation='discrete') or the ppo / dqn learner")
         return Table(int(space.n), num_actions)  # zeros: the same start for every agent
 
+    @classmethod
+    def initial_epsilon(cls, cfg: QTableConfig) -> float:
+        return q_epsilon(cfg.q_epsilon_schedule, cfg.q_epsilon, 0)
+
     def epsilon(self) -> float:
         return q_epsilon(self.cfg.q_epsilon_schedule, self.cfg.q_epsilon, self.rounds_trained)
 

@@ -52,11 +52,16 @@ class RunOutcome:
 
 def learner_config(cfg: RunConfig, world: World, learner: str) -> ConfigRecord:
     """What an agent needs to build and train its learner (the same every round)."""
-    hyper = learners.hyper_record(getattr(cfg, {"q-table": "qtable"}.get(learner, learner)))
+    hyper = learners.hyper_record(_hyper(cfg, learner))
     return ConfigRecord({"learner": learner, **hyper, **learners.hyper_record(cfg.net),
                          **protocol.space_config(world.game.observation_space), "num-actions": world.num_actions,
                          "seed": cfg.seed, "torch-threads": cfg.execution.torch_threads,
                          "storage-dir": str(Path(cfg.storage_dir()).resolve())})
+
+
+def _hyper(cfg: RunConfig, learner: str):
+    """The learner's hyperparameter group of the configuration."""
+    return getattr(cfg, {"q-table": "qtable"}.get(learner, learner))
 
 
 def build(cfg: RunConfig):
@@ -69,7 +74,8 @@ def build(cfg: RunConfig):
     num_actions = game.num_actions * (2 if mediator.delegation else 1)
     init = to_record(World.initial_policy(assignment[0], game, num_actions, cfg.net, cfg.seed))
     strategy = strategies.make(cfg, game, init)
-    world = World(game, assignment, cfg.net, cfg.seed, mediator=strategy.mediator)
+    epsilons = {name: learners.learner_class(name).initial_epsilon(_hyper(cfg, name)) for name in set(assignment)}
+    world = World(game, assignment, cfg.net, cfg.seed, mediator=strategy.mediator, epsilons=epsilons)
     return game, strategy, world, init
 
 

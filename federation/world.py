@@ -79,12 +79,12 @@ class Rollout:
 class PolicyGroup:
     """The agents that share a learner: their stacked networks, policy kind and ε."""
 
-    def __init__(self, learner: str, agents: list[int], initial: torch.nn.Module):
+    def __init__(self, learner: str, agents: list[int], initial: torch.nn.Module, epsilon: float):
         self.learner = learner
         self.kind = learner_registry.learner_class(learner).kind
         self.agents = agents
         self.policies = StackedPolicies(initial, [to_record(initial)] * len(agents))
-        self.epsilon = torch.zeros(len(agents), 1)
+        self.epsilon = torch.full((len(agents), 1), float(epsilon))
 
     def act(self, obs: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``obs [B, N, ...]`` and uniforms ``u [B, N]`` -> this group's actions and log-probs ``[B, n]``."""
@@ -98,7 +98,9 @@ class World:
     """Plays B copies of a game for one episode per round with the agents' acting policies."""
 
     def __init__(self, game: BatchedGame, learners: list[str], net: NetworkConfig, seed: int,
-                 mediator: Mediator | None = None):
+                 mediator: Mediator | None = None, epsilons: dict[str, float] | None = None):
+        """``epsilons``: each learner's exploration rate until its agents report their own
+        (the first round); 0 where not given."""
         if len(learners) != game.num_agents:
             raise ValueError(f"{len(learners)} learners for {game.num_agents} agents")
         self.game, self.seed, self.mediator = game, seed, mediator
@@ -108,7 +110,7 @@ class World:
         for name in dict.fromkeys(learners):
             agents = [i for i, n in enumerate(learners) if n == name]
             initial = self.initial_policy(name, game, self.num_actions, net, seed)
-            group = PolicyGroup(name, agents, initial)
+            group = PolicyGroup(name, agents, initial, (epsilons or {}).get(name, 0.0))
             self.groups.append(group)
             self._where |= {a: (group, k) for k, a in enumerate(agents)}
 
@@ -170,7 +172,7 @@ class World:
             choice, lp = self._act(obs, u)
             if stackelberg:  # leaders act on their observation, followers see the leaders' actions
                 lead = np.asarray(med.leaders(t, states[t]), bool)
-                seen = game.observe_leaders(obs, choice, lead)
+                seen = game.observe_leaders(obs, choice % game.num_actions, lead)
                 follow_choice, follow_lp = self._act(seen, u)
                 choice, lp = np.where(lead, choice, follow_choice), np.where(lead, lp, follow_lp)
                 obs = seen  # leaders' slots stay empty: observe_leaders leaves them so

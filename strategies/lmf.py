@@ -77,6 +77,7 @@ class LMF(FederationStrategy):
     """Local multi-federations over a time-varying communication graph."""
 
     name = "lmf"
+    share = protocol.SHARE_PARAMETERS  # the default mode; an instance may share gradients instead
     mixes_parameters = True
 
     def __init__(self, participation: Participation, seed: int, schedule: GraphSchedule,

@@ -46,7 +46,7 @@ def test_fedavg_averages_shared_parameters_and_sends_the_global_policy():
     b = ArrayRecord({"w": Array(np.array([3.0, 5.0], np.float32))})
     mean, metrics = fedavg.aggregate_train(1, [FakeReply({"shared": a}), FakeReply({"shared": b})])
     np.testing.assert_allclose(mean["w"].numpy(), [2.0, 4.0])
-    assert fedavg.anchors(0, mean) == {"replace": mean}
+    assert fedavg.instructions(0, 1, mean) == ({}, {"replace": mean})
     assert fedavg.shared_policy(mean) is mean  # everyone acts with the global policy
     assert FedAvg.__mro__[1].shared_policy(fedavg, mean) is None  # other strategies: each its own
 
