@@ -1,17 +1,25 @@
 #!/usr/bin/env python
-"""Benchmark of the default round: the world's speed and what Flower costs.
+"""Benchmark of the default round: what Flower costs, against two references.
 
-Runs, in one invocation so both sides see the same machine load:
+Runs, in one invocation so all three see the same machine load:
 
-1. the **in-process reference**: the same work as a Flower round (rollout of B games,
-   every agent's PPO update one after another, the strategy's aggregation and federated
-   training) with no Flower at all;
-2. the **Flower simulation** of the same configuration.
+1. the **in-process reference**: the project's own round (``federation.server_app.Federation``:
+   rollout, train messages, the ClientApp's ``train`` called directly for each agent in
+   turn, aggregation, federated training), with no Flower transport at all;
+2. the **stacked reference**: the fastest honest single-process implementation of
+   independent PPO learners: the same rollout, then every agent's PPO update stacked into
+   one ``torch.func`` pass (benchmarks/stacked_ppo.py); it does no federation, so it is
+   the reference for ``--strategy independent``;
+3. the **Flower simulation** of the same configuration.
 
-Prints the rollout's agent-steps per second, the per-round wall time of both, their
-ratio, and the share of the Flower run's wall time spent in start-up and messaging.
+It prints the rollout's speed, the time per round of all three, and the share of the
+default run (80 rounds) that goes to Flower's start-up and messaging, projected from the
+measured start-up, shut-down and per-round costs. Its last two lines are::
 
-    python benchmarks/bench_round.py [--rounds 10] [--agents 10] [--strategy fpf]
+    Flower share of the default run: X%
+    Flower round / stacked reference: R
+
+    python benchmarks/bench_round.py [--rounds 5] [--agents 10] [--strategy independent]
 """
 
 from __future__ import annotations
@@ -24,72 +32,98 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flwr.app import Context, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import envs  # noqa: E402
-import strategies  # noqa: E402
-from clients.model import initial_policy, to_record  # noqa: E402
-from clients.ppo import Anchors, PPOLearner  # noqa: E402
+from benchmarks.stacked_ppo import StackedPPO  # noqa: E402
+from clients import client_app, learners  # noqa: E402
+from clients.networks import to_record  # noqa: E402
 from federation.config import RunConfig  # noqa: E402
-from federation.results import read_metrics  # noqa: E402
+from federation.results import RunRecorder, read_metrics  # noqa: E402
+from federation.server_app import Federation, build  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
-from federation.world import World  # noqa: E402
+
+DEFAULT_ROUNDS = RunConfig().rounds
 
 
-def reference(cfg: RunConfig) -> tuple[float, float]:
-    """Seconds per round and rollout agent-steps per second, all in this process."""
-    torch.set_num_threads(cfg.torch_threads)
-    game = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.batch, seed=cfg.seed)
-    init = to_record(initial_policy(game.obs_dim, game.num_actions, cfg.hidden, cfg.layers, cfg.seed))
-    world = World(game, init, cfg.seed)
-    strategy = strategies.make(cfg, game, init)
-    learners = [PPOLearner(game.obs_dim, game.num_actions, cfg.ppo(), cfg.seed, i) for i in range(cfg.agents)]
-    anchors = Anchors(omega=init.to_torch_state_dict(), omega_bar=init.to_torch_state_dict(),
-                      lambda_u=cfg.lambda_u, lambda_e=cfg.lambda_e) if cfg.strategy != "independent" else Anchors()
-    rollout_time, steps, start = 0.0, 0, time.perf_counter()
-    arrays = init
+def in_process(cfg: RunConfig) -> float:
+    """Seconds per round of the project's round with the ClientApp called directly."""
+    federation = Federation(cfg, RunRecorder(cfg.out, cfg.to_json()))
+    federation.bind({a: a + 1 for a in range(cfg.agents)}, concurrency=1)
+    contexts = {a + 1: Context(run_id=1, node_id=a + 1, node_config={"agent-id": a}, state=RecordDict(), run_config={})
+                for a in range(cfg.agents)}
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    exchange = lambda msgs: [client_app.train(m, contexts[m.metadata.dst_node_id]) for m in msgs]  # noqa: E731
+    start = time.perf_counter()
+    for rnd in range(1, cfg.rounds + 1):
+        federation.play(rnd, exchange)
+    return (time.perf_counter() - start) / cfg.rounds
+
+
+def stacked(cfg: RunConfig) -> tuple[float, float]:
+    """Seconds per round of independent PPO with the agents' updates stacked, and the
+    rollout's agent-steps per second."""
+    game, _, world, _ = build(cfg)
+    agents = [learners.make("ppo", game.observation_space, game.num_actions, cfg.ppo, cfg.net, cfg.seed, i)
+              for i in range(cfg.agents)]
+    ppo = StackedPPO.from_learners(agents)
+    rollout_s, steps, start = 0.0, 0, time.perf_counter()
     for rnd in range(1, cfg.rounds + 1):
         t = time.perf_counter()
-        ro = world.rollout(rnd)
-        rollout_time += time.perf_counter() - t
+        ro = world.rollout(rnd, cfg.world.steps or None)
+        rollout_s += time.perf_counter() - t
         steps += ro.agent_steps
-        for i, learner in enumerate(learners):
-            learner.train(ro.experience(i), anchors, seed=rnd)
-            world.set_acting(i, to_record(learner.actor))
-        arrays, _ = strategy.federated_training(rnd, ro, arrays)
-    return (time.perf_counter() - start) / cfg.rounds, steps / rollout_time
+        ppo.train([ro.experience(i) for i in range(cfg.agents)], seeds=[rnd * 1000 + i for i in range(cfg.agents)])
+        for i, actor in enumerate(ppo.actors()):
+            agents[i].actor.load_state_dict(actor)
+            world.set_acting(i, to_record(agents[i].actor))
+    return (time.perf_counter() - start) / cfg.rounds, steps / rollout_s
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--agents", type=int, default=10)
-    p.add_argument("--strategy", default="fpf")
+    p.add_argument("--strategy", default="independent")
     args = p.parse_args()
+    cores = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(rounds=args.rounds, agents=args.agents, strategy=args.strategy, out=tmp, progress=False).validated()
-        ref_round, ref_steps_per_s = reference(cfg.replace(torch_threads=torch.get_num_threads()))
+        cfg = RunConfig.of(rounds=args.rounds, agents=args.agents, strategy=args.strategy, out=str(Path(tmp) / "flower"),
+                           progress=False)
+        torch.set_num_threads(cores)  # the references run one agent at a time, on every core
+        local = cfg.replace(out=str(Path(tmp) / "local"), torch_threads=cores)
+        ref_round = in_process(local)
+        stacked_round, ref_steps_per_s = stacked(local)
         start = time.perf_counter()
         summary = simulate(cfg)
         wall = time.perf_counter() - start
-        rows = read_metrics(Path(tmp))
-    rounds_wall = float(np.sum([r["round_s"] for r in rows]))
+        rows = read_metrics(Path(cfg.out))
+
+    col = lambda k: np.array([r[k] for r in rows], dtype=float)  # noqa: E731
+    rounds_wall = float(col("round_s").sum())
     flower_round = rounds_wall / len(rows)
-    steps_per_s = float(np.sum([r["agent_steps"] for r in rows]) / np.sum([r["rollout_s"] for r in rows]))
-    overhead = wall - rounds_wall + float(np.sum([r["flower_s"] for r in rows]))
-    print(f"configuration: {args.strategy}, {args.agents} agents, B={cfg.batch} games x 200 steps, {args.rounds} rounds")
+    messaging = float(col("flower_s").mean())
+    fixed = wall - rounds_wall  # start-up and shut-down
+    projected = fixed + DEFAULT_ROUNDS * flower_round
+    share = (fixed + DEFAULT_ROUNDS * messaging) / projected
+    steps_per_s = float(col("agent_steps").sum() / col("rollout_s").sum())
+    print(f"configuration: {args.strategy}, {args.agents} agents, B={cfg.world.batch} games x 200 steps, "
+          f"{args.rounds} rounds, {cores} cores")
     print(f"rollout: {steps_per_s:,.0f} agent-steps/s in Flower's ServerApp ({ref_steps_per_s:,.0f} in-process)")
-    print(f"round wall time: Flower {flower_round:.2f} s, in-process reference {ref_round:.2f} s, "
-          f"ratio {flower_round / ref_round:.2f}")
-    print(f"Flower run: {wall:.1f} s wall, of which start-up and shut-down {wall - rounds_wall:.1f} s "
-          f"and messaging {float(np.sum([r['flower_s'] for r in rows])):.1f} s "
-          f"-> {100 * overhead / wall:.0f}% of wall time in Flower's start-up and messaging")
-    print(f"time per round in Flower: rollout {np.mean([r['rollout_s'] for r in rows]):.2f} s, "
-          f"agents' training {np.mean([r['train_s'] for r in rows]):.2f} s (summed over agents), "
-          f"aggregation + federated training {np.mean([r['aggregate_s'] for r in rows]):.2f} s, "
-          f"messaging {np.mean([r['flower_s'] for r in rows]):.2f} s")
-    print(f"start-up until the agents were identified: {summary['startup_s']:.1f} s")
+    print(f"time per round: Flower {flower_round:.2f} s, in-process reference {ref_round:.2f} s "
+          f"(ratio {flower_round / ref_round:.2f}), stacked reference {stacked_round:.2f} s")
+    print(f"in Flower, per round: rollout {col('rollout_s').mean():.2f} s, agents' training {col('train_s').mean():.2f} s "
+          f"(summed over agents), aggregation + federated training {col('aggregate_s').mean():.2f} s, "
+          f"messaging {messaging:.2f} s")
+    print(f"Flower start-up and shut-down: {fixed:.1f} s (agents identified after {summary['startup_s']:.1f} s)")
+    print(f"projected default run ({DEFAULT_ROUNDS} rounds): {projected:.0f} s, of which start-up and shut-down "
+          f"{fixed:.1f} s and messaging {DEFAULT_ROUNDS * messaging:.1f} s")
+    if args.strategy != "independent":
+        print("(the stacked reference trains independent learners: compare it with --strategy independent)")
+    print(f"Flower share of the default run: {100 * share:.1f}%")
+    print(f"Flower round / stacked reference: {flower_round / stacked_round:.2f}")
 
 
 if __name__ == "__main__":

@@ -59,13 +59,23 @@ class StackedPPO:
     ``clients.networks.network`` builds them (MLP, one-hot MLP or CNN: anything
     ``torch.func.vmap`` can run, without buffers); their parameters are copied, the
     modules themselves are not changed.
+
+    ``impl`` chooses the stacked forward: ``"vmap"`` (``torch.func.vmap`` over
+    ``functional_call`` of the original module; works for every network), ``"bmm"``
+    (hand-stacked ``baddbmm`` + in-place ``tanh_``; only for plain ``Linear``/``Tanh``
+    MLPs, the feature-vector networks) or ``"auto"`` (``"bmm"`` where it applies,
+    else ``"vmap"``). Both compute the same function; ``"bmm"`` fuses the bias add into
+    the matmul and saves one activation-sized allocation per hidden layer.
     """
 
-    def __init__(self, actors: Sequence[nn.Module], critics: Sequence[nn.Module], cfg: PPOConfig):
+    def __init__(self, actors: Sequence[nn.Module], critics: Sequence[nn.Module], cfg: PPOConfig,
+                 impl: str = "auto"):
         if len(actors) == 0 or len(actors) != len(critics):
             raise ValueError(f"need as many actors as critics (got {len(actors)} and {len(critics)})")
+        if impl not in ("auto", "vmap", "bmm"):
+            raise ValueError(f"impl must be 'auto', 'vmap' or 'bmm', got {impl!r}")
         for kind, modules in (("actor", actors), ("critic", critics)):
-            shapes = [[(k, tuple(v.shape)) for k, v in m.state_dict().items()] for m in modules]
+            shapes = [(repr(m), [(k, tuple(v.shape)) for k, v in m.state_dict().items()]) for m in modules]
             if any(s != shapes[0] for s in shapes):
                 raise ValueError(f"every {kind} must have the same architecture")
             if any(len(list(m.buffers())) for m in modules):
@@ -74,14 +84,23 @@ class StackedPPO:
         self.n_agents = len(actors)
         self.actor_params = self._stack(actors)
         self.critic_params = self._stack(critics)
-        # Stateless copies on the meta device: only their forward code is used.
-        self._actor_base = copy.deepcopy(actors[0]).to("meta")
-        self._critic_base = copy.deepcopy(critics[0]).to("meta")
-        self._actor = vmap(lambda p, x: functional_call(self._actor_base, p, (x,)))
-        self._critic = vmap(lambda p, x: functional_call(self._critic_base, p, (x,)))
+        self._actor = self._forward(actors[0], impl)
+        self._critic = self._forward(critics[0], impl)
+        self.impl = "bmm" if all(isinstance(f, _StackedMLP) for f in (self._actor, self._critic)) else "vmap"
         self.opt = torch.optim.Adam(
             [{"params": list(self.actor_params.values()), "lr": cfg.lr_actor},
              {"params": list(self.critic_params.values()), "lr": cfg.lr_critic}], eps=1e-5)
+
+    @staticmethod
+    def _forward(module: nn.Module, impl: str):
+        """The stacked forward ``(params [N, ...], x [N, ..., d]) -> [N, ..., out]`` of ``module``."""
+        layers = _StackedMLP.layers(module)
+        if impl == "bmm" and layers is None:
+            raise ValueError(f"impl='bmm' needs a plain Linear/Tanh MLP, got {module}")
+        if impl != "vmap" and layers is not None:
+            return _StackedMLP(layers)
+        base = copy.deepcopy(module).to("meta")  # stateless: only its forward code is used
+        return vmap(lambda p, x: functional_call(base, p, (x,)))
 
     @staticmethod
     def _stack(modules: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
@@ -215,6 +234,37 @@ class StackedPPO:
         out["optimizer_steps"] = float(self.opt.state[first]["step"]) if first in self.opt.state else 0.0
         out["num-examples"] = float(n)
         return out
+
+
+class _StackedMLP:
+    """Hand-stacked forward of ``N`` tanh MLPs: ``baddbmm`` per layer, ``tanh_`` in place.
+
+    The same function as ``vmap(functional_call(mlp))``: ``x @ W.T + b`` then ``tanh``.
+    In-place ``tanh_`` is legal under autograd here because ``baddbmm``'s backward needs
+    its inputs, not its output.
+    """
+
+    def __init__(self, layers: list[tuple[str, str]]):
+        self.names = layers
+
+    @staticmethod
+    def layers(module: nn.Module) -> list[tuple[str, str]] | None:
+        """``[(weight, bias) names]`` if ``module`` is Linear, Tanh, ..., Linear; else None."""
+        if not isinstance(module, nn.Sequential) or len(module) % 2 == 0:
+            return None
+        kinds = [nn.Linear if i % 2 == 0 else nn.Tanh for i in range(len(module))]
+        if any(type(m) is not k for m, k in zip(module, kinds)) or any(m.bias is None for m in module[::2]):
+            return None
+        return [(f"{i}.weight", f"{i}.bias") for i in range(0, len(module), 2)]
+
+    def __call__(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        n, lead = x.shape[0], x.shape[1:-1]
+        h = x.reshape(n, -1, x.shape[-1])
+        for j, (w, b) in enumerate(self.names):
+            h = torch.baddbmm(params[b].unsqueeze(1), h, params[w].transpose(1, 2))
+            if j < len(self.names) - 1:
+                h = h.tanh_()
+        return h.reshape(n, *lead, h.shape[-1])
 
 
 def demo_experiences(n_agents: int, T: int, B: int, obs_dim: int, num_actions: int, seed: int = 0) -> list[Experience]:

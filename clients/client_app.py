@@ -10,6 +10,8 @@ in a fresh process. Everything else the agent needs arrives in the message
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -33,6 +35,7 @@ def hello(msg: Message, context: Context) -> Message:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Train on the agent's own experience with what the strategy sent."""
+    start = time.perf_counter()
     cfg, spec = msg.content[protocol.CONFIG], msg.content[protocol.LEARNER]
     agent = int(cfg["agent-id"])
     own = protocol.node_agent_id(context.node_config)
@@ -60,17 +63,27 @@ def train(msg: Message, context: Context) -> Message:
         episode_return = float((exp.rewards * exp.mask).sum(axis=0).mean())
         stats["join-next"] = float(instructions.decide_to_join(cfg, join_record, episode_return, seed))
     storage.save({"learner": learner.state_dict(), "volunteer": join_record.to_dict()})
+    _LIVE[storage.path] = (storage.stamp(), learner, join_record)
 
     # reply
     acting, acting_spec = learner.acting()
     if protocol.OMEGA in msg.content:  # Theorem 1(b) diagnostic: a scalar, not the parameters
         stats["dist_to_omega"] = float(((flat(acting) - flat(msg.content[protocol.OMEGA])) ** 2).sum())
     stats["fresh-start"] = float(fresh)
+    stats["context_records"] = float(len(context.state))  # the learner's state does not ride in messages
     content = RecordDict({protocol.ACTING: acting, protocol.ACTING_SPEC: ConfigRecord(acting_spec.to_dict()),
                           protocol.METRICS: MetricRecord(stats)})
     if (shared := instructions.shared_record(policy, cfg, update)) is not None:
         content[protocol.SHARED] = shared
+    content[protocol.METRICS]["client_s"] = time.perf_counter() - start  # all the agent's work this round
     return Message(content, reply_to=msg)
+
+
+# Learners this process saved, by storage file: (the file's stamp, learner, join record).
+# A process that handles the same agent again (Flower's simulation keeps its workers)
+# reuses the learner in memory instead of rebuilding and reloading it, but only if the
+# file is still the one it wrote; a fresh process (deployment) always reads the file.
+_LIVE: dict = {}
 
 
 def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage, server_round: int):
@@ -79,6 +92,9 @@ def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage, server_round
     Returns ``(learner, join_record, fresh)``; ``fresh`` is True when a later round found
     no stored state (a new machine, a wiped disk) and the agent had to start over.
     """
+    live = _LIVE.pop(storage.path, None)
+    if server_round > 1 and live is not None and live[0] == storage.stamp():
+        return live[1], live[2], False
     name = str(spec["learner"])
     hyper = learners.hyper_from(learners.config_class(name), spec)
     net = learners.hyper_from(NetworkConfig, spec)

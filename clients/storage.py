@@ -42,6 +42,14 @@ class AgentStorage:
         torch.save(state, tmp)
         tmp.replace(self.path)
 
+    def stamp(self) -> tuple[int, int] | None:
+        """(modification time in ns, size) of the stored file; None if there is none."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
     def clear(self) -> None:
         if self.path.exists():
             self.path.unlink()

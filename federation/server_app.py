@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from flwr.app import ConfigRecord, Context
+from flwr.app import ConfigRecord, Context, Message
 from flwr.serverapp import Grid, ServerApp
 
 import envs
@@ -79,61 +80,91 @@ def build(cfg: RunConfig):
     return game, strategy, world, init
 
 
-def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -> dict:
-    """Discover the agents, then run ``cfg.rounds`` rounds; returns the run's summary."""
-    start = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    game, strategy, world, init = build(cfg)
-    recorder = RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg))
-    assignment = cfg.learners()
-    learner_cfgs = {name: learner_config(cfg, world, name) for name in set(assignment)}
+class Federation:
+    """One run's server side: the game, the world, the strategy and the round loop.
 
-    nodes = discover_agents(grid, cfg.agents, cfg.execution.node_timeout)
-    node_agent = {n: a for a, n in nodes.items()}
-    strategy.bind(nodes)
-    strategy.summary()
-    startup_s = time.perf_counter() - start
-    concurrency = concurrency or cfg.agents
+    ``play(rnd, exchange)`` runs one round; ``exchange`` delivers the train messages and
+    returns the replies (Flower's ``grid.send_and_receive`` in a run; the benchmark's
+    in-process reference calls the ClientApp directly, so both do the same work).
+    """
 
-    arrays = init
-    bar = _progress(cfg)
-    for rnd in range(1, cfg.rounds + 1):
+    def __init__(self, cfg: RunConfig, recorder: RunRecorder):
+        self.cfg, self.recorder = cfg, recorder
+        self.game, self.strategy, self.world, self.arrays = build(cfg)
+        self.assignment = cfg.learners()
+        self.learner_cfgs = {name: learner_config(cfg, self.world, name) for name in set(self.assignment)}
+        self.node_agent: dict[int, int] = {}
+        self.concurrency = cfg.agents
+
+    def bind(self, nodes: dict[int, int], concurrency: int) -> None:
+        """``nodes``: agent id -> node id; ``concurrency``: how many agents train at once."""
+        self.node_agent = {n: a for a, n in nodes.items()}
+        self.strategy.bind(nodes)
+        self.concurrency = concurrency
+
+    def play(self, rnd: int, exchange: Callable[[list[Message]], Iterable[Message]]) -> dict:
+        """One round: rollout, train messages, aggregation, federated training; returns its metrics row."""
+        cfg, strategy, world = self.cfg, self.strategy, self.world
         t0 = time.perf_counter()
         rollout = world.rollout(rnd, cfg.world.steps or None)
         rewards = strategy.train_rewards(rollout.rewards if rollout.shaped is None else rollout.shaped)
         t1 = time.perf_counter()
         config = ConfigRecord({"server-round": rnd, "seed": cfg.seed})
-        messages = list(strategy.configure_train(rnd, arrays, config, grid))
+        messages = list(strategy.configure_train(rnd, self.arrays, config, None))
         for msg in messages:
-            agent = node_agent[msg.metadata.dst_node_id]
-            msg.content[protocol.LEARNER] = learner_cfgs[assignment[agent]]
+            agent = self.node_agent[msg.metadata.dst_node_id]
+            msg.content[protocol.LEARNER] = self.learner_cfgs[self.assignment[agent]]
             msg.content[protocol.EXPERIENCE] = protocol.pack_experience(rollout.experience(agent, rewards))
         t2 = time.perf_counter()
-        replies = list(grid.send_and_receive(messages, timeout=cfg.execution.reply_timeout))
+        replies = list(exchange(messages))
         t3 = time.perf_counter()
 
-        client_stats = deliver(rnd, replies, world, strategy, node_agent, recorder, cfg.execution.reply_timeout)
+        client_stats = deliver(rnd, replies, world, strategy, self.node_agent, self.recorder,
+                               cfg.execution.reply_timeout)
         new_arrays, agg_metrics = strategy.aggregate_train(rnd, replies)
-        arrays = new_arrays if new_arrays is not None else arrays
-        arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)
-        if (shared := strategy.shared_policy(arrays)) is not None:
-            for agent in nodes:
+        arrays = new_arrays if new_arrays is not None else self.arrays
+        self.arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)
+        if (shared := strategy.shared_policy(self.arrays)) is not None:
+            for agent in self.node_agent.values():
                 world.set_acting(agent, shared)
         t4 = time.perf_counter()
 
         timings = {"rollout_s": t1 - t0, "exchange_s": t3 - t2, "aggregate_s": t4 - t3, "round_s": t4 - t0}
-        row = round_row(rnd, rollout, world, strategy.participants(), client_stats, timings, concurrency, cfg.agents)
+        row = round_row(rnd, rollout, world, strategy.participants(), client_stats, timings, self.concurrency,
+                        cfg.agents)
         mediator_metrics = strategy.mediator.end_of_rollout() if strategy.mediator is not None else {}
         row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics | mediator_metrics).items()}
-        recorder.add(row)
+        self.recorder.add(row)
+        return row
+
+
+def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -> dict:
+    """Discover the agents, then run ``cfg.rounds`` rounds; returns the run's summary."""
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    # the rollout's small matrix products gain nothing from threads, and the agents'
+    # processes need the cores
+    torch.set_num_threads(cfg.execution.torch_threads)
+    federation = Federation(cfg, RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg)))
+    nodes = discover_agents(grid, cfg.agents, cfg.execution.node_timeout)
+    federation.bind(nodes, concurrency or cfg.agents)
+    federation.strategy.summary()
+    startup_s = time.perf_counter() - start
+
+    def exchange(messages: list[Message]) -> Iterable[Message]:
+        return grid.send_and_receive(messages, timeout=cfg.execution.reply_timeout)
+
+    bar = _progress(cfg)
+    for rnd in range(1, cfg.rounds + 1):
+        row = federation.play(rnd, exchange)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
     if bar is not None:
         bar.close()
-    return recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
-                            "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
-                            "wall_s": time.perf_counter() - start})
+    return federation.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
+                                       "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
+                                       "wall_s": time.perf_counter() - start})
 
 
 def _notes(cfg: RunConfig) -> list[str]:
@@ -181,10 +212,13 @@ def round_row(rnd: int, rollout, world: World, participants: frozenset[int], cli
         if thetas is not None:
             row["consensus_gap"] = consensus_gap(thetas)
     train_s = float(sum(s.get("train_s", 0.0) for s in client_stats))
+    client_s = float(sum(s.get("client_s", 0.0) for s in client_stats))
     parallel = min(concurrency, max(len(client_stats), 1))
-    row |= {**timings, "train_s": train_s, "flower_s": max(0.0, timings["exchange_s"] - train_s / parallel),
+    row |= {**timings, "train_s": train_s, "client_s": client_s,
+            "flower_s": max(0.0, timings["exchange_s"] - client_s / parallel),
             "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
-    for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "td_loss", "epsilon", "optimizer_steps"):
+    for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "td_loss", "epsilon", "buffer_size", "optimizer_steps",
+                "context_records"):
         vals = [s[key] for s in client_stats if key in s]
         if vals:
             row[f"agents_{key}"] = float(np.mean(vals))
