@@ -109,13 +109,13 @@ class StackedPPO:
         return {k: v.detach().contiguous().requires_grad_(True) for k, v in params.items()}
 
     @classmethod
-    def from_learners(cls, learners: Sequence, cfg: PPOConfig | None = None) -> "StackedPPO":
+    def from_learners(cls, learners: Sequence, cfg: PPOConfig | None = None, impl: str = "auto") -> "StackedPPO":
         """Stack ``PPOLearner``s' actors and critics, and their Adam states if they have any.
 
         Adam states are carried over only if every learner has taken the same number of
         steps (as all agents of a run have); a learner that never stepped has no state.
         """
-        stacked = cls([lr.actor for lr in learners], [lr.critic for lr in learners], cfg or learners[0].cfg)
+        stacked = cls([lr.actor for lr in learners], [lr.critic for lr in learners], cfg or learners[0].cfg, impl)
         states = [(lr.opt_actor.state_dict()["state"], lr.opt_critic.state_dict()["state"]) for lr in learners]
         if not any(a or c for a, c in states):
             return stacked
@@ -296,7 +296,7 @@ def main() -> None:
     p.add_argument("--agents", type=int, default=10)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds (after one untimed warm-up round)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -305,27 +305,32 @@ def main() -> None:
     space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
     exps = demo_experiences(args.agents, args.steps, args.batch, obs_dim, num_actions)
     learners = [PPOLearner(space, num_actions, cfg, net, seed=0, agent=i) for i in range(args.agents)]
-    stacked = StackedPPO.from_learners(learners)
-    loop_s, stacked_s = [], []
-    for r in range(args.repeats):  # alternate, so both see the same machine load
-        seeds = [r + 1] * args.agents
-        t = time.perf_counter()
+    stacked = {impl: StackedPPO.from_learners(learners, impl=impl) for impl in ("vmap", "bmm")}
+
+    def loop(seeds):
         for learner, exp, s in zip(learners, exps, seeds):
             learner.train(exp, Anchors(), seed=s)
-        loop_s.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        stacked.train(exps, seeds)
-        stacked_s.append(time.perf_counter() - t)
-    diff = max(float((a[k] - l.actor.state_dict()[k]).abs().max())
-               for a, l in zip(stacked.actors(), learners) for k in a)
+
+    runs = {f"loop of {args.agents} PPOLearner.train": loop,
+            **{f"StackedPPO.train (impl={k})": (lambda seeds, m=m: m.train(exps, seeds)) for k, m in stacked.items()}}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for rnd in range(args.repeats + 1):  # round 0 warms up; all run each round, so they share the machine's load
+        for name, run in runs.items():
+            t = time.perf_counter()
+            run([rnd] * args.agents)  # bench_round's convention: seed = round for every agent
+            if rnd > 0:
+                times[name].append(time.perf_counter() - t)
     print(f"{args.agents} agents, hidden {net.hidden} x {net.layers}, T={args.steps}, B={args.batch}, "
-          f"{cfg.epochs} epochs, minibatch {cfg.minibatch}, {torch.get_num_threads()} threads")
-    print(f"loop of {args.agents} PPOLearner.train: {np.median(loop_s):.3f} s per round (all: "
-          + ", ".join(f"{x:.3f}" for x in loop_s) + ")")
-    print(f"StackedPPO.train:            {np.median(stacked_s):.3f} s per round (all: "
-          + ", ".join(f"{x:.3f}" for x in stacked_s) + ")")
-    print(f"speed-up (loop / stacked): {np.median(loop_s) / np.median(stacked_s):.2f}x; "
-          f"max |actor difference| after {args.repeats} rounds: {diff:.2e}")
+          f"{cfg.epochs} epochs, minibatch {cfg.minibatch}, {torch.get_num_threads()} torch threads, "
+          f"{args.repeats} timed rounds")
+    base = np.median(times[next(iter(runs))]), min(times[next(iter(runs))])
+    for name, ts in times.items():
+        print(f"  {name:32s} median {np.median(ts):.3f} s, min {min(ts):.3f} s per round; "
+              f"speed-up vs loop: {base[0] / np.median(ts):.2f}x (median), {base[1] / min(ts):.2f}x (min)")
+    for k, m in stacked.items():
+        diff = max(float((got[n] - lr.actor.state_dict()[n]).abs().max())
+                   for got, lr in zip(m.actors(), learners) for n in got)
+        print(f"  impl={k}: max |actor parameter - loop's| after {args.repeats + 1} rounds: {diff:.1e}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ from envs.base import BatchedGame
 MOVES = np.array([[0, 0], [0, 1], [0, -1], [-1, 0], [1, 0]], dtype=np.int64)
 # The 3 x 3 neighbourhood offsets (dx, dy) in observation order.
 NEIGHBOURS = np.array([(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dtype=np.int64)
+# Rule variants (``rules=...``); the first is the default. See the module docstring.
+RULES = ("reference", "legacy")
 
 
 class JobScheduling(BatchedGame):
@@ -82,11 +84,17 @@ class JobScheduling(BatchedGame):
         seed: int | None = None,
         observation: str | None = None,
         stackelberg: bool = False,
+        rules: str = RULES[0],
     ) -> None:
         super().__init__(
             num_agents, batch_size, episode_length, seed,
             observation=observation, stackelberg=stackelberg,
         )
+        if rules not in RULES:
+            raise ValueError(
+                f"{self.name}: unknown rules {rules!r}; valid choices: {', '.join(RULES)}"
+            )
+        self.rules = rules
         if self.num_agents > self.max_agents:
             raise ValueError(
                 f"job takes at most {self.max_agents} agents (one per cell of the "
@@ -115,24 +123,34 @@ class JobScheduling(BatchedGame):
         b, n, s = self.batch_size, self.num_agents, self.SIZE
         cells = np.argsort(self.rng.random((b, s * s)), axis=1)[:, :n]  # distinct
         self.pos = np.stack([cells % s, cells // s], axis=-1).astype(np.int64)
-        res = self.rng.integers(0, s * s, b)
-        self.resource = np.stack([res % s, res // s], axis=-1).astype(np.int64)
+        if self.rules == "legacy":
+            res = self.rng.integers(0, s * s, b)  # any cell
+            self.resource = np.stack([res % s, res // s], axis=-1).astype(np.int64)
+        else:
+            res = self.rng.integers(0, (s - 2) ** 2, b)  # the interior 3 x 3
+            self.resource = 1 + np.stack([res % (s - 2), res // (s - 2)], axis=-1)
+            self.resource = self.resource.astype(np.int64)
         return self._observe(self._occupancy())
 
     def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        occ = self._occupancy()
+        # ``blocked``: walls, the cells agents held at the start of the step (reference)
+        # or hold now (legacy), and the cells agents have moved into this step.
+        blocked = self._occupancy()
+        legacy = self.rules == "legacy"
         rows = np.arange(self.batch_size)
         for i in range(self.num_agents):
             cur = self.pos[:, i]
             target = cur + MOVES[actions[:, i]]
             # ``stay`` targets the agent's own (occupied) cell, so it is "blocked" too.
-            moves = ~occ[rows, target[:, 0] + 1, target[:, 1] + 1]
+            moves = ~blocked[rows, target[:, 0] + 1, target[:, 1] + 1]
             if not moves.any():
                 continue
             r = rows[moves]
-            occ[r, cur[moves, 0] + 1, cur[moves, 1] + 1] = False
-            occ[r, target[moves, 0] + 1, target[moves, 1] + 1] = True
+            if legacy:  # the cell it leaves is free at once
+                blocked[r, cur[moves, 0] + 1, cur[moves, 1] + 1] = False
+            blocked[r, target[moves, 0] + 1, target[moves, 1] + 1] = True
             self.pos[moves, i] = target[moves]
+        occ = blocked if legacy else self._occupancy()
 
         on_resource = np.all(self.pos == self.resource[:, None, :], axis=-1)
         terminated = np.zeros((self.batch_size, self.num_agents), dtype=bool)

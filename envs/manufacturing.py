@@ -79,6 +79,8 @@ DEFAULT_REQUIREMENTS = np.array(
     [[2, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 1, 2]], dtype=np.int64
 )
 REWARDS = ("ref", "fen")
+# Rule variants (``rules=...``); the first is the default. See the module docstring.
+RULES = ("reference", "legacy")
 _NO_LIMIT = np.iinfo(np.int64).max  # products allowed by a type the agent does not need
 
 
@@ -107,6 +109,7 @@ class ManufacturingPlant(BatchedGame):
         seed: int | None = None,
         observation: str | None = None,
         stackelberg: bool = False,
+        rules: str = RULES[0],
     ) -> None:
         req = _requirements(num_agents, requirements)
         super().__init__(
@@ -126,12 +129,16 @@ class ManufacturingPlant(BatchedGame):
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
         self.reward = reward
-        self.gem_type = np.arange(self.num_gems) % self.num_types
-        self._type_onehot = np.eye(self.num_types, dtype=np.int64)[self.gem_type]  # [G,T]
+        if rules not in RULES:
+            raise ValueError(
+                f"{self.name}: unknown rules {rules!r}; valid choices: {', '.join(RULES)}"
+            )
+        self.rules = rules
         self._needs = req > 0
         self._req_or_1 = np.maximum(req, 1)
         self.pos: np.ndarray
         self.gems: np.ndarray
+        self.gem_type: np.ndarray
         self.held: np.ndarray
         self.reset()
 
@@ -155,21 +162,34 @@ class ManufacturingPlant(BatchedGame):
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _reset(self) -> np.ndarray:
-        b, n = self.batch_size, self.num_agents
-        self.pos = self.rng.integers(self.AGENT_LOW, self.AGENT_HIGH + 1, (b, n, 2))
+        b, n, g, t = self.batch_size, self.num_agents, self.num_gems, self.num_types
+        low, side = self.AGENT_LOW, self.AGENT_HIGH - self.AGENT_LOW + 1
+        if self.rules == "legacy":  # independent cells, may coincide
+            self.pos = self.rng.integers(low, low + side, (b, n, 2))
+        else:  # distinct cells
+            cells = np.argsort(self.rng.random((b, side * side)), axis=1)[:, :n]
+            self.pos = np.stack([cells % side, cells // side], axis=-1) + low
         keys = self.rng.random((b, self._gem_side**2))
         keys[self._taken(gems=False)] = -1.0  # gems avoid agents
-        cells = np.argsort(-keys, axis=1, kind="stable")[:, : self.num_gems]
+        cells = np.argsort(-keys, axis=1, kind="stable")[:, :g]
         self.gems = self._cell_coords(cells)
-        self.held = np.zeros((b, n, self.num_types), dtype=np.int64)
+        if self.rules == "legacy":
+            self.gem_type = np.tile(np.arange(g) % t, (b, 1))
+        else:
+            self.gem_type = self.rng.integers(0, t, (b, g))
+        self.held = np.zeros((b, n, t), dtype=np.int64)
         return self._observe()
 
     def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        self.pos = np.clip(self.pos + MOVES[actions], self.AGENT_LOW, self.AGENT_HIGH)
+        if self.rules == "legacy":
+            self._move_together(actions)
+        else:
+            self._move_in_turn(actions)
 
         on = np.all(self.pos[:, :, None, :] == self.gems[:, None, :, :], axis=-1)
         got = on & (np.cumsum(on, axis=1) == 1)  # [B,N,G]: lowest agent index wins
-        gained = got.astype(np.int64) @ self._type_onehot  # [B,N,T]
+        onehot = np.eye(self.num_types, dtype=np.int64)[self.gem_type]  # [B,G,T]
+        gained = got.astype(np.int64) @ onehot  # [B,N,T]
         self.held += gained
 
         if self.reward == "ref":
@@ -190,6 +210,31 @@ class ManufacturingPlant(BatchedGame):
         return self._observe(), rewards, terminated
 
     # ------------------------------------------------------------------ helpers
+
+    def _move_together(self, actions: np.ndarray) -> None:
+        """Legacy moves: all at once, clipped to the agent area, cells may be shared."""
+        self.pos = np.clip(self.pos + MOVES[actions], self.AGENT_LOW, self.AGENT_HIGH)
+
+    def _move_in_turn(self, actions: np.ndarray) -> None:
+        """Reference moves: in agent index order, into free cells of the agent area.
+
+        A clipped move or ``stay`` targets the agent's own cell and changes nothing; a
+        move into a cell another agent holds at that moment is blocked.
+        """
+        b = self.batch_size
+        rows = np.arange(b)
+        occ = np.zeros((b, self.GRID, self.GRID), dtype=bool)  # [B, x, y]
+        occ[rows[:, None], self.pos[..., 0], self.pos[..., 1]] = True
+        for i in range(self.num_agents):
+            cur = self.pos[:, i]
+            target = np.clip(cur + MOVES[actions[:, i]], self.AGENT_LOW, self.AGENT_HIGH)
+            moves = ~occ[rows, target[:, 0], target[:, 1]]
+            if not moves.any():
+                continue
+            r = rows[moves]
+            occ[r, cur[moves, 0], cur[moves, 1]] = False
+            occ[r, target[moves, 0], target[moves, 1]] = True
+            self.pos[moves, i] = target[moves]
 
     @property
     def _gem_side(self) -> int:
@@ -227,6 +272,8 @@ class ManufacturingPlant(BatchedGame):
         r, g = np.nonzero(sub)
         rank = (np.cumsum(sub, axis=1) - 1)[r, g]
         self.gems[rows[r], g] = self._cell_coords(ranking[r, rank])
+        if self.rules != "legacy":  # a fresh type, drawn after the cells
+            self.gem_type[rows[r], g] = self.rng.integers(0, self.num_types, len(r))
 
     def _observe(self) -> np.ndarray:
         """Observations ``[B, N, 2 + T + 25 T]`` from the current state."""

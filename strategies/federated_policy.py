@@ -18,6 +18,8 @@ critic evaluates the behaviour joint policy, the usual approximation of such met
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from flwr.app import ArrayRecord
@@ -43,6 +45,17 @@ class FederatedPolicy:
 
     def record(self) -> ArrayRecord:
         return to_record(self.actor)
+
+    def state_dict(self) -> dict:
+        """Networks and optimisers, for checkpoints (a copy)."""
+        return copy.deepcopy({"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                              "opt_actor": self.opt_actor.state_dict(), "opt_critic": self.opt_critic.state_dict()})
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt_actor.load_state_dict(state["opt_actor"])
+        self.opt_critic.load_state_dict(state["opt_critic"])
 
     def load(self, record: ArrayRecord) -> None:
         load_record(self.actor, record)

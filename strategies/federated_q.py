@@ -79,6 +79,15 @@ class FederatedQ:
             p.requires_grad_(False)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=lr)
 
+    def state_dict(self) -> dict:
+        """Networks and optimiser, for checkpoints (a copy)."""
+        return copy.deepcopy({"q": self.q.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict()})
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q.load_state_dict(state["q"])
+        self.target.load_state_dict(state["target"])
+        self.opt.load_state_dict(state["opt"])
+
     def record(self) -> ArrayRecord:
         return to_record(self.q)
 

@@ -139,6 +139,17 @@ class FPF(FederationStrategy):
         metrics = {f"omega_{k}": v for k, v in uti.items()} | {f"omega_bar_{k}": v for k, v in ega.items()}
         return self.omega.record(), metrics
 
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"omega": self.omega.state_dict(), "omega_bar": self.omega_bar.state_dict(),
+                                       "generator": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.omega.load_state_dict(state["omega"])
+        self.omega_bar.load_state_dict(state["omega_bar"])
+        self._omega_bar_record = self.omega_bar.record()
+        self._gen.set_state(state["generator"])
+
     def summary(self) -> None:
         super().summary()
         log(INFO, "\t│\t├── λ_u=%s λ_e=%s λ_h=%s η=%s α=%s", self.lambda_u, self.lambda_e, self.lambda_h,

@@ -1,6 +1,7 @@
 """End-to-end run of the app on a real local deployment (SuperLink + 3 SuperNodes)."""
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -10,20 +11,23 @@ from tools.local_deployment import LocalDeployment, is_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_RUN = {"steps": 20, "hidden": 32, "epochs": 1, "minibatch": 64, "fed-updates": 1, "fed-batch": 64,
-             "progress": False}
+             "dqn-updates": 4, "dqn-batch": 32, "progress": False}
 
 
 @pytest.mark.deployment
 def test_two_rounds_on_local_deployment(tmp_path):
-    """Two rounds with 3 agents finish, write finite metrics, keep each agent's learner
-    across messages (every message is a fresh process), and leave no process behind."""
+    """Two rounds with 3 agents (PPO and DQN) finish, write finite metrics, keep each agent's
+    learner, the DQN replay buffer included, across messages (every message is a fresh
+    process) in the SuperNode's own storage directory and not in the messages, and leave
+    no process behind."""
     out = tmp_path / "out"
-    run_config = {"rounds": 2, "strategy": "fpf", "agents": 3, "participation": 0.5, "batch": 2, "out": str(out),
-                  **SMALL_RUN}
+    run_config = {"rounds": 2, "strategy": "independent", "learner": "ppo:0-1,dqn:2", "agents": 3, "batch": 2,
+                  "out": str(out), **SMALL_RUN}
 
     with LocalDeployment(ROOT, num_agents=3) as dep:
         result = dep.run(run_config, timeout=900)
         pids = dep.pids
+        stored = [(dep.storage_dir(i) / f"agent_{i}" / "learner.pt").is_file() for i in range(3)]
     assert result.returncode == 0
 
     with open(out / "metrics.csv", newline="") as f:
@@ -35,9 +39,13 @@ def test_two_rounds_on_local_deployment(tmp_path):
     for row in rows:
         assert all(math.isfinite(float(row[c])) for c in agent_cols)
     assert (out / "summary.json").exists()
-    assert [float(row["uploads"]) for row in rows] == [2, 2]  # round(0.5·3) participants share
+    assert stored == [True, True, True]  # each in its SuperNode's storage-dir, not the server's out
+    assert not (out / "agents").exists()
+    assert [float(row["agents_buffer_size"]) for row in rows] == [2 * 20, 2 * 2 * 20]  # the DQN agent's buffer
+    assert [float(row["agents_context_records"]) for row in rows] == [0, 0]
     steps = [float(row["agents_optimizer_steps"]) for row in rows]
-    assert steps[0] > 0 and steps[1] == 2 * steps[0]  # Adam state carried over in context.state
+    assert steps[0] > 0 and steps[1] == 2 * steps[0]  # optimisers carried over between processes
+    assert json.loads((out / "summary.json").read_text())["events"] == []  # nobody had to start over
 
     assert pids
     assert [pid for pid in pids if is_alive(pid)] == []

@@ -58,11 +58,13 @@ def assert_same(stacked: StackedPPO, reference: list[PPOLearner]) -> None:
             torch.testing.assert_close(got[k], v, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("impl", ["vmap", "bmm"])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_stacked_update_equals_per_agent_training(layers):
+def test_stacked_update_equals_per_agent_training(layers, impl):
     cfg = PPOConfig(epochs=2, minibatch=32, lr_critic=3e-3)
     reference = learners(cfg, NetworkConfig(hidden=16, layers=layers))
-    stacked = StackedPPO([lr.actor for lr in reference], [lr.critic for lr in reference], cfg)
+    stacked = StackedPPO([lr.actor for lr in reference], [lr.critic for lr in reference], cfg, impl=impl)
+    assert stacked.impl == impl
     assert_same(stacked, reference)  # same starting point; the modules were copied, not shared
     rng = np.random.default_rng(0)
     for rnd, seeds in enumerate(([1, 2, 3], [4, 4, 5]), start=1):  # two rounds: Adam's state carries over
@@ -156,6 +158,9 @@ def test_other_observation_spaces(space):
     space.seed(0)
     exps = [experience(np.random.default_rng(i), space) for i in range(3)]
     stacked = StackedPPO.from_learners(reference)
+    assert stacked.impl == "vmap"  # "auto" falls back: these are not plain MLPs
+    with pytest.raises(ValueError, match="plain Linear/Tanh MLP"):
+        StackedPPO.from_learners(reference, impl="bmm")
     for lr, e in zip(reference, exps):
         lr.train(e, Anchors(), seed=3)
     stacked.train(exps, [3, 3, 3])

@@ -227,13 +227,17 @@ class LocalDeployment:
                 ["flower-supernode", "--insecure",
                  "--superlink", f"127.0.0.1:{self.superlink_port}",
                  "--host", "127.0.0.1", "--port", str(port),
-                 "--node-config", f"agent-id={i}"],
+                 "--node-config", f'agent-id={i} storage-dir="{self.storage_dir(i)}"'],
             )
         for i in range(self.num_agents):
             self._wait_until(
                 f"supernode-{i} registered",
                 lambda i=i: "SuperNode ID:" in self._read_log(f"supernode-{i}"),
             )
+
+    def storage_dir(self, agent: int) -> Path:
+        """Where SuperNode ``agent`` keeps its learner's state (its own "disk")."""
+        return self.tmp_dir / f"node-{agent}"
 
     def stop(self) -> None:
         """Stop every started process (TERM, then KILL), reap them, clean up."""
