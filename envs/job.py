@@ -1,23 +1,48 @@
 """Job Scheduling: one resource on a small grid, and only one agent can hold it.
 
-Rules (defaults: 4 agents, 200 steps per episode):
+Rules (defaults: 4 agents, 200 steps per episode). Two variants, chosen with the
+constructor keyword ``rules``; they differ only where marked.
+
+- ``rules="reference"`` (default): the rules of the reference implementation, the FEN
+  game as ported by the FPF authors, which the FPF paper's figures and random-policy
+  levels come from. Use it for anything compared with the paper.
+- ``rules="legacy"``: this project's earlier rules, kept to reproduce earlier runs
+  (same seed, same trajectories as before the reference rules were added).
+
+The rules:
 
 - The playable area is a ``5 x 5`` grid of cells ``(x, y)``, ``0 <= x, y <= 4``,
   surrounded by walls. Nothing ever stands on a wall.
 - At reset the resource is put on a uniform random cell, where it stays for the whole
-  episode, and the agents on distinct uniform random cells (an agent may start on the
-  resource). At most ``25`` agents fit, hence ``max_agents = 25``.
+  episode:
+
+  - reference: a cell of the interior ``3 x 3``, ``1 <= x, y <= 3`` (never next to a
+    wall);
+  - legacy: any of the 25 cells.
+
+  The agents get distinct uniform random cells (an agent may start on the resource).
+  At most ``25`` agents fit, hence ``max_agents = 25``.
 - Five actions: 0 stay, 1 up (+y), 2 down (-y), 3 left (-x), 4 right (+x).
-- Moves resolve one agent after another in agent index order. An agent moves to its
-  target cell unless the target is a wall or is occupied by another agent *at that
-  moment*: agents with a lower index have already moved, the others have not. A
-  blocked agent stays where it is. Hence agents never share a cell, an agent can
-  step into a cell that a lower-index agent has just left, but not into a cell that a
-  higher-index agent is about to leave.
+- Moves resolve one agent after another in agent index order; a blocked agent stays
+  where it is. An agent's move is blocked when its target cell is a wall, or
+
+  - reference: a cell that any agent held at the *start* of the step, or that a
+    lower-index agent has already moved into during this step. So no agent enters a
+    cell that was vacated in the same step, and agents cannot follow one another: in
+    a line of agents all moving the same way, only the head moves.
+  - legacy: a cell held by another agent *at that moment*: agents with a lower index
+    have already moved, the others have not. So an agent can step into a cell that a
+    lower-index agent has just left, but not into one that a higher-index agent is
+    about to leave. A line of agents moving the same way moves as a whole when the
+    indices increase from its head.
+
+  In both variants agents never share a cell and two agents aiming at one free cell
+  leave it to the lower index.
 - After all moves, the agent on the resource cell (if any; at most one) gets reward 1,
   every other agent 0.
 - Nothing terminates; the episode is truncated after ``episode_length`` steps.
-- Observations, three modes with the same dynamics (``observation=...``):
+- Observations, three modes with the same dynamics (``observation=...``), identical in
+  both rule variants:
 
   - ``"vector"`` (default), ``Box(-1, 1, (13,), float32)``; positions are normalised
     by dividing grid coordinates by 4, the largest coordinate:
@@ -30,7 +55,8 @@ Rules (defaults: 4 agents, 200 steps per episode):
       entry (index 8 of the observation, the agent's own cell) is always 0.
 
   - ``"discrete"``, ``Discrete(625)`` for tabular learners: ``own_cell * 25 +
-    resource_cell`` with ``cell = 5 * y + x``. Other agents are not seen.
+    resource_cell`` with ``cell = 5 * y + x``. Other agents are not seen. (With the
+    reference rules only the 9 interior resource cells occur; the space is the same.)
   - ``"image"``, ``Box(0, 255, (7, 7, 3), uint8)``: a top-down view of the whole
     grid and its walls. Pixel ``[row, col]`` shows cell ``(x, y) = (col - 1, 5 - row)``
     (+y points to the top of the image; rows 0 and 6, columns 0 and 6 are the walls).
@@ -40,15 +66,27 @@ Rules (defaults: 4 agents, 200 steps per episode):
 - Global state (``2 N + 2`` floats in ``[0, 1]``): all agents' positions
   ``(x_0, y_0, x_1, ...) / 4``, then the resource position ``/ 4``.
 
-Uniform random policy (4 agents, 200 steps, 1024 episodes; CV is std/mean of the
-agents' returns in an episode, averaged over episodes): collective return 32.0 +- 11.0,
-CV 0.68, against a reference of 29.1 +- 9.7, CV 0.65. Random moves keep the agents
-spread about uniformly over the 25 cells, so the resource cell is occupied about 4/25 of
-the time, i.e. about 32 steps per episode.
+Uniform random policy over the 5 actions (4 agents, 200 steps, 1024 episodes, seed 0;
+CV is std/mean of the agents' returns in an episode, averaged over episodes), against
+the reference figure of collective return 29.1 +- 9.7, CV 0.65:
+
+- reference rules: 31.6 +- 8.4, CV 0.56 (seeds 1 and 2: 30.9 +- 8.2 and 31.6 +- 8.3,
+  CV 0.57);
+- legacy rules: 32.1 +- 10.9, CV 0.67.
+
+Neither variant reproduces the reference figure: the mean is about 2.5 too high in
+both, and the reference rules make the returns *more* equal than the reference figure
+says. Random moves keep the agents spread about uniformly over the 25 cells, so the
+resource cell is held about 4/25 of the time, i.e. about 32 steps per episode, whatever
+the rules. Swapping one rule at a time shows that the interior resource causes the drop
+in spread and CV (31.9 +- 8.8, CV 0.54 with the legacy moves) and the blocking rule
+changes little (32.0 +- 10.7, CV 0.68 with a resource on any cell); plausibly a
+resource by a wall is held in longer spells, as two or three of its holder's moves are
+blocked by walls. Where the remaining gap comes from is not known.
 
 Internal state, public so it can be set directly: ``pos [B,N,2]`` and
 ``resource [B,2]`` (int64 grid coordinates) and the step counter ``t``. Agents must be
-on distinct playable cells.
+on distinct playable cells; the resource may be set on any cell in either variant.
 """
 
 from __future__ import annotations

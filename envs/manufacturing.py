@@ -1,6 +1,15 @@
 """Manufacturing Plant: agents collect gems of several types to build their products.
 
-Rules (defaults: 5 agents, 3 gem types, 8 gems, 200 steps per episode):
+Rules (defaults: 5 agents, 3 gem types, 8 gems, 200 steps per episode). Two variants,
+chosen with the constructor keyword ``rules``; they differ only where marked.
+
+- ``rules="reference"`` (default): the rules of the reference implementation, the FEN
+  game as ported by the FPF authors, which the FPF paper's figures and random-policy
+  levels come from. Use it for anything compared with the paper.
+- ``rules="legacy"``: this project's earlier rules, kept to reproduce earlier runs
+  (same seed, same trajectories as before the reference rules were added).
+
+The rules:
 
 - The grid is ``12 x 12`` with cells ``(x, y)``, ``0 <= x, y <= 11``. Agents live on
   cells ``2..9`` (both coordinates); gems lie on cells ``3..8``. The margins make
@@ -12,23 +21,41 @@ Rules (defaults: 5 agents, 3 gem types, 8 gems, 200 steps per episode):
   row) fixes ``N`` to its number of rows; the number of gem types is its number of
   columns. (``envs.make`` still caps the team at ``max_agents = 5``; build the class
   directly for a bigger custom team.)
-- At reset agents get independent uniform random cells (agents never block each
-  other and may share a cell). Gem ``g`` has type ``g mod T`` for the whole episode
-  (8 gems, 3 types: 3, 3 and 2 gems of types 0, 1, 2); the gems get distinct uniform
-  random cells that hold no agent.
-- Five actions: 0 stay, 1 up (+y), 2 down (-y), 3 left (-x), 4 right (+x). All agents
-  move at once; a move off the agent area is clipped (the agent stays on that axis).
-- After moving, every agent standing on a gem's cell (also after staying or a clipped
-  move) may pick the gem up. Two agents on one gem's cell: the lower agent index takes
-  it. Gems have distinct cells, so an agent picks up at most one gem per step.
-- A picked gem goes to the agent's possession and respawns at once, keeping its type,
-  on a uniform random gem cell that holds neither a gem nor an agent (after moving).
-  Gems picked in the same step get distinct cells (a draw without replacement). So
-  there are always ``num_gems`` gems on distinct cells.
+- At reset:
+
+  - reference: agents get distinct uniform random cells; each gem gets a type drawn
+    uniformly from the ``T`` types, independently (so a type may be missing);
+  - legacy: agents get independent uniform random cells (they may coincide); gem ``g``
+    has type ``g mod T`` for the whole episode (8 gems, 3 types: 3, 3 and 2 gems of
+    types 0, 1, 2).
+
+  In both, the gems get distinct uniform random cells that hold no agent.
+- Five actions: 0 stay, 1 up (+y), 2 down (-y), 3 left (-x), 4 right (+x). A move off
+  the agent area is clipped (the agent stays on that axis).
+
+  - reference: agents block each other. Moves resolve one agent after another in
+    agent index order, like Job Scheduling's legacy moves: a move into a cell another
+    agent holds *at that moment* is blocked (the agent stays). Agents with a lower
+    index have already moved, so a cell one of them has just left may be entered; a
+    cell a higher-index agent is about to leave may not. Agents never share a cell.
+  - legacy: all agents move at once and never block each other; cells may be shared.
+
+- After moving, every agent standing on a gem's cell (also after staying, a clipped or
+  a blocked move) picks the gem up. Two agents on one gem's cell (legacy only): the
+  lower agent index takes it. Gems have distinct cells, so an agent picks up at most
+  one gem per step.
+- A picked gem goes to the agent's possession and respawns at once on a uniform random
+  gem cell that holds neither a gem nor an agent (after moving). Gems picked in the
+  same step get distinct cells (a draw without replacement). So there are always
+  ``num_gems`` gems on distinct cells. A respawned gem
+
+  - reference: gets a fresh type, drawn uniformly from the ``T`` types;
+  - legacy: keeps its type.
+
 - Then each agent builds as many products as its possession allows (at most one in
   play, since one gem arrives per step); a product consumes ``requirements[i]`` from
   the possession. Gems of types the agent does not need are kept forever.
-- Reward: +1 per product, plus for each gem picked up
+- Reward (independent of ``rules``): +1 per product, plus for each gem picked up
 
   - ``reward="ref"`` (default): +0.01 for any gem;
   - ``reward="fen"``: +0.1 if the agent's requirement row needs its type (entry > 0),
@@ -44,24 +71,35 @@ Rules (defaults: 5 agents, 3 gem types, 8 gems, 200 steps per episode):
     ``2 + T + T * (5 * (dy + 2) + (dx + 2)) + k`` is 1 when the cell
     ``(x + dx, y + dy)`` holds a gem of type ``k``, for ``dx, dy`` in ``-2..2``.
 
-- Global state (``2 N + N T + 2 G`` floats): all agents' positions
-  ``(x_0, y_0, x_1, ...)``, then all held counts ``held[0, :], held[1, :], ...`` (raw),
-  then all gems' positions ``(x_0, y_0, x_1, ...)``; positions are normalised like the
-  observation, ``(x - 2) / 7``, so gems lie in ``[1/7, 6/7]``. Gem types are constant
-  (``g mod T``) and not repeated in the state.
+  Other agents are not seen, in either variant.
+- Global state (``2 N + N T + 2 G`` floats, the same layout in both variants): all
+  agents' positions ``(x_0, y_0, x_1, ...)``, then all held counts ``held[0, :],
+  held[1, :], ...`` (raw), then all gems' positions ``(x_0, y_0, x_1, ...)``; positions
+  are normalised like the observation, ``(x - 2) / 7``, so gems lie in ``[1/7, 6/7]``.
+  Gem types are not in the state: constant with the legacy rules, but with the
+  reference rules they change and only the agents' views show them.
 
-Uniform random policy (5 agents, 200 steps, ``reward="ref"``, 1024 episodes; CV is
-std/mean of the agents' returns in an episode, averaged over episodes): collective
-return 12.7 +- 3.4, CV 0.58, against a reference of 15.8 +- 4.0, CV 0.55. Uniform over
-the four moves only (never staying) gives 16.4 +- 4.1, CV 0.52, which matches the
-reference; so the gap plausibly comes from how the reference's random policy drew its
-actions (an agent that stays on an empty cell picks nothing up) rather than from the
-rules, though this is not verified. With ``reward="fen"`` the 5-action policy gets
-16.3 +- 4.1, CV 0.51.
+Uniform random policy over the 5 actions (5 agents, 200 steps, ``reward="ref"``, 1024
+episodes, seed 0; CV is std/mean of the agents' returns in an episode, averaged over
+episodes), against the reference figure of collective return 15.8 +- 4.0, CV 0.55:
+
+- reference rules: 13.8 +- 3.9, CV 0.55 (seeds 1 and 2: 13.8 +- 3.8 and 13.9 +- 3.6,
+  CV 0.55 and 0.54). Uniform over the four moves only (never staying): 17.6 +- 4.3,
+  CV 0.48. With ``reward="fen"``: 17.4 +- 4.6, CV 0.49.
+- legacy rules: 12.8 +- 3.6, CV 0.58; four moves only 16.3 +- 4.1, CV 0.51;
+  ``reward="fen"`` 16.4 +- 4.2, CV 0.51.
+
+The reference rules match the reference CV and spread but not the mean, which is 2.0
+lower; blocking and random gem types each add about 0.4 on their own (13.2 each).
+Never staying now overshoots the reference by about as much (17.6), so the earlier
+guess that the reference's random policy never stayed (which matched the legacy
+rules) no longer explains the gap. Where it comes from is not known.
 
 Internal state, public so it can be set directly: ``pos [B,N,2]``, ``gems [B,G,2]``
-(int64 grid coordinates), ``held [B,N,T]`` (int64 counts), the constants
-``gem_type [G]`` and ``requirements [N,T]``, and the step counter ``t``.
+(int64 grid coordinates), ``gem_type [B,G]`` and ``held [B,N,T]`` (int64), the constant
+``requirements [N,T]``, and the step counter ``t``. With the reference rules agents
+must be on distinct cells. Random draws, in order: at reset agent cells, gem cells,
+then (reference) gem types; at a respawn the new cells, then (reference) their types.
 """
 
 from __future__ import annotations

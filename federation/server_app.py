@@ -146,6 +146,8 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
     # processes need the cores
     torch.set_num_threads(cfg.execution.torch_threads)
     federation = Federation(cfg, RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg)))
+    if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies (default every 0.1 s)
+        grid.pull_interval = 0.01
     nodes = discover_agents(grid, cfg.agents, cfg.execution.node_timeout)
     federation.bind(nodes, concurrency or cfg.agents)
     federation.strategy.summary()

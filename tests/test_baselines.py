@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord
 
-from clients.volunteer import JoinRecord, decide
 from strategies.participation import Participation
 from strategies.fedavg import FedAvg
 from strategies.reward_sharing import AverageReward, InequityAversion, MinimumReward, inequity_averse
@@ -49,25 +48,6 @@ def test_fedavg_averages_shared_parameters_and_sends_the_global_policy():
     assert fedavg.instructions(0, 1, mean) == ({}, {"replace": mean})
     assert fedavg.shared_policy(mean) is mean  # everyone acts with the global policy
     assert FedAvg.__mro__[1].shared_policy(fedavg, mean) is None  # other strategies: each its own
-
-
-def test_voluntary_rule_tries_both_sides_then_follows_returns():
-    rng = np.random.default_rng(0)
-    rec = JoinRecord()
-    rec, join = decide(rec, 5.0, member_now=True, epsilon=0.0, memory=0.5, rng=rng)
-    assert join is False and rec.n_in == 0  # round 1: nothing to credit yet; try leaving
-    rec, join = decide(rec, 4.0, member_now=False, epsilon=0.0, memory=0.5, rng=rng)
-    assert rec.ema_in == 4.0 and rec.n_in == 1 and join is False  # return earned as a member
-    rec, join = decide(rec, 10.0, member_now=False, epsilon=0.0, memory=0.5, rng=rng)
-    assert rec.ema_out == 10.0 and join is False  # out pays more: stay out
-    rec, join = decide(rec, 2.0, member_now=False, epsilon=0.0, memory=0.5, rng=rng)
-    assert rec.ema_out == pytest.approx(6.0)  # 0.5·10 + 0.5·2
-    rec.ema_in = 7.0
-    _, join = decide(rec, 6.0, member_now=False, epsilon=0.0, memory=0.5, rng=rng)
-    assert join is True  # in (7) beats out (6)
-    choices = [decide(JoinRecord(n_in=1, n_out=1, ema_in=9.0), 0.0, True, 1.0, 0.5, np.random.default_rng(s))[1]
-               for s in range(200)]
-    assert 60 < sum(choices) < 140  # ε = 1: a fair coin
 
 
 def test_voluntary_participation_follows_declarations():

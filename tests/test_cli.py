@@ -1,5 +1,6 @@
 """The command line: bad input exits non-zero naming the problem and the valid choices."""
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -81,6 +82,11 @@ def test_one_comparison_table_across_graphs_and_baselines(tmp_path, capsys):
                          "--participation", "1.0", "--rounds", "1", "--batch", "2", "--steps", "10", "--hidden", "8",
                          "--minibatch", "32", "--no-progress", "--out", str(tmp_path)])
     assert code == 0
+    # ia has no federation: the run says that --participation does not apply, on the console and in config.json
+    assert "note: --participation does not apply: ia has no federation: nobody participates" in capsys.readouterr().err
+    notes = json.loads((tmp_path / "ia_seed0" / "config.json").read_text())["notes"]
+    assert notes == ["--participation 1.0 does not apply: ia has no federation: nobody participates"]
+    assert "notes" not in json.loads((tmp_path / "lmf-ring_seed0" / "config.json").read_text())
     table = (tmp_path / "comparison.md").read_text()
     assert [line.split("|")[1].strip() for line in table.splitlines()[2:5]] == ["lmf-ring", "lmf-dynamic", "ia"]
     assert (tmp_path / "comparison.png").stat().st_size > 10_000
