@@ -55,7 +55,10 @@ def train(msg: Message, context: Context) -> Message:
     instructions.add_neighbour_update(policy, msg.content, cfg)
     learner.scale_lr(float(cfg.get("lr-scale", 1.0)))
     before = instructions.params(policy)
-    stats = learner.train(exp, instructions.anchors(msg.content, cfg), seed=seed)
+    anchors = instructions.anchors(msg.content, cfg)
+    stats = learner.train(exp, anchors, seed=seed)
+    stats["update_norm"] = instructions.distance(instructions.params(policy), before)
+    stats["pull_norm"] = anchors.interpolate(policy)  # FPF's per-round pull (Eq. 9), after training
     update = {k: v - before[k] for k, v in instructions.params(policy).items()}
     instructions.mix_with_neighbours(policy, msg.content, cfg, update)
     instructions.withhold_update(policy, cfg, before)

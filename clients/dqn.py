@@ -9,9 +9,10 @@ target (van Hasselt et al. 2016)::
     L(θ) = mean Huber(Q_online(o, a) - y)          (δ = 1, ``smooth_l1_loss``)
 
 After every Adam step the target network follows softly, ``θ' <- τθ + (1 - τ)θ'``, and,
-when a federation sent anchors (FPF / D&F), the online network takes the plain pull step
-of Eq. 9, ``θ <- θ - lr·[λ_u(θ - ω) + λ_e(θ - ω̄)]`` (clients.anchors), as PPO's default
-``anchor_step="sgd"`` does. The anchors pull the *online* Q-network (the policy) only; the
+when a federation sent anchors (FPF / D&F), the online network is pulled as
+``Anchors.step`` says (clients.anchors): once per round after training (``"round"``, by
+the ClientApp), a plain step ``θ <- θ - lr·[λ_u(θ - ω) + λ_e(θ - ω̄)]`` after every
+gradient step (``"sgd"``), or the penalty in the TD loss (``"adam"``). The anchors pull the *online* Q-network (the policy) only; the
 target network is private and follows the online one.
 
 The agent acts ε-greedily on the online network (policy kind ``epsilon-greedy``). ε falls
@@ -189,7 +190,7 @@ class DQNLearner(Learner):
 
         gen = torch.Generator().manual_seed(seed)
         params = list(self.policy.named_parameters())
-        pull = anchors.active
+        pull = anchors.per_step
         td_loss = q_mean = 0.0
         n_updates = cfg.dqn_updates if len(self.buffer) > 0 else 0
         for _ in range(n_updates):
@@ -197,6 +198,8 @@ class DQNLearner(Learner):
             y = double_dqn_target(self.policy, self.target, rewards, next_obs, dones, cfg.dqn_gamma)
             q = self.policy(obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
             loss = F.smooth_l1_loss(q, y)
+            if anchors.in_loss:
+                loss = loss + anchors.penalty(params)
             self.opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.dqn_max_grad_norm)

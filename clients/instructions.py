@@ -28,6 +28,11 @@ def set_params(module: torch.nn.Module, values: Params) -> None:
     module.load_state_dict({k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in values.items()})
 
 
+def distance(a: Params, b: Params) -> float:
+    """||a - b|| over all parameters."""
+    return float(np.sqrt(sum(((a[k] - b[k]) ** 2).sum() for k in a)))
+
+
 def adopt_global_policy(policy: torch.nn.Module, content: RecordDict) -> None:
     """FedAvg: start from the federation's averaged policy."""
     if protocol.REPLACE in content:
@@ -46,7 +51,8 @@ def anchors(content: RecordDict, config: ConfigRecord) -> Anchors:
     omega, omega_bar = content.get(protocol.OMEGA), content.get(protocol.OMEGA_BAR)
     return Anchors(omega=None if omega is None else omega.to_torch_state_dict(),
                    omega_bar=None if omega_bar is None else omega_bar.to_torch_state_dict(),
-                   weight_u=float(config.get(protocol.PULL_U, 0.0)), weight_e=float(config.get(protocol.PULL_E, 0.0)))
+                   weight_u=float(config.get(protocol.PULL_U, 0.0)), weight_e=float(config.get(protocol.PULL_E, 0.0)),
+                   step=str(config.get("anchor-step", "round")))
 
 
 def mix_with_neighbours(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord, update: Params) -> None:

@@ -11,15 +11,14 @@ Eq. 9; see clients.anchors). The anchors pull the *policy* (actor) only; the cri
 private to the agent. Actor and critic are built from the observation space
 (clients.networks): an MLP for feature vectors, a CNN for images, one-hot for indices.
 
-How the anchor term is stepped (``anchor_step``):
-
-- ``"sgd"`` (default): Algorithm 1, line 8 with Eq. 9: after each Adam step on the PPO
-  loss, a plain gradient step ``θ <- θ - lr·[λ_u(θ - ω) + λ_e(θ - ω̄)]``.
-- ``"adam"``: the FedProx convention, the penalty added to the loss and stepped by Adam.
-  Adam rescales every parameter's gradient, so wherever the policy gradient is small
-  even a tiny λ moves the parameter toward the anchor at the full learning rate:
-  measured on the Matthew Effect (10 agents, 60 rounds, 3 seeds), FPF reached a
-  collective return of 63 against 118 for independent learners.
+How the anchor term is stepped (``Anchors.step``, see clients.anchors): ``"round"``
+(default) is applied by the ClientApp after training, once per round; ``"sgd"`` is a plain
+gradient step ``θ <- θ - lr·[λ_u(θ - ω) + λ_e(θ - ω̄)]`` after each Adam step;
+``"adam"`` adds the penalty to the loss stepped by Adam (the FedProx convention). Adam
+rescales every parameter's gradient, so wherever the policy gradient is small even a tiny
+λ then moves the parameter toward the anchor at the full learning rate: measured on the
+Matthew Effect (10 agents, 60 rounds, 3 seeds), FPF reached a collective return of 63
+against 118 for independent learners.
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ class PPOConfig:
     ent_coef: float = 0.01
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    anchor_step: str = "sgd"
 
 
 def gae(rewards, values, terminated, gamma: float, lam: float):
@@ -123,7 +121,7 @@ class PPOLearner(Learner):
                 prox = anchors.penalty(params)
                 v_loss = 0.5 * ((self.critic(b_obs[idx]).squeeze(-1) - b_ret[idx]) ** 2).mean()
                 loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
-                if cfg.anchor_step == "adam":
+                if anchors.in_loss:
                     loss = loss + prox
                 self.opt_actor.zero_grad()
                 self.opt_critic.zero_grad()
@@ -132,7 +130,7 @@ class PPOLearner(Learner):
                 nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
                 self.opt_actor.step()
                 self.opt_critic.step()
-                if cfg.anchor_step == "sgd":
+                if anchors.per_step:
                     anchors.pull(params, self.opt_actor.param_groups[0]["lr"])
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - logratio).mean()

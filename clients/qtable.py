@@ -133,7 +133,7 @@ class QTableLearner(Learner):
         deltas, n = q_learning(q, exp, self.lr, self.cfg.q_gamma)
         with torch.no_grad():
             table.copy_(torch.as_tensor(q, dtype=table.dtype))
-            if anchors.active:
+            if anchors.per_step:
                 anchors.pull(list(self.policy.named_parameters()), self.lr)
         self.rounds_trained += 1
         self.updates += n

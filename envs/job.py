@@ -74,14 +74,14 @@ the reference figure of collective return 29.1 +- 9.7, CV 0.65:
   CV 0.57);
 - legacy rules: 32.1 +- 10.9, CV 0.67.
 
-Neither variant reproduces the reference figure: the mean is about 2.5 too high in
+Neither variant reproduces the reference figure: the mean is 2.5 to 3 too high in
 both, and the reference rules make the returns *more* equal than the reference figure
 says. Random moves keep the agents spread about uniformly over the 25 cells, so the
 resource cell is held about 4/25 of the time, i.e. about 32 steps per episode, whatever
 the rules. Swapping one rule at a time shows that the interior resource causes the drop
 in spread and CV (31.9 +- 8.8, CV 0.54 with the legacy moves) and the blocking rule
 changes little (32.0 +- 10.7, CV 0.68 with a resource on any cell); plausibly a
-resource by a wall is held in longer spells, as two or three of its holder's moves are
+resource by a wall is held in longer spells, as one or two of its holder's moves are
 blocked by walls. Where the remaining gap comes from is not known.
 
 Internal state, public so it can be set directly: ``pos [B,N,2]`` and

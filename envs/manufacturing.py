@@ -59,7 +59,7 @@ The rules:
 
   - ``reward="ref"`` (default): +0.01 for any gem;
   - ``reward="fen"``: +0.1 if the agent's requirement row needs its type (entry > 0),
-    0 otherwise. Dynamics are the same in both variants.
+    0 otherwise. Dynamics are the same for both rewards.
 
 - Nothing terminates; the episode is truncated after ``episode_length`` steps.
 - Observation (mode ``"vector"`` only), ``Box(0, inf, (2 + T + 25 T,), float32)``,
@@ -90,7 +90,8 @@ episodes), against the reference figure of collective return 15.8 +- 4.0, CV 0.5
   ``reward="fen"`` 16.4 +- 4.2, CV 0.51.
 
 The reference rules match the reference CV and spread but not the mean, which is 2.0
-lower; blocking and random gem types each add about 0.4 on their own (13.2 each).
+lower; blocking and random gem types each raise the legacy 12.8 to about 13.2 on
+their own.
 Never staying now overshoots the reference by about as much (17.6), so the earlier
 guess that the reference's random policy never stayed (which matched the legacy
 rules) no longer explains the gap. Where it comes from is not known.

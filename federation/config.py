@@ -21,7 +21,8 @@ from clients.dqn import DQNConfig
 from clients.networks import NetworkConfig
 from clients.ppo import PPOConfig
 from clients.qtable import QTableConfig
-from strategies.fpf import FPFConfig
+from clients.anchors import Anchors
+from strategies.fpf import PULLS, FPFConfig
 from strategies.lmf import LMFConfig
 from strategies.participation import JoiningConfig
 from strategies.reward_sharing import IAConfig
@@ -198,8 +199,14 @@ class RunConfig:
                      "dqn_eps_start", "dqn_eps_end", "q_gamma", "q_epsilon"):
             if not 0 <= self.get(name) <= 1:
                 raise ConfigError(f"{_flag(name)} must be in [0, 1], got {self.get(name)}")
-        if self.ppo.anchor_step not in ("sgd", "adam"):
-            raise ConfigError(f"unknown anchor-step '{self.ppo.anchor_step}'; valid choices: sgd, adam")
+        if self.fpf.anchor_step not in Anchors.STEPS:
+            raise ConfigError(f"unknown anchor-step '{self.fpf.anchor_step}'; valid choices: {', '.join(Anchors.STEPS)}")
+        if self.fpf.pull not in PULLS:
+            raise ConfigError(f"unknown pull '{self.fpf.pull}'; valid choices: {', '.join(PULLS)}")
+        if self.fpf.anchor_step == "round" and self.fpf.fed_alpha * (self.fpf.lambda_u + self.fpf.lambda_e) > 1:
+            raise ConfigError(f"the per-round pull fed-alpha·(lambda-u + lambda-e) = "
+                              f"{self.fpf.fed_alpha * (self.fpf.lambda_u + self.fpf.lambda_e):g} must be <= 1 "
+                              "(a larger step overshoots the anchors)")
         if self.qtable.q_epsilon_schedule not in ("constant", "1/t"):
             raise ConfigError(f"unknown q-epsilon-schedule '{self.qtable.q_epsilon_schedule}'; "
                               "valid choices: constant, 1/t")

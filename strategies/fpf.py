@@ -3,14 +3,22 @@ r"""FPF: the Flexible-Participation Federation (Algorithm 1 of "Beyond Mandatory
 Agents choose to join; the federation keeps a utilitarian policy ω and an egalitarian
 policy ω̄ and pulls every agent toward them. Per round:
 
-1. ω and ω̄ are broadcast to **all** agents, participants or not (Alg. 1, lines 3-5).
-2. Every agent trains on its own experience with the proximal pull of Eq. 9:
-   :math:`\nabla J_i^{ego}(θ) - αλ_u(θ - ω) - αλ_e(θ - \bar ω)`. The agent's loss adds
-   ``λ/2·||θ - anchor||²`` for the weights it is sent (see clients.ppo), so FPF sends
-   ``αλ_u`` and ``αλ_e``: Eq. 9 scales the pull by α but not ``∇J``, and α is the same
-   α as in Eq. 10 (``fed_alpha``, 1e-3 by default as in the authors' code). Sending
-   ``λ_u`` alone (Eq. 5 read literally) pulls 1/α times harder and, measured on the
-   Matthew Effect with λ_u = λ_e = 1, holds every agent at the initial policy.
+1. ω and ω̄ are sent to the **participants** (``pull="participants"``, the default), or to
+   every agent (``pull="everyone"``, an ablation). Algorithm 1's lines 3-5 and the
+   authors' code broadcast them to all agents and regularise non-participants too; the
+   paper's text says "participating agents regularize their individual egoistic policy
+   parameters θ and upload them", and with everyone pulled opting out changes nothing for
+   an agent, so the cost of opting out (Figure 3) could not arise. The text wins.
+2. Every agent trains on its own experience; a participant is pulled as Eq. 9 says,
+   :math:`\nabla J_i^{ego}(θ) - αλ_u(θ - ω) - αλ_e(θ - \bar ω)`: FPF sends the
+   coefficients ``αλ_u`` and ``αλ_e`` (α = ``fed_alpha``, the α of Eq. 10). By default
+   (``anchor_step="round"``) the agent applies the pull once per round after its own
+   training, :math:`θ \leftarrow θ - αλ_u(θ - ω) - αλ_e(θ - \bar ω)`, so θ moves toward ω
+   with the same coefficient αλ_u with which Eq. 10 moves ω toward θ: Eqs. 9 and 10 are
+   the two partial gradients of the same penalty λ_u/2·||θ_i - ω||². (A plain step of
+   that gradient after each of the agent's Adam steps, ``anchor_step="sgd"``, multiplies
+   the pull by the learning rate a second time: ~3·10⁻⁵ of the distance per round with the
+   paper's defaults, so FPF ≈ IPPO by construction.) Stability needs αλ_u + αλ_e ≤ 1.
 3. Participants share their trained policy θ̃_i; the federation forms
    :math:`ω_i^{up} = ω - αλ_u(ω - θ̃_i)` (Eq. 10) and
    :math:`ω \leftarrow (1-η)ω + η \frac{1}{N_p}\sum_{i∈N_p} ω_i^{up}` (Eq. 11),
@@ -61,6 +69,11 @@ class FPFConfig:
     fed_critic_lr: float = 1e-3
     fed_updates: int = 4  # minibatch steps of ω and ω̄ per round
     fed_batch: int = 4096
+    # how the pull is applied: once per round (round), after each optimiser step (sgd),
+    # or inside the loss (adam); see clients.anchors
+    anchor_step: str = "round"
+    # who is pulled toward ω and ω̄: the participants, or everyone (ablation)
+    pull: str = "participants"
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
@@ -75,6 +88,9 @@ def fpf_aggregate(omega: list[np.ndarray], uploads: list[list[np.ndarray]], eta:
     return [(1 - eta) * w + eta * np.mean([u[k] for u in uploads], axis=0) for k, w in enumerate(omega)]
 
 
+PULLS = ("participants", "everyone")
+
+
 class FPF(FederationStrategy):
     """Flexible-participation federation with utilitarian and egalitarian anchors."""
 
@@ -86,12 +102,16 @@ class FPF(FederationStrategy):
     def __init__(self, participation, seed: int, init: ArrayRecord, *, space, num_actions: int,
                  state_space, learner: str = "ppo", lambda_u: float = 1.0, lambda_e: float = 1.0, lambda_h: float = 0.01,
                  eta: float = 1.0, fed_alpha: float = 1e-3, fed_lr: float = 3e-4, fed_critic_lr: float = 1e-3,
-                 fed_updates: int = 4, fed_batch: int = 4096, net=None,
+                 fed_updates: int = 4, fed_batch: int = 4096, anchor_step: str = "round",
+                 pull: str = "participants", net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97):
         super().__init__(participation, seed)
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
         self.eta, self.fed_alpha = eta, fed_alpha
         self.fed_updates, self.fed_batch = fed_updates, fed_batch
+        if pull not in PULLS:
+            raise ValueError(f"unknown pull '{pull}'; valid choices: {', '.join(PULLS)}")
+        self.anchor_step, self.pull = anchor_step, pull
         self.gamma, self.gae_lambda = gamma, gae_lambda
         if learner in self.refuses_learners:
             raise ValueError(f"{self.name} cannot federate {learner} agents")
@@ -113,8 +133,11 @@ class FPF(FederationStrategy):
                    gamma=cfg.dqn.dqn_gamma if learners[0] == "dqn" else cfg.ppo.gamma, gae_lambda=cfg.ppo.gae_lambda)
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
-        """ω, ω̄ and Eq. 9's pull weights αλ_u, αλ_e."""
-        entries = {protocol.PULL_U: self.fed_alpha * self.lambda_u, protocol.PULL_E: self.fed_alpha * self.lambda_e}
+        """ω, ω̄ and Eq. 9's pull weights αλ_u, αλ_e, for the agents that are pulled."""
+        if self.pull == "participants" and agent not in self.members:
+            return {}, {}
+        entries = {protocol.PULL_U: self.fed_alpha * self.lambda_u, protocol.PULL_E: self.fed_alpha * self.lambda_e,
+                   "anchor-step": self.anchor_step}
         return entries, {protocol.OMEGA: arrays, protocol.OMEGA_BAR: self._omega_bar_record}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:

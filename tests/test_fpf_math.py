@@ -112,14 +112,39 @@ def test_fpf_aggregate_train_uses_only_shared_uploads():
     assert metrics["uploads"] == 1
 
 
-def test_fpf_sends_eq9_pull_weights_and_both_anchors_to_everyone():
-    """Eq. 9: the pull is αλ_u(θ-ω) + αλ_e(θ-ω̄), for participants and non-participants alike."""
+def test_fpf_pulls_only_participants_by_default():
+    """Eq. 9's coefficients αλ_u, αλ_e and both anchors go to participants; everyone only
+    in the pull-everyone ablation."""
     init = ArrayRecord({"0.weight": Array(np.zeros((1, 2), np.float32)), "0.bias": Array(np.zeros(1, np.float32))})
     fpf = FPF(Participation.parse("ids:0", "fixed", 2), 0, init, **SHAPES, fed_alpha=0.01, lambda_u=2.0, lambda_e=3.0)
-    for agent in (0, 1):
-        entries, records = fpf.instructions(agent, 1, init)
-        assert entries == {"alpha-lambda-u": pytest.approx(0.02), "alpha-lambda-e": pytest.approx(0.03)}
-        assert set(records) == {"omega", "omega-bar"}
+    fpf.bind({0: 10, 1: 11})
+    fpf.members = fpf.participation.members(1, 0)
+    entries, records = fpf.instructions(0, 1, init)
+    assert entries == {"alpha-lambda-u": pytest.approx(0.02), "alpha-lambda-e": pytest.approx(0.03),
+                       "anchor-step": "round"}
+    assert set(records) == {"omega", "omega-bar"}
+    assert fpf.instructions(1, 1, init) == ({}, {})  # a non-participant is not pulled
+    everyone = FPF(Participation.parse("ids:0", "fixed", 2), 0, init, **SHAPES, pull="everyone")
+    everyone.members = everyone.participation.members(1, 0)
+    assert set(everyone.instructions(1, 1, init)[1]) == {"omega", "omega-bar"}
+    with pytest.raises(ValueError, match="unknown pull 'some'"):
+        FPF(Participation.parse("ids:0", "fixed", 2), 0, init, **SHAPES, pull="some")
+
+
+def test_per_round_pull_moves_theta_by_eq9_once():
+    """θ <- θ - αλ_u(θ - ω) - αλ_e(θ - ω̄), by hand: θ = [1, 2], ω = 0, ω̄ = 1, 0.2 and 0.1."""
+    module = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    anchors = Anchors(omega={"weight": torch.zeros(1, 2)}, omega_bar={"weight": torch.ones(1, 2)},
+                      weight_u=0.2, weight_e=0.1)
+    moved = anchors.interpolate(module)
+    # Δ = 0.2·[1, 2] + 0.1·[0, 1] = [0.2, 0.5]
+    np.testing.assert_allclose(module.weight.detach().numpy(), [[0.8, 1.5]], rtol=1e-6)
+    assert moved == pytest.approx(np.hypot(0.2, 0.5))
+    for step in ("sgd", "adam"):  # the in-training variants leave the per-round pull alone
+        assert Anchors(omega={"weight": torch.zeros(1, 2)}, weight_u=0.5, step=step).interpolate(module) == 0.0
+    np.testing.assert_allclose(module.weight.detach().numpy(), [[0.8, 1.5]], rtol=1e-6)
 
 
 def test_summary_json_is_strict_json_when_metrics_are_undefined(tmp_path):

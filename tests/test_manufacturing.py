@@ -338,7 +338,8 @@ def test_reset_gem_types_legacy_are_fixed():
     game = ManufacturingPlant(batch_size=64, seed=0, rules="legacy")
     for seed in range(3):
         game.reset(seed=seed)
-        np.testing.assert_array_equal(game.gem_type, np.tile([0, 1, 2, 0, 1, 2, 0, 1], (64, 1)))
+        expected = np.tile([0, 1, 2, 0, 1, 2, 0, 1], (64, 1))
+        np.testing.assert_array_equal(game.gem_type, expected)
     game = ManufacturingPlant(requirements=[[1, 1], [2, 0]], num_gems=5, rules="legacy")
     np.testing.assert_array_equal(game.gem_type, [[0, 1, 0, 1, 0]])
 

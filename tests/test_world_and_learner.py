@@ -96,15 +96,15 @@ def test_proximal_anchor_pulls_the_policy():
     omega = {k: v + 0.5 for k, v in actor(hidden=16).state_dict().items()}
     exp = _experience()
 
-    def distance(weight):
+    def distance(weight, step):
         learner = _ppo(cfg)
-        learner.train(exp, Anchors(omega=omega, weight_u=weight), seed=0)
+        learner.train(exp, Anchors(omega=omega, weight_u=weight, step=step), seed=0)
         return sum(float(((p.detach() - omega[k]) ** 2).sum()) for k, p in learner.actor.named_parameters())
 
-    free, pulled = distance(0.0), distance(10.0)
-    assert pulled < 0.5 * free
-    cfg.anchor_step = "adam"  # FedProx convention: the penalty inside the loss
-    assert distance(10.0) < 0.5 * free
+    free = distance(0.0, "sgd")
+    assert distance(10.0, "sgd") < 0.5 * free  # a plain step after each Adam step
+    assert distance(10.0, "adam") < 0.5 * free  # FedProx convention: the penalty inside the loss
+    assert distance(10.0, "round") == free  # the per-round pull is the ClientApp's, after training
 
 
 def test_learner_state_round_trips():
