@@ -7,7 +7,8 @@ the agents' own step of a federation before its pull), but with the ``N`` actors
 ``N`` critics held as stacked parameters ``[N, ...]`` and run together:
 
 - forward: ``torch.func.vmap`` over ``torch.func.functional_call`` of the original
-  module (one batched matmul per layer for all agents);
+  module (one batched matmul per layer for all agents), or for plain tanh MLPs (the
+  feature-vector networks) the same function hand-stacked as ``baddbmm`` + ``tanh_``;
 - backward: one ``backward()`` of the *sum* of the agents' losses. The agents'
   parameters are disjoint, so the gradient of the sum with respect to agent ``i``'s
   slice is agent ``i``'s own gradient;
@@ -27,7 +28,7 @@ agent (true whenever nothing terminates, e.g. the Matthew Effect); otherwise
 Timing demo (the default workload: 10 agents, hidden 256, 2 layers, T=200, B=16,
 4 epochs, minibatch 1024, 2 torch threads)::
 
-    python benchmarks/stacked_ppo.py [--agents 10] [--repeats 3]
+    python benchmarks/stacked_ppo.py [--agents 10] [--repeats 5] [--threads 2]
 """
 
 from __future__ import annotations
@@ -206,7 +207,8 @@ class StackedPPO:
         for _ in range(cfg.epochs):
             perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # [N, n]
             for idx in perms.split(cfg.minibatch, dim=1):
-                logits = self._actor(self.actor_params, b_obs[rows, idx])  # [N, m, A]
+                mb_obs = b_obs[rows, idx]  # [N, m, *obs_shape]: agent i's minibatch in row i
+                logits = self._actor(self.actor_params, mb_obs)  # [N, m, A]
                 # Categorical(logits=...) normalises to log-softmax; log_prob gathers, entropy = -Σ p·log p
                 logp_all = torch.log_softmax(logits, -1)
                 logratio = logp_all.gather(-1, b_act[rows, idx][..., None]).squeeze(-1) - b_logp[rows, idx]
@@ -215,7 +217,7 @@ class StackedPPO:
                 mb_adv = (mb_adv - mb_adv.mean(1, keepdim=True)) / (mb_adv.std(1, unbiased=False, keepdim=True) + 1e-8)
                 pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean(1)
                 entropy = -(logp_all.exp() * logp_all).sum(-1).mean(1)
-                values = self._critic(self.critic_params, b_obs[rows, idx]).squeeze(-1)
+                values = self._critic(self.critic_params, mb_obs).squeeze(-1)
                 v_loss = 0.5 * ((values - b_ret[rows, idx]) ** 2).mean(1)
                 loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss  # [N]
                 self.opt.zero_grad(set_to_none=True)

@@ -58,7 +58,8 @@ def train(msg: Message, context: Context) -> Message:
     anchors = instructions.anchors(msg.content, cfg)
     stats = learner.train(exp, anchors, seed=seed)
     stats["update_norm"] = instructions.distance(instructions.params(policy), before)
-    stats["pull_norm"] = anchors.interpolate(policy)  # FPF's per-round pull (Eq. 9), after training
+    if anchors.active:  # FPF's per-round pull (Eq. 9), after training; ||Δθ|| of the pull
+        stats["pull_norm"] = anchors.interpolate(policy)
     update = {k: v - before[k] for k, v in instructions.params(policy).items()}
     instructions.mix_with_neighbours(policy, msg.content, cfg, update)
     instructions.withhold_update(policy, cfg, before)

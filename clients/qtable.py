@@ -22,11 +22,12 @@ Exploration (``q_epsilon_schedule``):
   rounds from exploring more than ``q_epsilon`` (with the default 0.1, ε stays 0.1 for
   the first 10 rounds, then falls as 1/t).
 
-Anchors: a federation's pull (clients.anchors) is applied *once per round*, after the
-round's updates, as one step ``q <- q - lr·[λ_u(q - ω) + λ_e(q - ω̄)]`` with the table's
-learning rate. Per-transition pulls would make the pull's strength depend on how many
-steps an agent played; once per round it matches one round of the federation's schedule.
-(FPF refuses q-table agents today; the pull is there for strategies that do not.)
+Anchors: a federation's pull (clients.anchors) is applied once per round in every mode:
+with ``step="round"`` by the ClientApp after training (``q <- q - w_u(q - ω) - w_e(q - ω̄)``);
+with ``"sgd"`` here, after the round's updates, as one step scaled by the table's learning
+rate, ``q <- q - lr·[w_u(q - ω) + w_e(q - ω̄)]``. Per-transition pulls would make the pull's
+strength depend on how many steps an agent played. (FPF refuses q-table agents today;
+the pull is there for strategies that do not.)
 
 The tabular learner needs a Discrete observation space, e.g. Job Scheduling with
 ``observation="discrete"``; any other space raises ``ValueError``.

@@ -72,12 +72,12 @@ The rules:
     ``(x + dx, y + dy)`` holds a gem of type ``k``, for ``dx, dy`` in ``-2..2``.
 
   Other agents are not seen, in either variant.
-- Global state (``2 N + N T + 2 G`` floats, the same layout in both variants): all
+- Global state (``2 N + N T + 2 G + G T`` floats, the same layout in both variants): all
   agents' positions ``(x_0, y_0, x_1, ...)``, then all held counts ``held[0, :],
-  held[1, :], ...`` (raw), then all gems' positions ``(x_0, y_0, x_1, ...)``; positions
-  are normalised like the observation, ``(x - 2) / 7``, so gems lie in ``[1/7, 6/7]``.
-  Gem types are not in the state: constant with the legacy rules, but with the
-  reference rules they change and only the agents' views show them.
+  held[1, :], ...`` (raw), then all gems' positions ``(x_0, y_0, x_1, ...)``, then each
+  gem's type one-hot (gem 0's ``T`` entries first); positions are normalised like the
+  observation, ``(x - 2) / 7``, so gems lie in ``[1/7, 6/7]``. The types matter to a
+  centralised critic: with the reference rules they change on every respawn.
 
 Uniform random policy over the 5 actions (5 agents, 200 steps, ``reward="ref"``, 1024
 episodes, seed 0; CV is std/mean of the agents' returns in an episode, averaged over
@@ -187,7 +187,7 @@ class ManufacturingPlant(BatchedGame):
 
     def _state_space(self) -> spaces.Box:
         n, t, g = self.num_agents, self.num_types, self.num_gems
-        high = np.concatenate([np.ones(2 * n), np.full(n * t, np.inf), np.ones(2 * g)])
+        high = np.concatenate([np.ones(2 * n), np.full(n * t, np.inf), np.ones(2 * g), np.ones(g * t)])
         high = high.astype(np.float32)
         return spaces.Box(np.zeros_like(high), high, dtype=np.float32)
 
@@ -197,6 +197,7 @@ class ManufacturingPlant(BatchedGame):
             (self.pos.reshape(b, -1) - self.AGENT_LOW) / scale,
             self.held.reshape(b, -1),
             (self.gems.reshape(b, -1) - self.AGENT_LOW) / scale,
+            np.eye(self.num_types)[self.gem_type].reshape(b, -1),
         ]
         return np.concatenate(parts, axis=1).astype(np.float32)
 

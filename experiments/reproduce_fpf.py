@@ -63,9 +63,9 @@ def plan(games: dict[str, int], seeds: list[int], out: Path) -> list[tuple[str, 
             for variant, settings in VARIANTS.items():
                 if variant in MATTHEW_ONLY and game != "matthew":
                     continue
-                cfg = RunConfig(env=game, agents=GAMES[game], rounds=rounds, seed=seed, progress=False,
+                cfg = RunConfig.of(env=game, agents=GAMES[game], rounds=rounds, seed=seed, progress=False,
                                 out=str(out / "runs" / game / f"{variant}_seed{seed}"), **settings)
-                runs.append((game, variant, cfg.validated()))
+                runs.append((game, variant, cfg))
     return runs
 
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from federation.results import plt, read_metrics, smooth
 
@@ -18,12 +19,24 @@ COLUMNS = (("collective_return_last", "collective"), ("cv_last", "CV"), ("jain_l
            ("cv_avg", "CV (avg)"))
 
 
-def fmt_mean_std(values: list[float]) -> str:
-    """"mean ± std" of the finite values (just the mean for one, "–" for none)."""
+def mean_sd_ci(values: list[float]) -> tuple[float, float, float, int]:
+    """Mean, sample standard deviation, half-width of the 95% confidence interval of the
+    mean (Student's t with n-1 degrees of freedom) and n, over the finite values."""
     arr = np.array([v for v in values if v is not None and math.isfinite(float(v))], dtype=float)
     if arr.size == 0:
+        return math.nan, math.nan, math.nan, 0
+    if arr.size == 1:
+        return float(arr[0]), math.nan, math.nan, 1
+    sd = float(arr.std(ddof=1))
+    return float(arr.mean()), sd, float(stats.t.ppf(0.975, arr.size - 1) * sd / math.sqrt(arr.size)), int(arr.size)
+
+
+def fmt_mean_std(values: list[float]) -> str:
+    """"mean ± sd [95% CI ± h]" of the finite values (sample sd; just the mean for one, "–" for none)."""
+    mean, sd, half, n = mean_sd_ci(values)
+    if n == 0:
         return "–"
-    return f"{arr.mean():.3g}" if arr.size == 1 else f"{arr.mean():.3g} ± {arr.std():.2g}"
+    return f"{mean:.3g}" if n == 1 else f"{mean:.3g} ± {sd:.2g} [±{half:.2g}]"
 
 
 def format_summary(summaries: list[dict]) -> str:
@@ -38,7 +51,9 @@ def format_summary(summaries: list[dict]) -> str:
         cells = [fmt_mean_std([r.get(key, math.nan) for r in runs]) for key, _ in COLUMNS]
         lines.append(f"| {strategy} | {seeds} | " + " | ".join(cells) + " |")
     last = summaries[0].get("last_rounds", "?")
-    return "\n".join(lines) + f"\n\nColumns without '(avg)' average the last {last} rounds; '(avg)' averages all rounds."
+    return "\n".join(lines) + (f"\n\nCells: mean ± sample std over seeds [± half-width of the 95% confidence interval "
+                                f"of the mean, Student's t]. Columns without '(avg)' average the last {last} rounds; "
+                                "'(avg)' averages all rounds.")
 
 
 def compare(run_dirs: list[Path], out: Path) -> str:
@@ -58,25 +73,29 @@ def compare(run_dirs: list[Path], out: Path) -> str:
 
 
 def mean_curve(runs: list[list[dict]], key: str, smoothing: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std over runs of ``key``, each run smoothed over ``smoothing`` of its length."""
+    """Mean over runs of ``key`` and the half-width of its 95% confidence interval (0 for
+    one run), each run smoothed over ``smoothing`` of its length."""
     length = min(len(r) for r in runs)
     w = max(1, int(length * smoothing))
-    ys = np.array([smooth(np.array([row[key] for row in r[:length]], dtype=float), w) for r in runs])
-    return np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+    ys = np.array([smooth(np.array([row.get(key, math.nan) for row in r[:length]], dtype=float), w) for r in runs])
+    if len(runs) < 2:
+        return ys[0], np.zeros(length)
+    half = stats.t.ppf(0.975, len(runs) - 1) * np.nanstd(ys, axis=0, ddof=1) / math.sqrt(len(runs))
+    return np.nanmean(ys, axis=0), half
 
 
 def plot_comparison(run_dirs: list[Path], summaries: list[dict], path: Path) -> None:
-    """Collective return and CV per strategy: mean over seeds, shaded ± std."""
+    """Collective return and CV per strategy: mean over seeds, shaded: 95% confidence interval."""
     curves: dict[str, list[list[dict]]] = defaultdict(list)
     for d, s in zip(run_dirs, summaries):
         curves[s.get("label", s["strategy"])].append(read_metrics(d))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for c, (strategy, runs) in enumerate(curves.items()):
         for ax, key in zip(axes, ("collective_return", "cv")):
-            mean, std = mean_curve(runs, key)
+            mean, half = mean_curve(runs, key)
             rounds = np.arange(1, len(mean) + 1)
             ax.plot(rounds, mean, color=f"C{c}", label=f"{strategy} (n={len(runs)})")
-            ax.fill_between(rounds, mean - std, mean + std, color=f"C{c}", alpha=0.2)
+            ax.fill_between(rounds, mean - half, mean + half, color=f"C{c}", alpha=0.2)
     axes[0].set(xlabel="round", ylabel="collective return", title="collective return")
     axes[1].set(xlabel="round", ylabel="CV", title="coefficient of variation")
     axes[0].legend()

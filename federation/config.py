@@ -22,6 +22,7 @@ from clients.networks import NetworkConfig
 from clients.ppo import PPOConfig
 from clients.qtable import QTableConfig
 from clients.anchors import Anchors
+from strategies.federated_policy import EGALITARIAN
 from strategies.fpf import PULLS, FPFConfig
 from strategies.lmf import LMFConfig
 from strategies.participation import JoiningConfig
@@ -40,6 +41,10 @@ class WorldConfig:
     steps: int = 0
     # the game's observation mode (e.g. job: vector, discrete, image); "" = the game's default
     observation: str = ""
+    # evaluate the strategy's own policies (FPF's ω, ω̄) every k rounds on `eval_batch`
+    # games not used for training (0: never)
+    eval_every: int = 5
+    eval_batch: int = 16
 
 
 @dataclass
@@ -183,6 +188,9 @@ class RunConfig:
                      "fed_updates", "fed_batch", "torch_threads", "dqn_buffer", "dqn_batch", "dqn_updates"):
             if self.get(name) < 1:
                 raise ConfigError(f"{_flag(name)} must be >= 1, got {self.get(name)}")
+        if self.world.eval_every < 0 or self.world.eval_batch < 1:
+            raise ConfigError(f"eval-every must be >= 0 and eval-batch >= 1, got {self.world.eval_every} and "
+                              f"{self.world.eval_batch}")
         if self.world.steps < 0:
             raise ConfigError(f"steps must be >= 0 (0 = one whole episode), got {self.world.steps}")
         for name in ("lambda_u", "lambda_e", "lambda_h", "fed_alpha", "ent_coef", "ia_envy", "ia_guilt",
@@ -201,6 +209,8 @@ class RunConfig:
                 raise ConfigError(f"{_flag(name)} must be in [0, 1], got {self.get(name)}")
         if self.fpf.anchor_step not in Anchors.STEPS:
             raise ConfigError(f"unknown anchor-step '{self.fpf.anchor_step}'; valid choices: {', '.join(Anchors.STEPS)}")
+        if self.fpf.egalitarian not in EGALITARIAN:
+            raise ConfigError(f"unknown egalitarian '{self.fpf.egalitarian}'; valid choices: {', '.join(EGALITARIAN)}")
         if self.fpf.pull not in PULLS:
             raise ConfigError(f"unknown pull '{self.fpf.pull}'; valid choices: {', '.join(PULLS)}")
         if self.fpf.anchor_step == "round" and self.fpf.fed_alpha * (self.fpf.lambda_u + self.fpf.lambda_e) > 1:

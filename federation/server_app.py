@@ -30,15 +30,16 @@ from flwr.serverapp import Grid, ServerApp
 import envs
 import strategies
 from clients import learners, protocol
-from clients.networks import to_record
+from clients.networks import flat, to_record
 from clients.policies import ActingSpec
 from federation.agents import discover_agents
 from federation.config import RunConfig
-from federation.metrics import welfare_row
+from federation.metrics import cv, group_mean, welfare_row
 from federation.results import RunRecorder
 from federation.world import World
 from strategies.graphs import consensus_gap
 from strategies.mediator import Mediator
+from strategies.participation import Participation
 
 log = logging.getLogger("fedgames")
 
@@ -95,6 +96,9 @@ class Federation:
         self.learner_cfgs = {name: learner_config(cfg, self.world, name) for name in set(self.assignment)}
         self.node_agent: dict[int, int] = {}
         self.concurrency = cfg.agents
+        self._evaluator: World | None = None
+        # the configured participation set, whatever the strategy makes of it (paired controls)
+        self.split = Participation.from_config(cfg.joining, cfg.agents).fixed_set(cfg.seed)
 
     def bind(self, nodes: dict[int, int], concurrency: int) -> None:
         """``nodes``: agent id -> node id; ``concurrency``: how many agents train at once."""
@@ -132,10 +136,41 @@ class Federation:
         timings = {"rollout_s": t1 - t0, "exchange_s": t3 - t2, "aggregate_s": t4 - t3, "round_s": t4 - t0}
         row = round_row(rnd, rollout, world, strategy.participants(), client_stats, timings, self.concurrency,
                         cfg.agents)
+        if self.split is not None:
+            returns = rollout.returns
+            row["split_in_return"] = group_mean(returns, self.split)
+            row["split_out_return"] = group_mean(returns, set(range(cfg.agents)) - set(self.split))
         mediator_metrics = strategy.mediator.end_of_rollout() if strategy.mediator is not None else {}
         row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics | mediator_metrics).items()}
+        if cfg.world.eval_every and rnd % cfg.world.eval_every == 0:
+            row |= self.evaluate(rnd)
         self.recorder.add(row)
         return row
+
+    def evaluate(self, rnd: int) -> dict[str, float]:
+        """The strategy's own policies played by every agent on games not used for training
+        (another seed stream; greedy for value-based policies): returns, CV, minimum, and
+        ||ω - ω̄||² when both exist."""
+        policies = self.strategy.evaluation_policies()
+        if not policies:
+            return {}
+        cfg = self.cfg
+        if self._evaluator is None:
+            game = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.world.eval_batch, seed=cfg.seed,
+                                     **cfg.game_options())
+            self._evaluator = World(game, self.assignment, cfg.net, cfg.seed + 7919)
+        learner = self.assignment[0]
+        spec = ActingSpec(learner, learners.learner_class(learner).kind, 0.0)
+        out = {}
+        for name, record in policies.items():
+            for agent in range(cfg.agents):
+                self._evaluator.set_acting(agent, record, spec)
+            returns = self._evaluator.rollout(rnd, cfg.world.steps or None).returns
+            out |= {f"{name}_eval_collective": float(returns.sum()), f"{name}_eval_cv": cv(returns),
+                    f"{name}_eval_min": float(returns.min())}
+        if {"omega", "omega_bar"} <= set(policies):
+            out["omega_gap"] = float(((flat(policies["omega"]) - flat(policies["omega_bar"])) ** 2).sum())
+        return out
 
 
 def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -> dict:
@@ -174,6 +209,9 @@ def _notes(cfg: RunConfig) -> list[str]:
     notes = []
     if (why := cfg.participation_note()) is not None:
         notes.append(f"--participation {cfg.joining.participation} does not apply: {why}")
+    fixed = Participation.from_config(cfg.joining, cfg.agents).fixed_set(cfg.seed)
+    if fixed is not None and why is None:
+        notes.append(f"participation set: agents {fixed}")
     for note in notes:
         log.warning(note)
     return notes
@@ -220,7 +258,7 @@ def round_row(rnd: int, rollout, world: World, participants: frozenset[int], cli
             "flower_s": max(0.0, timings["exchange_s"] - client_s / parallel),
             "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
     for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "td_loss", "epsilon", "buffer_size", "optimizer_steps",
-                "context_records"):
+                "context_records", "update_norm", "pull_norm"):
         vals = [s[key] for s in client_stats if key in s]
         if vals:
             row[f"agents_{key}"] = float(np.mean(vals))

@@ -22,7 +22,9 @@ Every round, in this order:
 6. ``federated_training(round, rollout, arrays)``: the strategy's own server-side learners
    (FPF's ω and ω̄, a mediator's critic) train on the world's data;
 7. ``shared_policy(arrays)``: a policy every agent then acts with (FedAvg), or None;
-8. ``participants()``: this round's participation set N_p, for the metrics.
+8. ``participants()``: this round's participation set N_p, for the metrics;
+9. every few rounds, ``evaluation_policies()``: the strategy's own policies (FPF's ω and
+   ω̄) that the loop evaluates in the world on games not used for training.
 
 ``state_dict()`` / ``load_state_dict()`` hold what a checkpoint needs.
 """
@@ -127,6 +129,10 @@ class FederationStrategy(Strategy):
     def shared_policy(self, arrays: ArrayRecord) -> ArrayRecord | None:
         """A policy every agent acts with after aggregation (FedAvg's global one); None: each its own."""
         return None
+
+    def evaluation_policies(self) -> dict[str, ArrayRecord]:
+        """Policies of the strategy's own to evaluate in the world (every agent acting with each)."""
+        return {}
 
     def participants(self) -> frozenset[int]:
         """This round's participation set N_p."""

@@ -118,6 +118,27 @@ def utilitarian_reward(rewards: np.ndarray) -> np.ndarray:
     return rewards.mean(axis=-1)
 
 
-def egalitarian_reward(rewards: np.ndarray) -> np.ndarray:
-    """-(1/N) Σ_i (r_i,t - r^uti_t)², the per-step integrand of Eq. 3 ([T, B, N] -> [T, B])."""
-    return -((rewards - rewards.mean(axis=-1, keepdims=True)) ** 2).mean(axis=-1)
+EGALITARIAN = ("variance", "return-std", "min")
+
+
+def egalitarian_reward(rewards: np.ndarray, kind: str = "variance") -> np.ndarray:
+    """The egalitarian team reward per step, [T, B, N] -> [T, B] (episodes start at t = 0).
+
+    - ``"variance"``, Eq. 3 as written: -(1/N) Σ_i (r_i,t - r^uti_t)². With 0/1 rewards it is
+      maximised by nobody collecting anything, so it pulls ω̄ away from resources.
+    - ``"return-std"``, the D&F authors' code: minus the standard deviation of the agents'
+      episode returns, spread over the steps as its increments,
+      -(std_i G_i,t - std_i G_i,t-1) with G_i,t = Σ_{s<=t} r_i,s (the sum is -std_i G_i,T).
+    - ``"min"``, max-min fairness: the increments of the minimum cumulative return,
+      min_i G_i,t - min_i G_i,t-1 (the sum is the worst-off agent's return).
+    """
+    if kind == "variance":
+        return -((rewards - rewards.mean(axis=-1, keepdims=True)) ** 2).mean(axis=-1)
+    cumulative = np.cumsum(rewards, axis=0)
+    if kind == "return-std":
+        level = -cumulative.std(axis=-1)
+    elif kind == "min":
+        level = cumulative.min(axis=-1)
+    else:
+        raise ValueError(f"unknown egalitarian reward '{kind}'; valid choices: {', '.join(EGALITARIAN)}")
+    return np.diff(level, axis=0, prepend=np.zeros_like(level[:1]))

@@ -51,7 +51,7 @@ from flwr.supercore import log
 from clients import protocol
 from clients.networks import NetworkConfig
 from strategies.base import FederationStrategy, shared_uploads
-from strategies.federated_policy import FederatedPolicy, egalitarian_reward, utilitarian_reward
+from strategies.federated_policy import EGALITARIAN, FederatedPolicy, egalitarian_reward, utilitarian_reward
 from strategies.federated_q import FederatedQ
 from strategies.participation import Participation
 
@@ -74,6 +74,8 @@ class FPFConfig:
     anchor_step: str = "round"
     # who is pulled toward ω and ω̄: the participants, or everyone (ablation)
     pull: str = "participants"
+    # ω̄'s team reward: variance (Eq. 3), return-std (the D&F code), min (max-min)
+    egalitarian: str = "variance"
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
@@ -103,7 +105,7 @@ class FPF(FederationStrategy):
                  state_space, learner: str = "ppo", lambda_u: float = 1.0, lambda_e: float = 1.0, lambda_h: float = 0.01,
                  eta: float = 1.0, fed_alpha: float = 1e-3, fed_lr: float = 3e-4, fed_critic_lr: float = 1e-3,
                  fed_updates: int = 4, fed_batch: int = 4096, anchor_step: str = "round",
-                 pull: str = "participants", net=None,
+                 pull: str = "participants", egalitarian: str = "variance", net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97):
         super().__init__(participation, seed)
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
@@ -111,7 +113,9 @@ class FPF(FederationStrategy):
         self.fed_updates, self.fed_batch = fed_updates, fed_batch
         if pull not in PULLS:
             raise ValueError(f"unknown pull '{pull}'; valid choices: {', '.join(PULLS)}")
-        self.anchor_step, self.pull = anchor_step, pull
+        if egalitarian not in EGALITARIAN:
+            raise ValueError(f"unknown egalitarian reward '{egalitarian}'; valid choices: {', '.join(EGALITARIAN)}")
+        self.anchor_step, self.pull, self.egalitarian = anchor_step, pull, egalitarian
         self.gamma, self.gae_lambda = gamma, gae_lambda
         if learner in self.refuses_learners:
             raise ValueError(f"{self.name} cannot federate {learner} agents")
@@ -156,11 +160,14 @@ class FPF(FederationStrategy):
                       gae_lambda=self.gae_lambda, gen=self._gen)
         uti = self.omega.update(rollout, utilitarian_reward(rollout.rewards), ent_coef=0.0,
                                 anchor=self._omega_bar_record, anchor_weight=self.lambda_e, **common)
-        ega = self.omega_bar.update(rollout, egalitarian_reward(rollout.rewards), ent_coef=self.lambda_h,
+        ega = self.omega_bar.update(rollout, egalitarian_reward(rollout.rewards, self.egalitarian), ent_coef=self.lambda_h,
                                     anchor=None, anchor_weight=0.0, **common)
         self._omega_bar_record = self.omega_bar.record()
         metrics = {f"omega_{k}": v for k, v in uti.items()} | {f"omega_bar_{k}": v for k, v in ega.items()}
         return self.omega.record(), metrics
+
+    def evaluation_policies(self) -> dict[str, ArrayRecord]:
+        return {"omega": self.omega.record(), "omega_bar": self._omega_bar_record}
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"omega": self.omega.state_dict(), "omega_bar": self.omega_bar.state_dict(),

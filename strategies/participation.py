@@ -2,8 +2,12 @@
 
 Four ways to choose it, all validated against the number of agents:
 
-- a fraction ``p`` in [0, 1] with ``draw="fixed"``: the first ``round(p·N)`` agents, every
-  round (the FPF paper's code fixes the first half);
+- a fraction ``p`` in [0, 1] with ``draw="fixed"`` (the default): ``round(p·N)`` agents drawn
+  once from the run's seed, the same every round. In games where agents differ
+  (Manufacturing Plant's gem needs) a split by index would confound participation with
+  identity, so the set is random; it is reported in the run's notes;
+- ``draw="first"``: the first ``round(p·N)`` agents (the FPF paper's code fixes the first
+  half);
 - a fraction with ``draw="random"``: a fresh uniform draw of ``round(p·N)`` agents each
   round, seeded by (run seed, round) so runs are reproducible;
 - an explicit list ``"ids:0,3,7"`` (or ``"0,3,7"`` with at least one comma);
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DRAWS = ("fixed", "random")
+DRAWS = ("fixed", "first", "random")
 
 
 @dataclass
@@ -27,7 +31,8 @@ class JoiningConfig:
 
     # a fraction in [0, 1], an explicit list "ids:0,3,7", or "voluntary"
     participation: str = "0.5"
-    # fixed: the same set every round; random: a fresh draw every round
+    # fixed: a set drawn once from the seed; first: the first agents; random: a fresh draw
+    # every round
     draw: str = "fixed"
     # free entry and exit (participation="voluntary"): exploration rate and return memory
     vol_epsilon: float = 0.1
@@ -95,7 +100,16 @@ class Participation:
         if self.draw == "random":
             rng = np.random.default_rng([seed, server_round, 7])
             return frozenset(int(i) for i in rng.choice(self.num_agents, self.size, replace=False))
+        if self.draw == "fixed":
+            rng = np.random.default_rng([seed, 7])
+            return frozenset(int(i) for i in rng.choice(self.num_agents, self.size, replace=False))
         return frozenset(range(self.size))
+
+    def fixed_set(self, seed: int) -> list[int] | None:
+        """The participation set when it is the same every round (to report it), else None."""
+        if self.voluntary or self.draw == "random":
+            return None
+        return sorted(self.members(1, seed))
 
 
 class Voluntary(Participation):

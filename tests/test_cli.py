@@ -23,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
     (["--participation", "-0.1"], "participation must be a fraction in [0, 1]"),
     (["--participation", "ids:0,7", "--agents", "3"], "participation names unknown agents [7]; valid agent ids: 0..2"),
     (["--participation", "half"], "must be a fraction in [0, 1] or a list like ids:0,3,7"),
-    (["--draw", "sometimes"], "unknown draw 'sometimes'; valid choices: fixed, random"),
+    (["--draw", "sometimes"], "unknown draw 'sometimes'; valid choices: fixed, first, random"),
     (["--lambda-u", "-1"], "lambda-u must be >= 0, got -1.0"),
     (["--lambda-e", "-0.5"], "lambda-e must be >= 0"),
     (["--rounds", "0"], "rounds must be >= 1, got 0"),
     (["--agents", "0"], "agents must be >= 1, got 0"),
     (["--eta", "0"], "eta must be in (0, 2]"),
-    (["--anchor-step", "lbfgs"], "unknown anchor-step 'lbfgs'; valid choices: sgd, adam"),
+    (["--anchor-step", "lbfgs"], "unknown anchor-step 'lbfgs'; valid choices: round, sgd, adam"),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(args, expected, capsys):
     assert run_sim.main(args + ["--out", "/nonexistent/never-written"]) == 2
@@ -86,7 +86,8 @@ def test_one_comparison_table_across_graphs_and_baselines(tmp_path, capsys):
     assert "note: --participation does not apply: ia has no federation: nobody participates" in capsys.readouterr().err
     notes = json.loads((tmp_path / "ia_seed0" / "config.json").read_text())["notes"]
     assert notes == ["--participation 1.0 does not apply: ia has no federation: nobody participates"]
-    assert "notes" not in json.loads((tmp_path / "lmf-ring_seed0" / "config.json").read_text())
+    lmf_notes = json.loads((tmp_path / "lmf-ring_seed0" / "config.json").read_text())["notes"]
+    assert lmf_notes == ["participation set: agents [0, 1, 2]"]
     table = (tmp_path / "comparison.md").read_text()
     assert [line.split("|")[1].strip() for line in table.splitlines()[2:5]] == ["lmf-ring", "lmf-dynamic", "ia"]
     assert (tmp_path / "comparison.png").stat().st_size > 10_000

@@ -163,11 +163,11 @@ def test_anchor_pull_after_every_step():
     """lr·w = 1 puts θ on ω after each pull; with w = 0 the policy moves away."""
     agent = learner(dqn_lr=1e-3)
     omega = {k: torch.full_like(v, 0.25) for k, v in agent.policy.state_dict().items()}
-    agent.train(experience(BOX), Anchors(omega=omega, weight_u=1000.0), seed=0)
+    agent.train(experience(BOX), Anchors(omega=omega, weight_u=1000.0, step="sgd"), seed=0)
     for name, p in agent.policy.named_parameters():
         torch.testing.assert_close(p.detach(), omega[name])
     other = learner(dqn_lr=1e-3)
-    other.train(experience(BOX), Anchors(omega=omega, weight_u=0.0), seed=0)
+    other.train(experience(BOX), Anchors(omega=omega, weight_u=0.0, step="sgd"), seed=0)
     assert not torch.allclose(other.policy[0].weight, omega["0.weight"])
 
 

@@ -70,6 +70,20 @@ def test_utilitarian_and_egalitarian_rewards():
     assert egalitarian_reward(r)[0, 0] == pytest.approx(-2 / 3)
 
 
+def test_egalitarian_reward_variants_by_hand():
+    # T=2, B=1, N=3: rewards [1, 0, 2] then [0, 0, 1]; cumulative [1, 0, 2] then [1, 0, 3]
+    r = np.array([[[1.0, 0.0, 2.0]], [[0.0, 0.0, 1.0]]])
+    std1, std2 = np.std([1.0, 0.0, 2.0]), np.std([1.0, 0.0, 3.0])
+    np.testing.assert_allclose(egalitarian_reward(r, "return-std")[:, 0], [-std1, -(std2 - std1)])
+    assert egalitarian_reward(r, "return-std").sum() == pytest.approx(-std2)  # minus the std of the returns
+    np.testing.assert_allclose(egalitarian_reward(r, "min")[:, 0], [0.0, 0.0])  # agent 1 never gets anything
+    r2 = np.array([[[1.0, 1.0, 2.0]], [[1.0, 0.0, 1.0]]])  # cumulative minima 1 then 1
+    np.testing.assert_allclose(egalitarian_reward(r2, "min")[:, 0], [1.0, 0.0])
+    np.testing.assert_allclose(egalitarian_reward(r, "variance")[:, 0], [-2 / 3, -2 / 9])
+    with pytest.raises(ValueError, match="unknown egalitarian reward"):
+        egalitarian_reward(r, "gini")
+
+
 def test_fairness_metrics():
     x = np.array([1.0, 3.0])
     assert cv(x) == pytest.approx(0.5)  # std 1, mean 2
@@ -158,3 +172,13 @@ def test_summary_json_is_strict_json_when_metrics_are_undefined(tmp_path):
     loaded = json.loads((tmp_path / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert loaded["cv_last"] is None and loaded["collective_return_last"] == 0.0
     assert math.isnan(summary["cv_last"])
+
+
+def test_mean_sd_and_confidence_interval_by_hand():
+    from federation.compare import fmt_mean_std, mean_sd_ci
+
+    mean, sd, half, n = mean_sd_ci([1.0, 2.0, 3.0, float("nan")])
+    # sample sd of 1, 2, 3 is 1; t(0.975, 2) = 4.3027; half-width 4.3027 / sqrt(3)
+    assert (mean, sd, n) == (2.0, 1.0, 3) and half == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
+    assert fmt_mean_std([1.0, 2.0, 3.0]) == "2 ± 1 [±2.5]"
+    assert fmt_mean_std([5.0]) == "5" and fmt_mean_std([]) == "–"

@@ -297,8 +297,9 @@ def test_state_by_hand():
     expected = [0, 0, 1, 3 / 7]  # positions (x - 2) / 7
     expected += [1, 0, 2, 0, 3, 0]  # held counts
     expected += [1 / 7, 5 / 7, 4 / 7, 2 / 7, 6 / 7, 6 / 7, 1 / 7, 1 / 7]  # gems
+    expected += [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0]  # gem types 0, 1, 2, 0, one-hot
     np.testing.assert_allclose(game.state(), [expected], rtol=1e-6)
-    assert game.state().dtype == np.float32 and game.state_dim == 18
+    assert game.state().dtype == np.float32 and game.state_dim == 30
 
 
 @pytest.mark.parametrize("rules", RULES)
@@ -313,7 +314,7 @@ def test_reset_draws_a_valid_state(rules):
     assert np.all(game.held == 0) and np.all(obs[..., 2:5] == 0)
     assert np.all((obs[..., :2] >= 0) & (obs[..., :2] <= 1))
     assert set(np.unique(obs[..., 5:])) <= {0.0, 1.0}
-    assert game.state().shape == (32, 41) == (32, game.state_dim)  # 10 + 15 + 16
+    assert game.state().shape == (32, 65) == (32, game.state_dim)  # 10 + 15 + 16 + 24
     assert game.gem_type.shape == (32, 8) and game.gem_type.dtype == np.int64
 
 

@@ -85,7 +85,7 @@ def test_anchor_pull_once_per_round_and_round_trip():
     agent.scale_lr(0.5)  # lr 0.25, as LMF's α_t would set it
     empty = three_steps()
     empty.mask[:] = 0
-    agent.train(empty, Anchors(omega={"q": torch.ones(3, 2)}, weight_u=2.0), seed=0)
+    agent.train(empty, Anchors(omega={"q": torch.ones(3, 2)}, weight_u=2.0, step="sgd"), seed=0)
     # one pull per round: q <- 0 - 0.25·2·(0 - 1) = 0.5
     np.testing.assert_allclose(agent.policy.q.detach().numpy(), np.full((3, 2), 0.5))
 

@@ -47,7 +47,7 @@ SPACES = {
     ("matrix", "discrete"): spaces.Discrete(5),
     ("matthew", "vector"): spaces.Box(0.0, 1.0, (6,), np.float32),
 }
-STATE_DIMS = {"job": 8, "manufacturing": 31, "matrix": 5, "matthew": 15}
+STATE_DIMS = {"job": 8, "manufacturing": 55, "matrix": 5, "matthew": 15}
 
 
 @pytest.mark.parametrize("name, mode", sorted(SPACES))

@@ -25,8 +25,10 @@ def _fpf(seed=0):
 def test_fpf_resumes_its_anchors_exactly():
     a, w, init = _fpf()
     arrays, _ = a.federated_training(1, w.rollout(1), init)
+    a.members = frozenset({0, 1, 2})
     b, _, _ = _fpf(seed=5)  # another generator and initialisation: only the loaded state counts
     b.load_state_dict(a.state_dict())
+    assert b.members == a.members
     ro = w.rollout(2)
     next_a, _ = a.federated_training(2, ro, arrays)
     next_b, _ = b.federated_training(2, ro, arrays)
