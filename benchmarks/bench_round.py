@@ -51,7 +51,7 @@ DEFAULT_ROUNDS = RunConfig().rounds
 def in_process(cfg: RunConfig) -> float:
     """Seconds per round of the project's round with the ClientApp called directly."""
     federation = Federation(cfg, RunRecorder(cfg.out, cfg.to_json()))
-    federation.bind({a: a + 1 for a in range(cfg.agents)}, concurrency=1)
+    federation.bind({a: a + 1 for a in range(cfg.agents)})
     contexts = {a + 1: Context(run_id=1, node_id=a + 1, node_config={"agent-id": a}, state=RecordDict(), run_config={})
                 for a in range(cfg.agents)}
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
@@ -105,7 +105,11 @@ def main() -> None:
     rounds_wall = float(col("round_s").sum())
     flower_round = rounds_wall / len(rows)
     messaging = float(col("flower_s").mean())
-    fixed = wall - rounds_wall  # start-up and shut-down
+    # Flower's start-up and shut-down: the run's wall time less its rounds and less the
+    # project's own set-up (game, world, strategy) and finish (plots, summary), which the
+    # references do as well
+    own = summary["build_s"] + summary["finish_s"]
+    fixed = wall - rounds_wall - own
     projected = fixed + DEFAULT_ROUNDS * flower_round
     share = (fixed + DEFAULT_ROUNDS * messaging) / projected
     steps_per_s = float(col("agent_steps").sum() / col("rollout_s").sum())
@@ -117,7 +121,8 @@ def main() -> None:
     print(f"in Flower, per round: rollout {col('rollout_s').mean():.2f} s, agents' training {col('train_s').mean():.2f} s "
           f"(summed over agents), aggregation + federated training {col('aggregate_s').mean():.2f} s, "
           f"messaging {messaging:.2f} s")
-    print(f"Flower start-up and shut-down: {fixed:.1f} s (agents identified after {summary['startup_s']:.1f} s)")
+    print(f"Flower start-up and shut-down: {fixed:.1f} s (agents identified {summary['startup_s']:.1f} s after the "
+          f"ServerApp started; the project's own set-up and finish, {own:.1f} s, not counted)")
     print(f"projected default run ({DEFAULT_ROUNDS} rounds): {projected:.0f} s, of which start-up and shut-down "
           f"{fixed:.1f} s and messaging {DEFAULT_ROUNDS * messaging:.1f} s")
     if args.strategy != "independent":

@@ -10,6 +10,7 @@ in a fresh process. Everything else the agent needs arrives in the message
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -80,6 +81,7 @@ def train(msg: Message, context: Context) -> Message:
     if (shared := instructions.shared_record(policy, cfg, update)) is not None:
         content[protocol.SHARED] = shared
     content[protocol.METRICS]["client_s"] = time.perf_counter() - start  # all the agent's work this round
+    content[protocol.METRICS]["pid"] = float(os.getpid())  # which process did it (the server's time accounting)
     return Message(content, reply_to=msg)
 
 

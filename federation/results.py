@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,12 @@ class RunRecorder:
         self.events.append({"round": server_round, "kind": kind, "detail": detail})
 
     def finish(self, extra: dict) -> dict:
-        summary = summarise(self.rows) | extra | {"events": self.events}
-        (self.out / "summary.json").write_text(json.dumps(_finite(summary), indent=2, default=_json_default, allow_nan=False))
+        """Plot the curves, then write summary.json (with ``finish_s``, the time this took)."""
+        start = time.perf_counter()
         plot_run(self.rows, self.out / "curves.png", title=f"{extra.get('strategy', '')} on {extra.get('env', '')}")
+        summary = summarise(self.rows) | extra | {"events": self.events}
+        summary["finish_s"] = time.perf_counter() - start
+        (self.out / "summary.json").write_text(json.dumps(_finite(summary), indent=2, default=_json_default, allow_nan=False))
         return summary
 
 

@@ -95,16 +95,14 @@ class Federation:
         self.assignment = cfg.learners()
         self.learner_cfgs = {name: learner_config(cfg, self.world, name) for name in set(self.assignment)}
         self.node_agent: dict[int, int] = {}
-        self.concurrency = cfg.agents
         self._evaluator: World | None = None
         # the configured participation set, whatever the strategy makes of it (paired controls)
         self.split = Participation.from_config(cfg.joining, cfg.agents).fixed_set(cfg.seed)
 
-    def bind(self, nodes: dict[int, int], concurrency: int) -> None:
-        """``nodes``: agent id -> node id; ``concurrency``: how many agents train at once."""
+    def bind(self, nodes: dict[int, int]) -> None:
+        """``nodes``: agent id -> node id."""
         self.node_agent = {n: a for a, n in nodes.items()}
         self.strategy.bind(nodes)
-        self.concurrency = concurrency
 
     def play(self, rnd: int, exchange: Callable[[list[Message]], Iterable[Message]]) -> dict:
         """One round: rollout, train messages, aggregation, federated training; returns its metrics row."""
@@ -134,8 +132,7 @@ class Federation:
         t4 = time.perf_counter()
 
         timings = {"rollout_s": t1 - t0, "exchange_s": t3 - t2, "aggregate_s": t4 - t3, "round_s": t4 - t0}
-        row = round_row(rnd, rollout, world, strategy.participants(), client_stats, timings, self.concurrency,
-                        cfg.agents)
+        row = round_row(rnd, rollout, world, strategy.participants(), client_stats, timings, cfg.agents)
         if self.split is not None:
             returns = rollout.returns
             row["split_in_return"] = group_mean(returns, self.split)
@@ -173,7 +170,7 @@ class Federation:
         return out
 
 
-def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -> dict:
+def run_federation(grid: Grid, cfg: RunConfig) -> dict:
     """Discover the agents, then run ``cfg.rounds`` rounds; returns the run's summary."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -181,10 +178,11 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
     # processes need the cores
     torch.set_num_threads(cfg.execution.torch_threads)
     federation = Federation(cfg, RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg)))
+    build_s = time.perf_counter() - start
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies (default every 0.1 s)
         grid.pull_interval = 0.01
     nodes = discover_agents(grid, cfg.agents, cfg.execution.node_timeout)
-    federation.bind(nodes, concurrency or cfg.agents)
+    federation.bind(nodes)
     federation.strategy.summary()
     startup_s = time.perf_counter() - start
 
@@ -201,6 +199,7 @@ def run_federation(grid: Grid, cfg: RunConfig, concurrency: int | None = None) -
         bar.close()
     return federation.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
                                        "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
+                                       "build_s": build_s,
                                        "wall_s": time.perf_counter() - start})
 
 
@@ -244,7 +243,7 @@ def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[in
 
 
 def round_row(rnd: int, rollout, world: World, participants: frozenset[int], client_stats: list[dict], timings: dict,
-              concurrency: int, num_agents: int) -> dict:
+              num_agents: int) -> dict:
     """One row of metrics.csv: welfare, fairness, diagnostics and timings."""
     row = {"round": rnd, **welfare_row(rollout.returns, participants), **rollout.mediator_metrics()}
     if len(participants) >= 2:  # Theorem 2's consensus gap among the participants
@@ -253,9 +252,14 @@ def round_row(rnd: int, rollout, world: World, participants: frozenset[int], cli
             row["consensus_gap"] = consensus_gap(thetas)
     train_s = float(sum(s.get("train_s", 0.0) for s in client_stats))
     client_s = float(sum(s.get("client_s", 0.0) for s in client_stats))
-    parallel = min(concurrency, max(len(client_stats), 1))
-    row |= {**timings, "train_s": train_s, "client_s": client_s,
-            "flower_s": max(0.0, timings["exchange_s"] - client_s / parallel),
+    # the exchange lasts at least as long as the busiest process's agents' work; the rest is
+    # Flower's messaging (a process that handles several agents does them one after another)
+    per_process: dict[float, float] = {}
+    for s in client_stats:
+        per_process[s.get("pid", 0.0)] = per_process.get(s.get("pid", 0.0), 0.0) + s.get("client_s", 0.0)
+    busiest = max(per_process.values(), default=0.0)
+    row |= {**timings, "train_s": train_s, "client_s": client_s, "busiest_s": busiest,
+            "flower_s": max(0.0, timings["exchange_s"] - busiest),
             "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
     for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "td_loss", "epsilon", "buffer_size", "optimizer_steps",
                 "context_records", "update_norm", "pull_norm"):
@@ -273,14 +277,14 @@ def _progress(cfg: RunConfig):
     return tqdm(total=cfg.rounds, desc=f"{cfg.strategy} seed {cfg.seed}", unit="round")
 
 
-def make_server_app(cfg: RunConfig, outcome: RunOutcome | None = None, concurrency: int | None = None) -> ServerApp:
+def make_server_app(cfg: RunConfig, outcome: RunOutcome | None = None) -> ServerApp:
     """A ServerApp bound to an already validated configuration (for run_simulation)."""
     server = ServerApp()
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         try:
-            summary = run_federation(grid, cfg, concurrency)
+            summary = run_federation(grid, cfg)
             if outcome is not None:
                 outcome.summary = summary
         except BaseException as err:  # handed to the caller, which exits non-zero

@@ -20,7 +20,6 @@ def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
     from clients.client_app import app as client_app
 
     cpus = os.cpu_count() or 1
-    concurrency = max(1, min(cfg.agents, int(cpus // cfg.execution.client_cpus)))
     outcome = RunOutcome()
     backend_config = {
         "client_resources": {"num_cpus": cfg.execution.client_cpus, "num_gpus": 0.0},
@@ -30,7 +29,7 @@ def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
     if not verbose:
         for name in ("flwr", "ray"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    run_simulation(server_app=make_server_app(cfg, outcome, concurrency), client_app=client_app,
+    run_simulation(server_app=make_server_app(cfg, outcome), client_app=client_app,
                    num_supernodes=cfg.agents, backend_config=backend_config, verbose_logging=verbose)
     if outcome.error is not None:
         raise RunFailed(f"{type(outcome.error).__name__}: {outcome.error}") from outcome.error
