@@ -2,6 +2,8 @@
 """Reproduce the comparisons of "Beyond Mandatory Federations" on the three classic games.
 
     python experiments/reproduce_fpf.py --seeds 0 1 --out docs/results
+    python experiments/reproduce_fpf.py --games matthew --methods fpf fpf-everyone dnf independent \
+        --seeds 0 1 2 3 4 --rounds 150 40 40 --out docs/results
 
 For the Matthew Effect (10 agents), Job Scheduling (4) and Manufacturing Plant (5) it
 runs the baselines (independent, AVG, MIN, IA, FedAvg), FPF with half the agents
@@ -11,10 +13,17 @@ that change every round). It then writes into OUT:
 
 - ``collective_return.png``  FPF against the baselines (the paper's Figure 1);
 - ``federations.png``        FPF, LMF and D&F (Figure 2);
-- ``participants.png``       FPF's participants vs non-participants (Figure 3a-c);
+- ``participants.png``       FPF's participants vs non-participants (Figure 3a-c), with the
+  paired control: independent learners split into the same two groups (the set is drawn
+  from the seed, so the same seed gives the same split);
+- ``omega.png``              FPF's own policies π_ω and π_ω̄ played by every agent on
+  held-out games, against the agents;
 - ``lmf_variants.png``       LMF, LMF-Fix and LMF-Dynamic on the Matthew Effect (Figure 3d);
 - ``results.md`` / ``results.csv``  collective return, CV, Jain, min return and the
-  participants' and non-participants' returns per game and method, mean ± std over seeds.
+  participants' and non-participants' returns per game and method, mean ± sample std
+  over seeds and the 95% confidence interval of the mean; ``opt_in.md``: what opting in
+  gains, (participants − others) under FPF minus the same difference for independent
+  learners on the same split, seed by seed (a difference of differences), with its 95% CI.
 
 Runs already finished (their summary.json exists) are not run again, so an interrupted
 reproduction resumes where it stopped.
@@ -40,7 +49,8 @@ from federation.simulation import simulate  # noqa: E402
 
 GAMES = {"matthew": 10, "job": 4, "manufacturing": 5}
 LABELS = {"independent": "IPPO", "avg": "IPPO-AVG", "min": "IPPO-MIN", "ia": "IA", "fedavg": "FedAvg",
-          "fpf": "FPF", "dnf": "D&F", "lmf": "LMF", "lmf-fix": "LMF-Fix", "lmf-dynamic": "LMF-Dynamic"}
+          "fpf": "FPF", "fpf-everyone": "FPF (pull everyone)", "dnf": "D&F", "lmf": "LMF", "lmf-fix": "LMF-Fix",
+          "lmf-dynamic": "LMF-Dynamic"}
 VARIANTS = {
     "independent": {"strategy": "independent"},
     "avg": {"strategy": "avg"},
@@ -48,6 +58,7 @@ VARIANTS = {
     "ia": {"strategy": "ia"},
     "fedavg": {"strategy": "fedavg"},
     "fpf": {"strategy": "fpf", "participation": "0.5"},
+    "fpf-everyone": {"strategy": "fpf", "participation": "0.5", "pull": "everyone"},
     "dnf": {"strategy": "dnf"},
     "lmf": {"strategy": "lmf", "participation": "1.0", "graph": "ring"},
     "lmf-fix": {"strategy": "lmf", "participation": "1.0", "graph": "fixed", "graph_k": 2},
@@ -56,12 +67,12 @@ VARIANTS = {
 MATTHEW_ONLY = ("lmf-fix", "lmf-dynamic")
 
 
-def plan(games: dict[str, int], seeds: list[int], out: Path) -> list[tuple[str, str, RunConfig]]:
+def plan(games: dict[str, int], seeds: list[int], out: Path, methods: list[str]) -> list[tuple[str, str, RunConfig]]:
     runs = []  # seed outermost: an interrupted reproduction still has whole seeds
     for seed in seeds:
         for game, rounds in games.items():
             for variant, settings in VARIANTS.items():
-                if variant in MATTHEW_ONLY and game != "matthew":
+                if variant not in methods or (variant in MATTHEW_ONLY and game != "matthew"):
                     continue
                 cfg = RunConfig.of(env=game, agents=GAMES[game], rounds=rounds, seed=seed, progress=False,
                                 out=str(out / "runs" / game / f"{variant}_seed{seed}"), **settings)
@@ -85,10 +96,10 @@ def plot(results, games, variants, key, path: Path, title: str, ylabel: str) -> 
             runs = results.get((game, variant))
             if not runs:
                 continue
-            mean, std = mean_curve([m for _, m in runs], key, smoothing=0.1)
+            mean, half = mean_curve([m for _, m in runs], key, smoothing=0.1)
             x = np.arange(1, len(mean) + 1)
-            ax.plot(x, mean, color=f"C{c}", label=LABELS[variant])
-            ax.fill_between(x, mean - std, mean + std, color=f"C{c}", alpha=0.15)
+            ax.plot(x, mean, color=f"C{c}", label=f"{LABELS[variant]} (n={len(runs)})")
+            ax.fill_between(x, mean - half, mean + half, color=f"C{c}", alpha=0.15)
         ax.set(title=game, xlabel="round (one 200-step episode per game copy)", ylabel=ylabel)
         ax.legend(fontsize=8)
     fig.suptitle(title)
@@ -98,22 +109,75 @@ def plot(results, games, variants, key, path: Path, title: str, ylabel: str) -> 
 
 
 def plot_participants(results, games, path: Path) -> None:
+    """FPF's participants vs the others, and the same split under independent learners."""
+    fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 4), squeeze=False)
+    for ax, game in zip(axes[0], games):
+        lines = [("fpf", "participants_return", "FPF participants", "C2", "-"),
+                 ("fpf", "nonparticipants_return", "FPF non-participants", "C3", "-"),
+                 ("independent", "split_in_return", "IPPO, same split: 'participants'", "C2", ":"),
+                 ("independent", "split_out_return", "IPPO, same split: the others", "C3", ":")]
+        for variant, key, label, color, style in lines:
+            runs = results.get((game, variant))
+            if not runs:
+                continue
+            mean, half = mean_curve([m for _, m in runs], key, smoothing=0.1)
+            x = np.arange(1, len(mean) + 1)
+            ax.plot(x, mean, color=color, linestyle=style, label=label)
+            ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.12)
+        ax.set(title=f"{game}: mean return per agent (95% CI)", xlabel="round", ylabel="mean return per agent")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_omega(results, games, path: Path) -> None:
+    """π_ω's and π_ω̄'s own collective return on held-out games, against FPF's agents."""
     fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 4), squeeze=False)
     for ax, game in zip(axes[0], games):
         runs = results.get((game, "fpf"))
         if not runs:
             continue
-        for c, (key, label) in enumerate((("participants_return", "participants"),
-                                          ("nonparticipants_return", "non-participants"))):
-            mean, std = mean_curve([m for _, m in runs], key, smoothing=0.1)
-            x = np.arange(1, len(mean) + 1)
-            ax.plot(x, mean, color=f"C{c + 2}", label=label)
-            ax.fill_between(x, mean - std, mean + std, color=f"C{c + 2}", alpha=0.15)
-        ax.set(title=f"FPF on {game}", xlabel="round", ylabel="mean return per agent")
-        ax.legend()
+        for key, label, color in (("collective_return", "FPF agents", "C0"), ("omega_eval_collective", "π_ω", "C1"),
+                                  ("omega_bar_eval_collective", "π_ω̄", "C4")):
+            rows = [[r for r in m if np.isfinite(r.get(key, np.nan))] for _, m in runs]
+            if not all(rows):
+                continue
+            mean, half = mean_curve(rows, key, smoothing=0.1)
+            x = np.array([r["round"] for r in rows[0][:len(mean)]])
+            ax.plot(x, mean, color=color, label=label)
+            ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.12)
+        ax.set(title=f"FPF on {game} (95% CI)", xlabel="round", ylabel="collective return")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def opt_in_table(results, games, out: Path) -> str:
+    """Difference of differences per seed: (participants − others) under the FPF variant minus
+    (the same split's difference) under independent learners, over the last quarter of rounds."""
+    def gap(metrics, a, b):
+        last = metrics[-max(1, len(metrics) // 4):]
+        return float(np.nanmean([r.get(a, np.nan) for r in last]) - np.nanmean([r.get(b, np.nan) for r in last]))
+
+    lines = ["| game | method | seeds | participants − others | IPPO on the same split | difference of differences |",
+             "|---|---|---|---|---|---|"]
+    for game in games:
+        control = {s["seed"]: gap(m, "split_in_return", "split_out_return") for s, m in results.get((game, "independent"), [])}
+        for variant in ("fpf", "fpf-everyone"):
+            runs = [(s, m) for s, m in results.get((game, variant), []) if s["seed"] in control]
+            if not runs:
+                continue
+            own = [gap(m, "participants_return", "nonparticipants_return") for _, m in runs]
+            ctl = [control[s["seed"]] for s, _ in runs]
+            lines.append(f"| {game} | {LABELS[variant]} | {len(runs)} | {fmt_mean_std(own)} | {fmt_mean_std(ctl)} | "
+                         f"{fmt_mean_std([a - b for a, b in zip(own, ctl)])} |")
+    text = "\n".join(lines) + ("\n\nMean return per agent over the last quarter of the rounds; cells: mean ± sample "
+                               "std over seeds [± 95% CI half-width]. Seeds are paired: the participation set is "
+                               "drawn from the seed, so FPF and IPPO split the same agents.\n")
+    (out / "opt_in.md").write_text(text)
+    return text
 
 
 def table(results, games, out: Path) -> str:
@@ -148,10 +212,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--out", type=Path, default=Path("docs/results"))
     p.add_argument("--rounds", type=int, nargs=3, default=[30, 40, 40], metavar=("MATTHEW", "JOB", "MANUFACTURING"))
+    p.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES))
+    p.add_argument("--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--report-only", action="store_true", help="only redraw figures and tables from finished runs")
     args = p.parse_args()
-    games = dict(zip(GAMES, args.rounds))
-    runs = plan(games, args.seeds, args.out)
+    games = {g: r for g, r in zip(GAMES, args.rounds) if g in args.games}
+    runs = plan(games, args.seeds, args.out, args.methods)
     if not args.report_only:
         for k, (game, variant, cfg) in enumerate(runs, 1):
             if (Path(cfg.out) / "summary.json").exists():
@@ -169,7 +235,9 @@ def main() -> None:
          "LMF variants on the Matthew Effect", "collective return")
     plot(results, list(games), baselines + ["dnf", "lmf"], "cv", args.out / "cv.png", "Coefficient of variation", "CV")
     plot_participants(results, list(games), args.out / "participants.png")
+    plot_omega(results, list(games), args.out / "omega.png")
     print(table(results, list(games), args.out))
+    print(opt_in_table(results, list(games), args.out))
 
 
 if __name__ == "__main__":
