@@ -18,6 +18,7 @@ Agents may use different learners in one run (``--learner ppo:0-4,dqn:5-9``,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -161,6 +162,18 @@ def hyper_from(cls: type, values) -> Any:
                 value = value.lower() in ("true", "1", "yes")
             kwargs[f.name] = type(default)(value)
     return cls(**kwargs)
+
+
+def snapshot(owner: Any, *names: str) -> dict:
+    """A copy of the state dicts of ``owner``'s named networks and optimisers (an optimiser's
+    state dict shares tensors with the live optimiser, hence the copy)."""
+    return copy.deepcopy({name: getattr(owner, name).state_dict() for name in names})
+
+
+def restore(owner: Any, state: dict) -> None:
+    """Load what :func:`snapshot` took back into ``owner``'s networks and optimisers."""
+    for name, value in state.items():
+        getattr(owner, name).load_state_dict(value)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

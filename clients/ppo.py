@@ -23,7 +23,6 @@ against 118 for independent learners.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ from torch import nn
 
 from clients.anchors import Anchors
 from clients.experience import Experience
-from clients.learners import Learner, set_lr
+from clients.learners import Learner, restore, set_lr, snapshot
 from clients.networks import NetworkConfig, initial_network, network
 from clients.policies import SOFTMAX
 
@@ -145,12 +144,7 @@ class PPOLearner(Learner):
         return stats
 
     def state_dict(self) -> dict:
-        """A copy (optimisers' state dicts share tensors with the live optimiser otherwise)."""
-        return copy.deepcopy({"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "opt_actor": self.opt_actor.state_dict(), "opt_critic": self.opt_critic.state_dict()})
+        return snapshot(self, "actor", "critic", "opt_actor", "opt_critic")
 
     def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.opt_actor.load_state_dict(state["opt_actor"])
-        self.opt_critic.load_state_dict(state["opt_critic"])
+        restore(self, state)

@@ -18,14 +18,13 @@ critic evaluates the behaviour joint policy, the usual approximation of such met
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from flwr.app import ArrayRecord
 from torch import nn
 
 from clients.anchors import proximal
+from clients.learners import restore, snapshot
 from clients.networks import NetworkConfig, load_record, network, to_record
 from clients.ppo import gae
 
@@ -48,14 +47,10 @@ class FederatedPolicy:
 
     def state_dict(self) -> dict:
         """Networks and optimisers, for checkpoints (a copy)."""
-        return copy.deepcopy({"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                              "opt_actor": self.opt_actor.state_dict(), "opt_critic": self.opt_critic.state_dict()})
+        return snapshot(self, "actor", "critic", "opt_actor", "opt_critic")
 
     def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.opt_actor.load_state_dict(state["opt_actor"])
-        self.opt_critic.load_state_dict(state["opt_critic"])
+        restore(self, state)
 
     def load(self, record: ArrayRecord) -> None:
         load_record(self.actor, record)

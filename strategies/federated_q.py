@@ -60,6 +60,7 @@ from torch import nn
 
 from clients.anchors import proximal
 from clients.dqn import double_dqn_target
+from clients.learners import restore, snapshot
 from clients.networks import NetworkConfig, load_record, network, to_record
 
 MAX_GRAD_NORM = 10.0  # as the agents' dqn_max_grad_norm default
@@ -81,12 +82,10 @@ class FederatedQ:
 
     def state_dict(self) -> dict:
         """Networks and optimiser, for checkpoints (a copy)."""
-        return copy.deepcopy({"q": self.q.state_dict(), "target": self.target.state_dict(), "opt": self.opt.state_dict()})
+        return snapshot(self, "q", "target", "opt")
 
     def load_state_dict(self, state: dict) -> None:
-        self.q.load_state_dict(state["q"])
-        self.target.load_state_dict(state["target"])
-        self.opt.load_state_dict(state["opt"])
+        restore(self, state)
 
     def record(self) -> ArrayRecord:
         return to_record(self.q)

@@ -12,7 +12,7 @@ from federation.simulation import simulate
 from federation.world import World
 from strategies.fpf import FPF
 
-TIMING = {"rollout_s", "train_s", "client_s", "aggregate_s", "flower_s", "exchange_s", "round_s", "agents_train_s"}
+TIMING = {"rollout_s", "train_s", "client_s", "busiest_s", "aggregate_s", "flower_s", "exchange_s", "round_s", "agents_train_s"}
 
 
 def read_rows(out):
