@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -316,6 +317,7 @@ def main() -> None:
     runs = {f"loop of {args.agents} PPOLearner.train": loop,
             **{f"StackedPPO.train (impl={k})": (lambda seeds, m=m: m.train(exps, seeds)) for k, m in stacked.items()}}
     times: dict[str, list[float]] = {name: [] for name in runs}
+    load_before = os.getloadavg()[0]
     for rnd in range(args.repeats + 1):  # round 0 warms up; all run each round, so they share the machine's load
         for name, run in runs.items():
             t = time.perf_counter()
@@ -324,7 +326,8 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t)
     print(f"{args.agents} agents, hidden {net.hidden} x {net.layers}, T={args.steps}, B={args.batch}, "
           f"{cfg.epochs} epochs, minibatch {cfg.minibatch}, {torch.get_num_threads()} torch threads, "
-          f"{args.repeats} timed rounds")
+          f"{args.repeats} timed rounds; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+          f"({os.cpu_count()} CPUs: a load above ~0.5 means other processes shared the cores, times are inflated)")
     base = np.median(times[next(iter(runs))]), min(times[next(iter(runs))])
     for name, ts in times.items():
         print(f"  {name:32s} median {np.median(ts):.3f} s, min {min(ts):.3f} s per round; "
