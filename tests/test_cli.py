@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
     (["--rounds", "0"], "rounds must be >= 1, got 0"),
     (["--agents", "0"], "agents must be >= 1, got 0"),
     (["--eta", "0"], "eta must be in (0, 2]"),
+    (["--lambda-u", "nan"], "lambda-u must be a finite number, got nan"),
+    (["--lambda-u", "inf"], "lambda-u must be a finite number, got inf"),
+    (["--lr-actor=-inf"], "lr-actor must be a finite number, got -inf"),
     (["--anchor-step", "lbfgs"], "unknown anchor-step 'lbfgs'; valid choices: round, sgd, adam"),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(args, expected, capsys):
