@@ -326,8 +326,8 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t)
     print(f"{args.agents} agents, hidden {net.hidden} x {net.layers}, T={args.steps}, B={args.batch}, "
           f"{cfg.epochs} epochs, minibatch {cfg.minibatch}, {torch.get_num_threads()} torch threads, "
-          f"{args.repeats} timed rounds; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
-          f"({os.cpu_count()} CPUs: a load above ~0.5 means other processes shared the cores, times are inflated)")
+          f"{args.repeats} timed rounds; 1-min load average before the run {load_before:.1f} on {os.cpu_count()} CPUs "
+          "(above ~0.5, other processes share the cores and the times, the loop's most, are inflated)")
     base = np.median(times[next(iter(runs))]), min(times[next(iter(runs))])
     for name, ts in times.items():
         print(f"  {name:32s} median {np.median(ts):.3f} s, min {min(ts):.3f} s per round; "
