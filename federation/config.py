@@ -22,7 +22,7 @@ from clients.networks import NetworkConfig
 from clients.ppo import PPOConfig
 from clients.qtable import QTableConfig
 from clients.anchors import Anchors
-from strategies.federated_policy import EGALITARIAN
+from strategies.federated_policy import EGALITARIAN, OBJECTIVES
 from strategies.fpf import PULLS, FPFConfig
 from strategies.lmf import LMFConfig
 from strategies.participation import JoiningConfig
@@ -211,6 +211,8 @@ class RunConfig:
             raise ConfigError(f"unknown anchor-step '{self.fpf.anchor_step}'; valid choices: {', '.join(Anchors.STEPS)}")
         if self.fpf.egalitarian not in EGALITARIAN:
             raise ConfigError(f"unknown egalitarian '{self.fpf.egalitarian}'; valid choices: {', '.join(EGALITARIAN)}")
+        if self.fpf.fed_objective not in OBJECTIVES:
+            raise ConfigError(f"unknown fed-objective '{self.fpf.fed_objective}'; valid choices: {', '.join(OBJECTIVES)}")
         if self.fpf.pull not in PULLS:
             raise ConfigError(f"unknown pull '{self.fpf.pull}'; valid choices: {', '.join(PULLS)}")
         if self.fpf.anchor_step == "round" and self.fpf.fed_alpha * (self.fpf.lambda_u + self.fpf.lambda_e) > 1:

@@ -14,6 +14,14 @@ importance weights (as in IMPALA / Retrace)::
 with ``Â_t`` the GAE advantage of the team reward under ``V``, normalised per minibatch.
 The truncation keeps the update bounded when ω is far from the agents' policies; the
 critic evaluates the behaviour joint policy, the usual approximation of such methods.
+
+``objective="awr"`` replaces the policy-gradient term by advantage-weighted regression
+(Peng et al. 2019), ``-E[min(exp(Â/β), 20) · log π_ω(a_i|o_i)]`` with β = 1 on the
+normalised advantages: ω imitates the agents' actions, weighted by what they did for the
+team reward, so it stays on the data's support however many updates it takes. (Measured
+on the Matthew Effect, seed 0: with 64 updates per round at 10⁻³ the importance-weighted
+gradient made π_ω collapse below random play — held-out collective return 1.8, 1.4, 0.3
+at rounds 5, 10, 15, entropy 1.61 → 0.29 — and an entropy bonus of 0.01 did not stop it.)
 """
 
 from __future__ import annotations
@@ -28,12 +36,17 @@ from clients.learners import restore, snapshot
 from clients.networks import NetworkConfig, load_record, network, to_record
 from clients.ppo import gae
 
+OBJECTIVES = ("is-pg", "awr")
+
 
 class FederatedPolicy:
     """One server-side policy with its centralised critic and optimisers."""
 
     def __init__(self, init: ArrayRecord, space, num_actions: int, state_space, net: NetworkConfig,
-                 lr: float, critic_lr: float, seed: int):
+                 lr: float, critic_lr: float, seed: int, objective: str = "is-pg"):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective '{objective}'; valid choices: {', '.join(OBJECTIVES)}")
+        self.objective = objective
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.actor = network(space, num_actions, net, out_gain=0.01)
@@ -87,7 +100,10 @@ class FederatedPolicy:
             weight = (logp.detach() - mu_logp[idx]).exp().clamp(max=1.0)
             mb_adv = a_adv[idx]
             mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std(unbiased=False) + 1e-8)
-            pg_loss = -(weight * mb_adv * logp).mean()
+            if self.objective == "awr":
+                pg_loss = -(mb_adv.exp().clamp(max=20.0) * logp).mean()
+            else:
+                pg_loss = -(weight * mb_adv * logp).mean()
             entropy = dist.entropy().mean()
             loss = pg_loss - ent_coef * entropy
             if anchor_params is not None and anchor_weight > 0:

@@ -76,6 +76,9 @@ class FPFConfig:
     pull: str = "participants"
     # ω̄'s team reward: variance (Eq. 3), return-std (the D&F code), min (max-min)
     egalitarian: str = "variance"
+    # how ω and ω̄ learn from the agents' data (PPO agents): importance-weighted policy
+    # gradient (is-pg) or advantage-weighted regression (awr); strategies/federated_policy.py
+    fed_objective: str = "is-pg"
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
@@ -105,7 +108,7 @@ class FPF(FederationStrategy):
                  state_space, learner: str = "ppo", lambda_u: float = 1.0, lambda_e: float = 1.0, lambda_h: float = 0.01,
                  eta: float = 1.0, fed_alpha: float = 1e-3, fed_lr: float = 3e-4, fed_critic_lr: float = 1e-3,
                  fed_updates: int = 4, fed_batch: int = 4096, anchor_step: str = "round",
-                 pull: str = "participants", egalitarian: str = "variance", net=None,
+                 pull: str = "participants", egalitarian: str = "variance", fed_objective: str = "is-pg", net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97):
         super().__init__(participation, seed)
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
@@ -119,9 +122,13 @@ class FPF(FederationStrategy):
         self.gamma, self.gae_lambda = gamma, gae_lambda
         if learner in self.refuses_learners:
             raise ValueError(f"{self.name} cannot federate {learner} agents")
-        federated = FederatedQ if learner == "dqn" else FederatedPolicy
         dims = dict(space=space, num_actions=num_actions, state_space=state_space, net=net or NetworkConfig(),
                     critic_lr=fed_critic_lr)
+        if learner == "dqn":
+            federated = FederatedQ
+        else:
+            federated = FederatedPolicy
+            dims["objective"] = fed_objective
         self.omega = federated(init, lr=eta * fed_lr, seed=seed + 1, **dims)
         self.omega_bar = federated(init, lr=fed_lr, seed=seed + 2, **dims)
         self._omega_bar_record = self.omega_bar.record()

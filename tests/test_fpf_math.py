@@ -182,3 +182,30 @@ def test_mean_sd_and_confidence_interval_by_hand():
     assert (mean, sd, n) == (2.0, 1.0, 3) and half == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
     assert fmt_mean_std([1.0, 2.0, 3.0]) == "2 ± 1 [±2.5]"
     assert fmt_mean_std([5.0]) == "5" and fmt_mean_std([]) == "–"
+
+
+def test_awr_moves_omega_toward_the_actions_that_helped_the_team():
+    """Advantage-weighted regression: on a one-step game where action 1 pays the team and
+    action 0 does not, π_ω's probability of action 1 rises; an unknown objective is refused."""
+    from types import SimpleNamespace
+
+    from strategies.federated_policy import FederatedPolicy
+
+    rng = np.random.default_rng(0)
+    T, B, N = 1, 256, 2
+    actions = rng.integers(0, 2, (T, B, N))
+    rewards = actions.astype(np.float32)  # action 1 pays
+    rollout = SimpleNamespace(obs=np.zeros((T + 1, B, N, 2), np.float32), state=np.zeros((T + 1, B, 4), np.float32),
+                              actions=actions, logp=np.full((T, B, N), np.log(0.5), np.float32), rewards=rewards,
+                              terminated=np.ones((T, B, N), bool), mask=np.ones((T, B, N), np.float32))
+    init = ArrayRecord({"0.weight": Array(np.zeros((2, 2), np.float32)), "0.bias": Array(np.zeros(2, np.float32))})
+    shapes = dict(space=spaces.Box(-1, 1, (2,), np.float32), num_actions=2, state_space=spaces.Box(-1, 1, (4,), np.float32),
+                  net=NetworkConfig(hidden=1, layers=0), lr=0.05, critic_lr=0.05, seed=0)
+    omega = FederatedPolicy(init, objective="awr", **shapes)
+    omega.update(rollout, rewards.mean(axis=-1), updates=50, batch=128, gamma=0.9, gae_lambda=0.9, ent_coef=0.0,
+                 anchor=None, anchor_weight=0.0, gen=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p1 = torch.softmax(omega.actor(torch.zeros(1, 2)), -1)[0, 1]
+    assert float(p1) > 0.6  # from 0.5
+    with pytest.raises(ValueError, match="unknown objective 'sgd'"):
+        FederatedPolicy(init, objective="sgd", **shapes)
