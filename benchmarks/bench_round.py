@@ -41,7 +41,7 @@ from benchmarks.stacked_ppo import StackedPPO  # noqa: E402
 from clients import client_app, learners  # noqa: E402
 from clients.networks import to_record  # noqa: E402
 from federation.config import RunConfig  # noqa: E402
-from federation.results import RunRecorder, read_metrics  # noqa: E402
+from federation.results import read_metrics  # noqa: E402
 from federation.server_app import Federation, build  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
 
@@ -50,7 +50,7 @@ DEFAULT_ROUNDS = RunConfig().rounds
 
 def in_process(cfg: RunConfig) -> float:
     """Seconds per round of the project's round with the ClientApp called directly."""
-    federation = Federation(cfg, RunRecorder(cfg.out, cfg.to_json()))
+    federation = Federation(cfg)
     federation.bind({a: a + 1 for a in range(cfg.agents)})
     contexts = {a + 1: Context(run_id=1, node_id=a + 1, node_config={"agent-id": a}, state=RecordDict(), run_config={})
                 for a in range(cfg.agents)}

@@ -58,10 +58,12 @@ def train(msg: Message, context: Context) -> Message:
     before = instructions.params(policy)
     anchors = instructions.anchors(msg.content, cfg)
     stats = learner.train(exp, anchors, seed=seed)
-    stats["update_norm"] = instructions.distance(instructions.params(policy), before)
+    after = instructions.params(policy)
+    stats["update_norm"] = instructions.distance(after, before)
     if anchors.active:  # FPF's per-round pull (Eq. 9), after training; ||Δθ|| of the pull
         stats["pull_norm"] = anchors.interpolate(policy)
-    update = {k: v - before[k] for k, v in instructions.params(policy).items()}
+        after = instructions.params(policy)
+    update = {k: v - before[k] for k, v in after.items()}
     instructions.mix_with_neighbours(policy, msg.content, cfg, update)
     instructions.withhold_update(policy, cfg, before)
     if cfg.get("voluntary", False):

@@ -73,8 +73,8 @@ def build(cfg: RunConfig):
     game = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.world.batch, seed=cfg.seed,
                              **cfg.game_options(), **options)
     assignment = cfg.learners()
-    num_actions = game.num_actions * (2 if mediator.delegation else 1)
-    init = to_record(World.initial_policy(assignment[0], game, num_actions, cfg.net, cfg.seed))
+    init = to_record(World.initial_policy(assignment[0], game, mediator.agent_actions(game.num_actions), cfg.net,
+                                          cfg.seed))
     strategy = strategies.make(cfg, game, init)
     epsilons = {name: learners.learner_class(name).initial_epsilon(_hyper(cfg, name)) for name in set(assignment)}
     world = World(game, assignment, cfg.net, cfg.seed, mediator=strategy.mediator, epsilons=epsilons)
@@ -89,8 +89,8 @@ class Federation:
     in-process reference calls the ClientApp directly, so both do the same work).
     """
 
-    def __init__(self, cfg: RunConfig, recorder: RunRecorder):
-        self.cfg, self.recorder = cfg, recorder
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
         self.game, self.strategy, self.world, self.arrays = build(cfg)
         self.assignment = cfg.learners()
         self.learner_cfgs = {name: learner_config(cfg, self.world, name) for name in set(self.assignment)}
@@ -98,6 +98,7 @@ class Federation:
         self._evaluator: World | None = None
         # the configured participation set, whatever the strategy makes of it (paired controls)
         self.split = Participation.from_config(cfg.joining, cfg.agents).fixed_set(cfg.seed)
+        self.recorder = RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg, self.split))
 
     def bind(self, nodes: dict[int, int]) -> None:
         """``nodes``: agent id -> node id."""
@@ -177,7 +178,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
     # the rollout's small matrix products gain nothing from threads, and the agents'
     # processes need the cores
     torch.set_num_threads(cfg.execution.torch_threads)
-    federation = Federation(cfg, RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg)))
+    federation = Federation(cfg)
     build_s = time.perf_counter() - start
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies (default every 0.1 s)
         grid.pull_interval = 0.01
@@ -203,14 +204,13 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
                                        "wall_s": time.perf_counter() - start})
 
 
-def _notes(cfg: RunConfig) -> list[str]:
+def _notes(cfg: RunConfig, split: list[int] | None) -> list[str]:
     """Things the user should know about how the configuration was applied."""
     notes = []
     if (why := cfg.participation_note()) is not None:
         notes.append(f"--participation {cfg.joining.participation} does not apply: {why}")
-    fixed = Participation.from_config(cfg.joining, cfg.agents).fixed_set(cfg.seed)
-    if fixed is not None and why is None:
-        notes.append(f"participation set: agents {fixed}")
+    if split is not None and why is None:
+        notes.append(f"participation set: agents {split}")
     for note in notes:
         log.warning(note)
     return notes

@@ -104,7 +104,7 @@ class World:
         if len(learners) != game.num_agents:
             raise ValueError(f"{len(learners)} learners for {game.num_agents} agents")
         self.game, self.seed, self.mediator = game, seed, mediator
-        self.num_actions = game.num_actions * (2 if mediator is not None and mediator.delegation else 1)
+        self.num_actions = (mediator or Mediator).agent_actions(game.num_actions)
         self.groups: list[PolicyGroup] = []
         self._where: dict[int, tuple[PolicyGroup, int]] = {}
         for name in dict.fromkeys(learners):

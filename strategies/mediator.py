@@ -32,6 +32,12 @@ class Mediator:
     stackelberg: bool = False
     reshapes: bool = False
 
+    @classmethod
+    def agent_actions(cls, num_actions: int) -> int:
+        """The size of an agent's action set in a game with ``num_actions``: doubled by the
+        delegation bit when the mediator takes delegations."""
+        return num_actions * (2 if cls.delegation else 1)
+
     def act_for(self, t: int, state: np.ndarray, actions: np.ndarray, delegate: np.ndarray) -> np.ndarray:
         """Joint actions ``[B, N]`` for the copies' delegators (``delegate`` bool ``[B, N]``).
 
