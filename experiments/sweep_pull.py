@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Sweep FPF's pull toward ω and ω̄ on the Matthew Effect, to choose its defaults.
 
-    python experiments/sweep_pull.py --seeds 0 1 --rounds 40 --out docs/results/pull_sweep
+    python experiments/sweep_pull.py --seeds 0 1 --rounds 30 --out docs/results/pull_sweep
 
 The pull per round is θ <- θ - αλ_u(θ - ω) - αλ_e(θ - ω̄) (clients.anchors). With
 α = ``fed_alpha`` = 0.1 the sweep takes λ_u ∈ {0, 0.1, 0.3, 1, 3}, i.e. αλ_u ∈ {0, 0.01,
-0.03, 0.1, 0.3}, and for each λ_e ∈ {0, λ_u/4, λ_u}. Theorem 1 of the paper asks for
+0.03, 0.1, 0.3}, and for each λ_e = r·λ_u with r in ``--ratios`` (default {0, 1/4}; add 1
+for the control that breaks the theorem). Theorem 1 of the paper asks for
 λ_u > 2√2(λ_e + L): λ_e = λ_u/4 satisfies it whenever L < 0.1·λ_u (2√2/4 ≈ 0.71), λ_e = λ_u
-never does (the control). Then, at the chosen pull, the three egalitarian rewards of ω̄
+never does. Then, at the chosen pull, the three egalitarian rewards of ω̄
 (``--egalitarian variance|return-std|min``).
 
 For each setting and seed it writes a run directory under OUT/runs/, and into OUT
@@ -39,10 +40,10 @@ ALPHA = 0.1
 LAMBDA_U = (0.0, 0.1, 0.3, 1.0, 3.0)
 
 
-def settings(egalitarian_at: float | None) -> list[dict]:
+def settings(egalitarian_at: float | None, ratios=(0.0, 0.25)) -> list[dict]:
     out = []
     for lu in LAMBDA_U:
-        for le in sorted({0.0, lu / 4, lu}):
+        for le in sorted({r * lu for r in ratios}):
             out.append({"lambda_u": lu, "lambda_e": le, "egalitarian": "variance"})
     if egalitarian_at is not None:
         for kind in ("return-std", "min"):
@@ -73,12 +74,13 @@ def metrics(rows: list[dict]) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--rounds", type=int, default=40)
+    p.add_argument("--rounds", type=int, default=30)
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.25], help="λ_e / λ_u values")
     p.add_argument("--egalitarian-at", type=float, default=1.0, help="λ_u at which to compare ω̄'s rewards")
     p.add_argument("--out", default="docs/results/pull_sweep")
     args = p.parse_args()
     out = Path(args.out)
-    grid = settings(args.egalitarian_at)
+    grid = settings(args.egalitarian_at, args.ratios)
     for seed in args.seeds:  # seed outermost: an interrupted sweep still has whole seeds
         for k, s in enumerate(grid, 1):
             run = out / "runs" / f"{name(s)}_seed{seed}"
@@ -133,7 +135,8 @@ def plot(grid: list[dict], seeds: list[int], out: Path) -> None:
                     xs.append(ALPHA * s["lambda_u"])
                     ys.append(mean)
                     hs.append(0.0 if not np.isfinite(half) else half)
-            ax.errorbar(xs, ys, yerr=hs, marker=marker, capsize=3, label=f"λ_e = {ratio:g}·λ_u")
+            if xs:
+                ax.errorbar(xs, ys, yerr=hs, marker=marker, capsize=3, label=f"λ_e = {ratio:g}·λ_u")
             ax.set_xscale("symlog", linthresh=0.01)
             ax.set(xlabel="αλ_u (pull toward ω per round)", ylabel=label, title=label)
     axes[0].legend()

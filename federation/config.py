@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -234,6 +236,9 @@ class RunConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         _check_learners_fit(learners, game)
+        check_writable(self.out, "out")
+        if self.execution.storage_dir:
+            check_writable(self.execution.storage_dir, "storage-dir")
         return self
 
     def game_options(self) -> dict[str, Any]:
@@ -274,6 +279,8 @@ def _check_graph(cfg: RunConfig) -> None:
         if not set(schedule.nodes) <= set(range(cfg.agents)):
             raise ConfigError(f"graph-file '{lmf.graph_file}' names agents {schedule.nodes}; "
                               f"valid agent ids: 0..{cfg.agents - 1}")
+        if cfg.strategy == "lmf":
+            _check_schedule_covers(cfg, schedule)
     elif lmf.graph not in SCHEDULES:
         raise ConfigError(f"unknown graph '{lmf.graph}'; valid choices: {', '.join(sorted(SCHEDULES))}")
     if lmf.lmf_mode not in ("parameters", "gradients"):
@@ -283,10 +290,53 @@ def _check_graph(cfg: RunConfig) -> None:
             raise ConfigError(f"{_flag(name)} must be >= 1, got {getattr(lmf, name)}")
     if lmf.group_size < 2:
         raise ConfigError(f"group-size must be >= 2, got {lmf.group_size}")
+    if cfg.strategy == "lmf" and not lmf.graph_file:
+        for name, used_by in (("graph_k", "fixed"), ("group_size", "dynamic")):
+            if lmf.graph == used_by and getattr(lmf, name) > cfg.agents:
+                raise ConfigError(f"{_flag(name)} must be in [{1 if name == 'graph_k' else 2}, {cfg.agents}] "
+                                  f"(the number of agents) for graph {used_by}, got {getattr(lmf, name)}")
     if not 0 <= lmf.graph_p <= 1:
         raise ConfigError(f"graph-p must be in [0, 1], got {lmf.graph_p}")
     if not 0 <= lmf.lmf_beta < 1:
         raise ConfigError(f"lmf-beta must be in [0, 1), got {lmf.lmf_beta}")
+
+
+def _check_schedule_covers(cfg: RunConfig, schedule) -> None:
+    """Every agent that may join must be a vertex of the user schedule, and user weight
+    matrices need the participation set to be exactly the schedule's agents."""
+    from strategies.participation import Participation
+
+    try:
+        participation = Participation.parse(cfg.joining.participation, cfg.joining.draw, cfg.agents)
+    except ValueError:
+        return  # reported by the participation check
+    fixed = participation.fixed_set(cfg.seed)
+    may_join = set(range(cfg.agents)) if fixed is None else set(fixed)
+    how = "can join" if fixed is None else "participate"
+    missing = sorted(may_join - set(schedule.nodes))
+    if missing:
+        raise ConfigError(f"graph-file '{cfg.lmf.graph_file}' has no vertex for agents {missing}, which {how} "
+                          f"(--participation {cfg.joining.participation}); its agents: {schedule.nodes}")
+    if schedule.matrices is not None and (fixed is None or set(fixed) != set(schedule.nodes)):
+        raise ConfigError(f"graph-file '{cfg.lmf.graph_file}' gives weight matrices for agents {schedule.nodes}, "
+                          f"so the participation set must be exactly those agents every round; "
+                          f"--participation {cfg.joining.participation} gives "
+                          f"{'a set that changes' if fixed is None else sorted(fixed)}. "
+                          "Leave out 'weights' to let Metropolis weights adapt")
+
+
+def check_writable(out: str, flag: str) -> None:
+    """The directory ``out`` can be created and written: checked before anything starts,
+    in its nearest existing ancestor, leaving nothing behind."""
+    probe = Path(out).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=probe))
+    except OSError as err:
+        raise ConfigError(f"{flag} '{out}' cannot be written: {err.strerror or err}") from None
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:

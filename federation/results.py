@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
+import re
 import time
 from pathlib import Path
 
@@ -44,8 +46,11 @@ class RunRecorder:
         tmp.replace(self.out / "metrics.csv")
 
     def event(self, server_round: int, kind: str, detail: str) -> None:
-        """A survivable incident (a crashed or silent agent), kept in summary.json."""
+        """A survivable incident (a crashed or silent agent), kept in summary.json (without
+        terminal colour codes) and said on the console in one line."""
+        detail = _ANSI.sub("", detail)
         self.events.append({"round": server_round, "kind": kind, "detail": detail})
+        _log.warning("round %d: %s: %s", server_round, kind, one_line(detail))
 
     def finish(self, extra: dict) -> dict:
         """Plot the curves, then write summary.json (with ``finish_s``, the time this took)."""
@@ -55,6 +60,18 @@ class RunRecorder:
         summary["finish_s"] = time.perf_counter() - start
         (self.out / "summary.json").write_text(json.dumps(_finite(summary), indent=2, default=_json_default, allow_nan=False))
         return summary
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_log = logging.getLogger("fedgames")
+
+
+def one_line(detail: str) -> str:
+    """The gist of a reason that may hold a traceback: its first line and, if different, its last."""
+    lines = [ln.strip() for ln in _ANSI.sub("", detail).strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return lines[0] if len(lines) == 1 or lines[-1] in lines[0] else f"{lines[0]} ... {lines[-1]}"
 
 
 def summarise(rows: list[dict], window: float = 0.1) -> dict:

@@ -35,13 +35,17 @@ from clients.policies import ActingSpec
 from federation.agents import discover_agents
 from federation.config import RunConfig
 from federation.metrics import cv, group_mean, welfare_row
-from federation.results import RunRecorder
+from federation.results import RunRecorder, one_line
 from federation.world import World
 from strategies.graphs import consensus_gap
 from strategies.mediator import Mediator
 from strategies.participation import Participation
 
 log = logging.getLogger("fedgames")
+
+
+class NoAgentTrained(RuntimeError):
+    """Every agent failed or stayed silent in a round: nothing can be learned from the run."""
 
 
 @dataclass
@@ -124,6 +128,10 @@ class Federation:
 
         client_stats = deliver(rnd, replies, world, strategy, self.node_agent, self.recorder,
                                cfg.execution.reply_timeout)
+        if not client_stats:
+            reasons = [one_line(e["detail"]) for e in self.recorder.events if e["round"] == rnd]
+            raise NoAgentTrained(f"round {rnd}: no agent trained ({len(reasons)} failed or silent"
+                                 + (f"; first: {reasons[0]}" if reasons else "") + ")")
         new_arrays, agg_metrics = strategy.aggregate_train(rnd, replies)
         arrays = new_arrays if new_arrays is not None else self.arrays
         self.arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)

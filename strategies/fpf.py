@@ -65,10 +65,10 @@ class FPFConfig:
     lambda_h: float = 0.01  # entropy bonus of ω̄
     eta: float = 1.0  # federation update rate η
     fed_alpha: float = 1e-3  # α of Eqs. 9-10
-    fed_lr: float = 3e-4  # learning rate of the server-side training of ω, ω̄
+    fed_lr: float = 1e-3  # learning rate of the server-side training of ω, ω̄
     fed_critic_lr: float = 1e-3
-    fed_updates: int = 4  # minibatch steps of ω and ω̄ per round
-    fed_batch: int = 4096
+    fed_updates: int = 16  # minibatch steps of ω and ω̄ per round
+    fed_batch: int = 1024
     # how the pull is applied: once per round (round), after each optimiser step (sgd),
     # or inside the loss (adam); see clients.anchors
     anchor_step: str = "round"
@@ -78,7 +78,8 @@ class FPFConfig:
     egalitarian: str = "variance"
     # how ω and ω̄ learn from the agents' data (PPO agents): importance-weighted policy
     # gradient (is-pg) or advantage-weighted regression (awr); strategies/federated_policy.py
-    fed_objective: str = "is-pg"
+    # (awr by default: measured in docs/ARCHITECTURE.md, "Training ω and ω̄")
+    fed_objective: str = "awr"
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
@@ -106,9 +107,9 @@ class FPF(FederationStrategy):
 
     def __init__(self, participation, seed: int, init: ArrayRecord, *, space, num_actions: int,
                  state_space, learner: str = "ppo", lambda_u: float = 1.0, lambda_e: float = 1.0, lambda_h: float = 0.01,
-                 eta: float = 1.0, fed_alpha: float = 1e-3, fed_lr: float = 3e-4, fed_critic_lr: float = 1e-3,
-                 fed_updates: int = 4, fed_batch: int = 4096, anchor_step: str = "round",
-                 pull: str = "participants", egalitarian: str = "variance", fed_objective: str = "is-pg", net=None,
+                 eta: float = 1.0, fed_alpha: float = 1e-3, fed_lr: float = 1e-3, fed_critic_lr: float = 1e-3,
+                 fed_updates: int = 16, fed_batch: int = 1024, anchor_step: str = "round",
+                 pull: str = "participants", egalitarian: str = "variance", fed_objective: str = "awr", net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97):
         super().__init__(participation, seed)
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h

@@ -95,3 +95,18 @@ def test_one_comparison_table_across_graphs_and_baselines(tmp_path, capsys):
     assert [line.split("|")[1].strip() for line in table.splitlines()[2:5]] == ["lmf-ring", "lmf-dynamic", "ia"]
     assert (tmp_path / "comparison.png").stat().st_size > 10_000
     assert len((tmp_path / "comparison.csv").read_text().splitlines()) == 4
+
+
+def test_an_unwritable_out_is_rejected_before_anything_starts(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert run_sim.main(["--rounds", "1", "--out", str(blocker / "run")]) == 2
+    assert f"out '{blocker / 'run'}' cannot be written: Not a directory" in capsys.readouterr().err
+    assert run_sim.main(["--rounds", "1", "--storage-dir", str(blocker / "agents"), "--out", str(tmp_path / "o")]) == 2
+    assert "storage-dir" in capsys.readouterr().err
+
+
+def test_help_lists_voluntary_participation(capsys):
+    with pytest.raises(SystemExit):
+        run_sim.main(["--help"])
+    assert "voluntary" in capsys.readouterr().out

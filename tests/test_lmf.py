@@ -10,6 +10,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 import clients.client_app as client_app
 import run_sim
+from federation.config import RunConfig
 from conftest import actor, world
 
 from clients import protocol
@@ -183,3 +184,34 @@ def test_unknown_graph_and_mode_are_rejected(capsys):
     assert "unknown graph 'star'; valid choices: b_connected, complete, dynamic, erdos_renyi, fixed, ring" in capsys.readouterr().err
     assert run_sim.main(["--strategy", "lmf", "--lmf-mode", "votes"]) == 2
     assert "unknown lmf-mode 'votes'; valid choices: parameters, gradients" in capsys.readouterr().err
+
+
+def test_graph_file_must_cover_every_participant(tmp_path, capsys):
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps({"graphs": [[[0, 1], [1, 2]]]}))  # agents 0-2 of 4
+    common = ["--strategy", "lmf", "--agents", "4", "--graph-file", str(path), "--out", str(tmp_path / "o")]
+    assert run_sim.main(common + ["--participation", "ids:0,1,3"]) == 2
+    assert "has no vertex for agents [3], which participate" in capsys.readouterr().err
+    assert run_sim.main(common + ["--participation", "voluntary"]) == 2
+    assert "has no vertex for agents [3], which can join" in capsys.readouterr().err
+    # the covered set passes validation
+    assert RunConfig.of(strategy="lmf", agents=4, graph_file=str(path), participation="ids:0,1,2",
+                        out=str(tmp_path / "o")).validated()
+
+
+def test_graph_file_weights_need_exactly_the_schedules_agents(tmp_path, capsys):
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps({"graphs": [[[0, 1]]], "weights": [[[0.5, 0.5], [0.5, 0.5]]], "nodes": [0, 1]}))
+    code = run_sim.main(["--strategy", "lmf", "--agents", "2", "--graph-file", str(path), "--participation",
+                         "voluntary", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "the participation set must be exactly those agents every round" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--graph", "fixed", "--graph-k", "5"], "graph-k must be in [1, 4] (the number of agents) for graph fixed, got 5"),
+    (["--graph", "dynamic", "--group-size", "6"], "group-size must be in [2, 4] (the number of agents) for graph dynamic"),
+])
+def test_graph_sizes_larger_than_the_population_are_rejected(tmp_path, capsys, args, message):
+    assert run_sim.main(["--strategy", "lmf", "--agents", "4", *args, "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
