@@ -51,9 +51,15 @@ def format_summary(summaries: list[dict]) -> str:
         cells = [fmt_mean_std([r.get(key, math.nan) for r in runs]) for key, _ in COLUMNS]
         lines.append(f"| {strategy} | {seeds} | " + " | ".join(cells) + " |")
     last = summaries[0].get("last_rounds", "?")
-    return "\n".join(lines) + (f"\n\nCells: mean ± sample std over seeds [± half-width of the 95% confidence interval "
+    text = "\n".join(lines) + (f"\n\nCells: mean ± sample std over seeds [± half-width of the 95% confidence interval "
                                 f"of the mean, Student's t]. Columns without '(avg)' average the last {last} rounds; "
                                 "'(avg)' averages all rounds.")
+    incidents = [f"{s.get('label', s['strategy'])} seed {s['seed']}: {len(s['events'])}" for s in summaries
+                 if s.get("events")]
+    if incidents:
+        text += ("\n\nWarning: agents failed or stayed silent (events per run: " + "; ".join(incidents)
+                 + "); the rounds they missed are in each run's summary.json.")
+    return text
 
 
 def compare(run_dirs: list[Path], out: Path) -> str:

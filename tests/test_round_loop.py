@@ -53,3 +53,38 @@ def test_crashed_and_silent_agents_are_recorded_and_keep_their_policy(tmp_path):
     np.testing.assert_allclose(acting[1], expected_init, rtol=1e-6)  # keeps its last policy
     np.testing.assert_allclose(acting[2], expected_init, rtol=1e-6)
     assert np.sum(acting ** 2) > 0 and not np.allclose(expected_new, expected_init)
+
+
+def test_a_round_where_no_agent_trained_stops_the_run_saying_why_in_one_line(tiny):
+    import pytest
+
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from federation.server_app import Federation, NoAgentTrained
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1  # as in a ServerApp
+    fed = Federation(tiny)
+    fed.bind({0: 10, 1: 11, 2: 12})
+    traceback = "\x1b[31mTraceback (most recent call last):\n  File \"x.py\", line 1\nValueError: lambda is inf\x1b[0m"
+
+    class Crashed(Reply):
+        def __init__(self, node):
+            super().__init__(node)
+            self.error = type("E", (), {"reason": traceback})()
+
+    with pytest.raises(NoAgentTrained) as err:
+        fed.play(1, lambda messages: [Crashed(10), Crashed(11)])  # agent 2 silent
+    assert str(err.value) == ("round 1: no agent trained (3 failed or silent; first: agent 0: Traceback "
+                              "(most recent call last): ... ValueError: lambda is inf)")
+    assert "\x1b" not in fed.recorder.events[0]["detail"]  # colour codes are not kept
+    TaskIdentity.run_id = TaskIdentity.node_id = TaskIdentity.task_id = None
+
+
+def test_the_results_table_says_when_agents_failed():
+    from federation.compare import format_summary
+
+    ok = {"strategy": "fpf", "seed": 0, "collective_return_last": 1.0, "events": []}
+    bad = {"strategy": "fpf", "seed": 1, "collective_return_last": 2.0,
+           "events": [{"round": 3, "kind": "agent_error", "detail": "agent 2: boom"}] * 2}
+    assert "Warning" not in format_summary([ok])
+    assert "Warning: agents failed or stayed silent (events per run: fpf seed 1: 2)" in format_summary([ok, bad])
