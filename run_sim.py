@@ -55,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
                            f" (default: {default}); choices: {', '.join(sorted(SCHEDULES))}")
         elif name == "env":
             p.add_argument(flag, default=default, help=help_text + f"; choices: {', '.join(envs.available())}")
+        elif name == "resume":
+            p.add_argument(flag, metavar="OUT", default=None,
+                           help="continue the run in OUT from its last completed round, with the settings in "
+                                "OUT/config.json (--rounds, if given, extends it; other flags are ignored)")
         elif name == "progress":
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
@@ -71,7 +75,9 @@ def plan(args: argparse.Namespace) -> list[RunConfig]:
     A single run writes to OUT; several write to OUT/<label>_seed<s>, where the label is
     the strategy (with the graph and mode for LMF).
     """
-    values = {name: getattr(args, name) for name in RunConfig.keys()}
+    if args.resume:
+        return [resumed(args)]
+    values = {name: getattr(args, name) for name in RunConfig.keys() if name != "resume"}
     seeds = list(dict.fromkeys(args.seeds or [args.seed]))
     variants = [{"strategy": s, "graph": g} for s in dict.fromkeys(args.strategy)
                 for g in (dict.fromkeys(args.graph) if s == "lmf" else [args.graph[0]])]
@@ -82,6 +88,16 @@ def plan(args: argparse.Namespace) -> list[RunConfig]:
             out = args.out if len(variants) * len(seeds) == 1 else str(Path(args.out) / f"{cfg.label}_seed{seed}")
             runs.append(cfg.replace(out=out))
     return runs
+
+
+def resumed(args: argparse.Namespace) -> RunConfig:
+    """The configuration of the run in ``args.resume``, to be continued."""
+    path = Path(args.resume) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"resume '{args.resume}': no config.json there (is it a run's output directory?)")
+    cfg = RunConfig.from_json(path.read_text())
+    rounds = args.rounds if args.rounds != RunConfig().rounds else cfg.rounds
+    return cfg.replace(resume=True, out=str(args.resume), rounds=rounds, progress=args.progress)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(runs) > 1:
         table = compare([Path(c.out) for c in runs], Path(args.out))
         print(table)
-    print(f"results in {args.out}")
+    print(f"results in {runs[0].out if args.resume else args.out}")
     return 0
 
 

@@ -69,8 +69,8 @@ def train(msg: Message, context: Context) -> Message:
     if cfg.get("voluntary", False):
         episode_return = float((exp.rewards * exp.mask).sum(axis=0).mean())
         stats["join-next"] = float(instructions.decide_to_join(cfg, join_record, episode_return, seed))
-    storage.save({"learner": learner.state_dict(), "volunteer": join_record.to_dict()})
-    _LIVE[storage.path] = (storage.stamp(), learner, join_record)
+    storage.save({"learner": learner.state_dict(), "volunteer": join_record.to_dict()}, int(cfg["server-round"]))
+    _LIVE[storage.path] = (storage.stamp(), int(cfg["server-round"]), learner, join_record)
 
     # reply
     acting, acting_spec = learner.acting()
@@ -87,32 +87,34 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content, reply_to=msg)
 
 
-# Learners this process saved, by storage file: (the file's stamp, learner, join record).
-# A process that handles the same agent again (Flower's simulation keeps its workers)
-# reuses the learner in memory instead of rebuilding and reloading it, but only if the
-# file is still the one it wrote; a fresh process (deployment) always reads the file.
+# Learners this process saved, by storage file: (the file's stamp, its round, learner,
+# join record). A process that handles the same agent again (Flower's simulation keeps its
+# workers) reuses the learner in memory instead of rebuilding and reloading it, but only
+# if the file is still the one it wrote, from an earlier round; a fresh process
+# (deployment) always reads the file.
 _LIVE: dict = {}
 
 
 def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage, server_round: int):
-    """The agent's learner and participation record: fresh in round 1, else from storage.
+    """The agent's learner and participation record: fresh in round 1, else the newest
+    state stored by an earlier round (so a resumed run never trains a round twice).
 
     Returns ``(learner, join_record, fresh)``; ``fresh`` is True when a later round found
     no stored state (a new machine, a wiped disk) and the agent had to start over.
     """
     live = _LIVE.pop(storage.path, None)
-    if server_round > 1 and live is not None and live[0] == storage.stamp():
-        return live[1], live[2], False
+    if server_round > 1 and live is not None and live[0] == storage.stamp() and live[1] < server_round:
+        return live[2], live[3], False
     name = str(spec["learner"])
     hyper = learners.hyper_from(learners.config_class(name), spec)
     net = learners.hyper_from(NetworkConfig, spec)
     learner = learners.make(name, protocol.space_from(spec), int(spec["num-actions"]), hyper, net,
                             seed=int(spec["seed"]), agent=agent)
-    if server_round == 1 and not spec.get("resume", False):
+    if server_round == 1:
         storage.clear()
         return learner, JoinRecord(), False
-    if not storage.exists():
+    state = storage.load_before(server_round)
+    if state is None:
         return learner, JoinRecord(), True
-    state = storage.load()
     learner.load_state_dict(state["learner"])
     return learner, JoinRecord.from_dict(state["volunteer"]), False

@@ -8,6 +8,11 @@ Flower's ``context.state`` travels with every message (measured: 4 MB of state a
 works in simulation and in deployment, where every message runs in a fresh process, and
 it is what a resumed run reloads.
 
+Each file records the round it closes, and the previous round's file is kept beside it
+(``learner.prev.pt``): a run killed after an agent saved round t but before the server
+recorded round t resumes from round t, and the agent then loads the newest state from a
+round before t (``load_before``), so no round is trained twice.
+
 ``root`` is the node's ``storage-dir`` (``--node-config "agent-id=3 storage-dir=/data"``
 on a SuperNode) when set, else the directory the server suggests (``<out>/agents``).
 Writes go to a temporary file that is then renamed, so a crash never leaves half a file.
@@ -21,6 +26,7 @@ from pathlib import Path
 import torch
 
 FILE = "learner.pt"
+PREVIOUS = "learner.prev.pt"
 
 
 class AgentStorage:
@@ -29,6 +35,7 @@ class AgentStorage:
     def __init__(self, root: str | os.PathLike, agent: int):
         self.dir = Path(root) / f"agent_{agent}"
         self.path = self.dir / FILE
+        self.previous = self.dir / PREVIOUS
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -36,10 +43,24 @@ class AgentStorage:
     def load(self) -> dict:
         return torch.load(self.path, weights_only=False)
 
-    def save(self, state: dict) -> None:
+    def load_before(self, server_round: int) -> dict | None:
+        """The newest stored state saved by a round before ``server_round``; None if none."""
+        for path in (self.path, self.previous):
+            try:
+                state = torch.load(path, weights_only=False)
+            except FileNotFoundError:
+                continue
+            if state.get("round", 0) < server_round:
+                return state
+        return None
+
+    def save(self, state: dict, server_round: int) -> None:
+        """Store the state that closes ``server_round``, keeping the last one as the previous."""
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        torch.save(state | {"round": server_round}, tmp)
+        if self.path.exists():
+            self.path.replace(self.previous)
         tmp.replace(self.path)
 
     def stamp(self) -> tuple[int, int] | None:
@@ -51,8 +72,9 @@ class AgentStorage:
         return st.st_mtime_ns, st.st_size
 
     def clear(self) -> None:
-        if self.path.exists():
-            self.path.unlink()
+        for path in (self.path, self.previous):
+            if path.exists():
+                path.unlink()
 
 
 def storage_root(node_config: dict, suggested: str) -> str:

@@ -61,6 +61,8 @@ class ExecutionConfig:
     # where agents keep their learner state ("" = OUT/agents); a SuperNode's own
     # --node-config "storage-dir=..." takes precedence
     storage_dir: str = ""
+    # continue the run in OUT from its last checkpoint (run_sim.py --resume OUT)
+    resume: bool = False
 
 
 # group attribute -> dataclass, in the order flags are listed
@@ -143,6 +145,16 @@ class RunConfig:
     def to_flat(self) -> dict[str, Any]:
         """Kebab-case dict, as in ``[tool.flwr.app.config]``."""
         return {k.replace("_", "-"): self.get(k) for k in self.keys()}
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        """Read a run's config.json (grouped as ``to_json`` writes it; other keys, such as
+        ``notes``, are ignored)."""
+        data = json.loads(text)
+        flat = {k: v for k, v in data.items() if k in cls.keys()}
+        for group in GROUPS:
+            flat |= data.get(group, {})
+        return cls.from_mapping(flat)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

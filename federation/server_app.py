@@ -16,6 +16,7 @@ passes no run config); the module-level ``app`` reads ``context.run_config`` for
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from flwr.app import ConfigRecord, Context, Message
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message
 from flwr.serverapp import Grid, ServerApp
 
 import envs
@@ -33,7 +34,7 @@ from clients import learners, protocol
 from clients.networks import flat, to_record
 from clients.policies import ActingSpec
 from federation.agents import discover_agents
-from federation.config import RunConfig
+from federation.config import ExecutionConfig, RunConfig
 from federation.metrics import cv, group_mean, welfare_row
 from federation.results import RunRecorder, one_line
 from federation.world import World
@@ -153,6 +154,40 @@ class Federation:
         self.recorder.add(row)
         return row
 
+    def checkpoint(self, rnd: int) -> None:
+        """Save what the next round needs (written atomically to OUT/checkpoint.pt after the
+        round's metrics row): the strategy's state (ω, ω̄ and their optimisers, LMF's pending
+        mixes, who joins), the global arrays, the acting policies the world plays, the
+        metrics so far and the server's random state. The agents keep theirs in their storage."""
+        state = {"round": rnd, "config": _resumable(self.cfg), "strategy": self.strategy.state_dict(),
+                 "arrays": {k: v.numpy() for k, v in self.arrays.items()}, "world": self.world.state_dict(),
+                 "rows": self.recorder.rows, "events": self.recorder.events, "torch_rng": torch.get_rng_state()}
+        path = Path(self.cfg.out) / CHECKPOINT
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def restore(self) -> int:
+        """Load OUT/checkpoint.pt if there is one; returns the last round it completed (0 if none)."""
+        path = Path(self.cfg.out) / CHECKPOINT
+        if not path.is_file():
+            return 0
+        state = torch.load(path, weights_only=False)
+        if state["config"] != _resumable(self.cfg):
+            theirs, ours = json.loads(state["config"]), json.loads(_resumable(self.cfg))
+            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise ValueError(f"{path} belongs to a run with other settings ({', '.join(diff)}); "
+                             "resume it with its own config.json")
+        self.strategy.load_state_dict(state["strategy"])
+        self.arrays = ArrayRecord({k: Array(v) for k, v in state["arrays"].items()})
+        self.world.load_state_dict(state["world"])
+        if (shared := self.strategy.shared_policy(self.arrays)) is not None:
+            for agent in range(self.cfg.agents):
+                self.world.set_acting(agent, shared)
+        self.recorder.rows, self.recorder.events = state["rows"], state["events"]
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["round"])
+
     def evaluate(self, rnd: int) -> dict[str, float]:
         """The strategy's own policies played by every agent on games not used for training
         (another seed stream; greedy for value-based policies): returns, CV, minimum, and
@@ -198,9 +233,13 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
     def exchange(messages: list[Message]) -> Iterable[Message]:
         return grid.send_and_receive(messages, timeout=cfg.execution.reply_timeout)
 
-    bar = _progress(cfg)
-    for rnd in range(1, cfg.rounds + 1):
+    done = federation.restore() if cfg.execution.resume else 0
+    if done:
+        log.warning("resuming %s after round %d of %d", cfg.out, done, cfg.rounds)
+    bar = _progress(cfg, done)
+    for rnd in range(done + 1, cfg.rounds + 1):
         row = federation.play(rnd, exchange)
+        federation.checkpoint(rnd)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
@@ -210,6 +249,16 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
                                        "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
                                        "build_s": build_s,
                                        "wall_s": time.perf_counter() - start})
+
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def _resumable(cfg: RunConfig) -> str:
+    """The settings a checkpoint must share with the run that resumes it: all but the
+    number of rounds (a run may be extended) and how it executes."""
+    flat = {k: v for k, v in cfg.to_flat().items() if k not in ("rounds", *ExecutionConfig.__dataclass_fields__.keys())}
+    return json.dumps(flat, sort_keys=True)
 
 
 def _notes(cfg: RunConfig, split: list[int] | None) -> list[str]:
@@ -277,12 +326,12 @@ def round_row(rnd: int, rollout, world: World, participants: frozenset[int], cli
     return row
 
 
-def _progress(cfg: RunConfig):
+def _progress(cfg: RunConfig, done: int = 0):
     if not cfg.execution.progress:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=cfg.rounds, desc=f"{cfg.strategy} seed {cfg.seed}", unit="round")
+    return tqdm(total=cfg.rounds, initial=done, desc=f"{cfg.strategy} seed {cfg.seed}", unit="round")
 
 
 def make_server_app(cfg: RunConfig, outcome: RunOutcome | None = None) -> ServerApp:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord
+from flwr.app import Array, ArrayRecord
 
 from clients import learners as learner_registry
 from clients.experience import Experience
@@ -107,6 +107,7 @@ class World:
         self.num_actions = (mediator or Mediator).agent_actions(game.num_actions)
         self.groups: list[PolicyGroup] = []
         self._where: dict[int, tuple[PolicyGroup, int]] = {}
+        self._acting: dict[int, ArrayRecord] = {}
         for name in dict.fromkeys(learners):
             agents = [i for i, n in enumerate(learners) if n == name]
             initial = self.initial_policy(name, game, self.num_actions, net, seed)
@@ -129,6 +130,19 @@ class World:
                                  f"it plays {group.learner}/{group.kind}")
             group.epsilon[k, 0] = spec.epsilon
         group.policies.set(k, record)
+        self._acting[agent] = record
+
+    def state_dict(self) -> dict:
+        """The acting policies and ε the agents reported (for checkpoints)."""
+        return {"acting": {a: {k: v.numpy() for k, v in r.items()} for a, r in self._acting.items()},
+                "epsilon": {a: float(g.epsilon[k, 0]) for a, (g, k) in self._where.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        for agent, arrays in state["acting"].items():
+            self.set_acting(agent, ArrayRecord({k: Array(v) for k, v in arrays.items()}))
+        for agent, eps in state["epsilon"].items():
+            group, k = self._where[agent]
+            group.epsilon[k, 0] = eps
 
     def flat_policies(self, agents: list[int]) -> np.ndarray | None:
         """The agents' acting parameters as rows ``[len(agents), D]``; None if they differ in learner."""

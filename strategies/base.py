@@ -140,10 +140,15 @@ class FederationStrategy(Strategy):
 
     def state_dict(self) -> dict:
         """What a checkpoint of the strategy holds (subclasses with learners extend it)."""
-        return {"members": sorted(self.members)}
+        state = {"members": sorted(self.members)}
+        if self.participation.voluntary:  # who declared to join the next round
+            state["joined"] = sorted(self.participation.joined)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.members = frozenset(state["members"])
+        if "joined" in state:
+            self.participation.joined = set(state["joined"])
 
     def _volunteer_config(self) -> dict:
         p = self.participation
