@@ -34,6 +34,10 @@ HELP = {
     "lambda_u": "pull toward the utilitarian policy ω", "lambda_e": "pull toward the egalitarian policy ω̄",
     "lambda_h": "entropy bonus of ω̄", "eta": "federation update rate η", "fed_alpha": "α in Eq. 10",
     "client_cpus": "CPUs per simulated agent (Ray resources)", "progress": "show a progress bar",
+    "attack": "what the attackers upload: none, sign-flip, noise, free-ride (clients/attacks.py)",
+    "attackers": "the attacking agents' ids, e.g. 0 or 0,3", "attack_scale": "sign-flip amplification / noise std",
+    "robust": "how uploads are combined: mean, median, trimmed-mean, krum, multikrum, bulyan (strategies/robust.py)",
+    "robust_f": "attackers the robust rule must withstand", "trim": "trimmed-mean: fraction cut at each end",
 }
 
 

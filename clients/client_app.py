@@ -81,7 +81,7 @@ def train(msg: Message, context: Context) -> Message:
     content = RecordDict({protocol.ACTING: acting, protocol.ACTING_SPEC: ConfigRecord(acting_spec.to_dict()),
                           protocol.METRICS: MetricRecord(stats)})
     if (shared := instructions.shared_record(policy, cfg, update)) is not None:
-        content[protocol.SHARED] = shared
+        content[protocol.SHARED] = instructions.poison_upload(shared, before, cfg, msg.content, seed)
     content[protocol.METRICS]["client_s"] = time.perf_counter() - start  # all the agent's work this round
     content[protocol.METRICS]["pid"] = float(os.getpid())  # which process did it (the server's time accounting)
     return Message(content, reply_to=msg)

@@ -15,6 +15,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
 from clients import protocol
 from clients.anchors import Anchors
+from clients.attacks import poison
 from clients.volunteer import JoinRecord, decide
 
 Params = dict[str, np.ndarray]
@@ -75,6 +76,22 @@ def shared_record(policy: torch.nn.Module, config: ConfigRecord, update: Params)
     if config["share"] == protocol.SHARE_GRADIENTS:
         return ArrayRecord({k: Array(v.astype(np.float32)) for k, v in update.items()})
     return None
+
+
+def poison_upload(shared: ArrayRecord, before: Params, config: ConfigRecord, content: RecordDict,
+                  seed: int) -> ArrayRecord:
+    """An attacker's upload instead of its honest one (clients.attacks); honest agents'
+    uploads pass unchanged."""
+    kind = str(config.get("attack", "none"))
+    if kind == "none":
+        return shared
+    omega = content[protocol.OMEGA].to_numpy_ndarrays() if protocol.OMEGA in content else None
+    omega = None if omega is None else dict(zip(content[protocol.OMEGA].keys(), omega))
+    gradients = config["share"] == protocol.SHARE_GRADIENTS
+    honest = {k: v.numpy().astype(np.float64) for k, v in shared.items()}
+    after = {k: before[k] + v for k, v in honest.items()} if gradients else honest
+    bad = poison(kind, after, before, gradients, float(config["attack-scale"]), np.random.default_rng([seed, 13]), omega)
+    return ArrayRecord({k: Array(v) for k, v in bad.items()})
 
 
 def decide_to_join(config: ConfigRecord, record: JoinRecord, episode_return: float, seed: int) -> bool:

@@ -24,11 +24,13 @@ from clients.networks import NetworkConfig
 from clients.ppo import PPOConfig
 from clients.qtable import QTableConfig
 from clients.anchors import Anchors
+from clients.attacks import ATTACKS, AttackConfig
 from strategies.federated_policy import EGALITARIAN, OBJECTIVES
 from strategies.fpf import PULLS, FPFConfig
 from strategies.lmf import LMFConfig
 from strategies.participation import JoiningConfig
 from strategies.reward_sharing import IAConfig
+from strategies.robust import RULES, RobustConfig, minimum_uploads
 
 
 class ConfigError(ValueError):
@@ -68,7 +70,8 @@ class ExecutionConfig:
 # group attribute -> dataclass, in the order flags are listed
 GROUPS: dict[str, type] = {
     "joining": JoiningConfig, "world": WorldConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig,
-    "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig, "qtable": QTableConfig, "execution": ExecutionConfig,
+    "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig, "qtable": QTableConfig, "attack": AttackConfig,
+    "robust": RobustConfig, "execution": ExecutionConfig,
 }
 
 
@@ -93,6 +96,8 @@ class RunConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     dqn: DQNConfig = field(default_factory=DQNConfig)
     qtable: QTableConfig = field(default_factory=QTableConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    robust: RobustConfig = field(default_factory=RobustConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     # ------------------------------------------------------------------ flat keys
@@ -151,7 +156,7 @@ class RunConfig:
         """Read a run's config.json (grouped as ``to_json`` writes it; other keys, such as
         ``notes``, are ignored)."""
         data = json.loads(text)
-        flat = {k: v for k, v in data.items() if k in cls.keys()}
+        flat = {k: v for k, v in data.items() if k in cls.keys() and not isinstance(v, dict)}
         for group in GROUPS:
             flat |= data.get(group, {})
         return cls.from_mapping(flat)
@@ -237,6 +242,7 @@ class RunConfig:
             raise ConfigError(f"unknown q-epsilon-schedule '{self.qtable.q_epsilon_schedule}'; "
                               "valid choices: constant, 1/t")
         _check_graph(self)
+        _check_attack_and_defence(self)
         try:
             game = envs.make_batched(self.env, self.agents, batch_size=1, **self.game_options())
         except ValueError as err:
@@ -256,6 +262,36 @@ class RunConfig:
     def game_options(self) -> dict[str, Any]:
         """Keyword arguments for the game's constructor from the configuration."""
         return {"observation": self.world.observation} if self.world.observation else {}
+
+
+def _check_attack_and_defence(cfg: RunConfig) -> None:
+    from strategies.participation import Participation
+
+    attack, robust = cfg.attack, cfg.robust
+    if attack.attack not in ATTACKS:
+        raise ConfigError(f"unknown attack '{attack.attack}'; valid choices: {', '.join(ATTACKS)}")
+    try:
+        attack.ids(cfg.agents)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if attack.attack_scale < 0:
+        raise ConfigError(f"attack-scale must be >= 0, got {attack.attack_scale}")
+    if robust.robust not in RULES:
+        raise ConfigError(f"unknown robust rule '{robust.robust}'; valid choices: {', '.join(RULES)}")
+    if robust.robust_f < 0:
+        raise ConfigError(f"robust-f must be >= 0, got {robust.robust_f}")
+    if not 0 <= robust.trim < 0.5:
+        raise ConfigError(f"trim must be in [0, 0.5), got {robust.trim}")
+    need = minimum_uploads(robust.robust, robust.robust_f)
+    if need > 1 and cfg.strategy in ("fpf", "dnf", "fedavg"):
+        try:
+            p = Participation.parse(cfg.joining.participation, cfg.joining.draw, cfg.agents)
+        except ValueError:
+            return  # reported by the participation check
+        uploads = cfg.agents if cfg.strategy != "fpf" or p.voluntary else p.size
+        if uploads < need:
+            raise ConfigError(f"robust {robust.robust} with robust-f {robust.robust_f} needs at least {need} uploads "
+                              f"per round; {cfg.strategy} gets at most {uploads}")
 
 
 def _check_learners_fit(learners: list[str], game) -> None:

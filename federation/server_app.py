@@ -147,6 +147,9 @@ class Federation:
             returns = rollout.returns
             row["split_in_return"] = group_mean(returns, self.split)
             row["split_out_return"] = group_mean(returns, set(range(cfg.agents)) - set(self.split))
+        if strategy.attackers:  # exploitation: what the honest agents earn beside the attackers
+            row["honest_return"] = group_mean(rollout.returns, set(range(cfg.agents)) - strategy.attackers)
+            row["attackers_return"] = group_mean(rollout.returns, strategy.attackers)
         mediator_metrics = strategy.mediator.end_of_rollout() if strategy.mediator is not None else {}
         row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics | mediator_metrics).items()}
         if cfg.world.eval_every and rnd % cfg.world.eval_every == 0:

@@ -41,8 +41,10 @@ from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
 from clients import protocol
+from clients.attacks import AttackConfig
 from strategies.mediator import Mediator
 from strategies.participation import Participation
+from strategies.robust import RobustConfig, robust_aggregate
 
 
 class FederationStrategy(Strategy):
@@ -57,6 +59,10 @@ class FederationStrategy(Strategy):
     mixes_parameters = False
     #: learners the strategy cannot federate (e.g. FPF's ω for tabular agents)
     refuses_learners: tuple[str, ...] = ()
+    #: poisoning participants (clients.attacks) and how uploads are combined (strategies.robust)
+    attack: AttackConfig = AttackConfig()
+    attackers: frozenset[int] = frozenset()
+    robust: RobustConfig = RobustConfig()
 
     def __init__(self, participation: Participation, seed: int):
         self.participation = self.effective_participation(participation)
@@ -150,6 +156,18 @@ class FederationStrategy(Strategy):
         if "joined" in state:
             self.participation.joined = set(state["joined"])
 
+    def _attack_config(self, agent: int) -> dict:
+        if agent not in self.attackers:
+            return {}
+        return {"attack": self.attack.attack, "attack-scale": self.attack.attack_scale}
+
+    def aggregate_uploads(self, uploads: list[list[np.ndarray]]) -> tuple[list[np.ndarray], dict[str, float]]:
+        """The uploads combined by the run's rule (``robust``; the mean by default) and the
+        metrics that say how (strategies.robust)."""
+        rule = self.robust
+        out, fell_back = robust_aggregate(uploads, rule.robust, rule.robust_f, rule.trim)
+        return out, ({"robust_fallback": float(fell_back)} if rule.robust != "mean" else {})
+
     def _volunteer_config(self) -> dict:
         p = self.participation
         return {"voluntary": True, "vol-epsilon": p.epsilon, "vol-memory": p.memory} if p.voluntary else {}
@@ -162,7 +180,7 @@ class FederationStrategy(Strategy):
             share = self.share if agent in self.members else protocol.SHARE_NONE
             entries, records = self.instructions(agent, server_round, arrays)
             agent_cfg = ConfigRecord({**dict(config), **entries, "agent-id": agent, "share": share,
-                                      **self._volunteer_config()})
+                                      **self._volunteer_config(), **self._attack_config(agent)})
             content = RecordDict({protocol.CONFIG: agent_cfg, **records})
             messages.append(Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN))
         return messages

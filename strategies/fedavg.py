@@ -3,7 +3,7 @@ r"""FedAvg: all agents share one policy by plain parameter averaging each round.
 Round t: every agent adopts the global policy ω_t (the ``replace`` record), trains on its
 own experience, and shares θ̃_i; the federation sets
 :math:`ω_{t+1} = \frac{1}{|S|}\sum_{i∈S} θ̃_i` over the agents S that replied. Participation is
-mandatory. Every agent acts with ω_{t+1}: the one shared policy. (Letting each agent act
+mandatory (``robust`` replaces the mean by a robust rule, strategies.robust). Every agent acts with ω_{t+1}: the one shared policy. (Letting each agent act
 with its own θ̃_i instead makes the next round's experience off-policy for ω_{t+1}, the
 point its training starts from; measured on the Matthew Effect that drove the agents'
 policies apart every round and the collective return below random play.)
@@ -37,5 +37,6 @@ class FedAvg(FederationStrategy):
         if not uploads:
             return None, MetricRecord({"uploads": 0})
         keys = list(uploads[0].keys())
-        mean = {k: Array(np.mean([u[k].numpy() for u in uploads], axis=0).astype(np.float32)) for k in keys}
-        return ArrayRecord(mean), MetricRecord({"uploads": len(uploads)})
+        combined, how = self.aggregate_uploads([[u[k].numpy() for k in keys] for u in uploads])
+        record = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in zip(keys, combined)})
+        return record, MetricRecord({"uploads": len(uploads), **how})

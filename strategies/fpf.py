@@ -87,11 +87,16 @@ def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, l
     return [w - alpha * lambda_u * (w - t) for w, t in zip(omega, theta)]
 
 
-def fpf_aggregate(omega: list[np.ndarray], uploads: list[list[np.ndarray]], eta: float) -> list[np.ndarray]:
-    """Eq. 11: ω <- (1-η)ω + η·(1/N_p)Σ_i ω_i^up. No uploads leaves ω unchanged."""
+def fpf_aggregate(omega: list[np.ndarray], uploads: list[list[np.ndarray]], eta: float,
+                  combine=None) -> list[np.ndarray]:
+    """Eq. 11: ω <- (1-η)ω + η·(1/N_p)Σ_i ω_i^up. No uploads leaves ω unchanged.
+
+    ``combine`` replaces the mean of the uploads (a robust rule, strategies.robust)."""
     if not uploads:
         return [w.copy() for w in omega]
-    return [(1 - eta) * w + eta * np.mean([u[k] for u in uploads], axis=0) for k, w in enumerate(omega)]
+    center = combine(uploads) if combine is not None else [np.mean([u[k] for u in uploads], axis=0)
+                                                           for k in range(len(omega))]
+    return [(1 - eta) * w + eta * c for w, c in zip(omega, center)]
 
 
 PULLS = ("participants", "everyone")
@@ -158,9 +163,16 @@ class FPF(FederationStrategy):
         keys = list(omega.keys())
         w = [omega[k].numpy() for k in keys]
         ups = [fpf_upload(w, [u[k].numpy() for k in keys], self.fed_alpha, self.lambda_u) for u in uploads]
-        new = fpf_aggregate(w, ups, self.eta)
+        how: dict[str, float] = {}
+
+        def combine(values):
+            out, metrics = self.aggregate_uploads(values)
+            how.update(metrics)
+            return out
+
+        new = fpf_aggregate(w, ups, self.eta, combine)
         record = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in zip(keys, new)})
-        return record, MetricRecord({"uploads": len(uploads)})
+        return record, MetricRecord({"uploads": len(uploads), **how})
 
     def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
         self.omega.load(arrays)

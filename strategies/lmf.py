@@ -121,9 +121,22 @@ class LMF(FederationStrategy):
         C = self.schedule.weights(server_round, members)
         index = {a: k for k, a in enumerate(members)}
         eps = check_weights(C, [(index[u], index[v]) for u, v in graph.edges() if u != v])
-        for agent, mixed in zip(members, neighbour_mix(C, [shared[a] for a in members])):
+        how: dict[str, float] = {}
+        if self.robust.robust == "mean":
+            mixes = neighbour_mix(C, [shared[a] for a in members])
+        else:  # the rule over each closed neighbourhood instead of the weighted mix (strategies.robust)
+            keys = list(shared[members[0]].keys())
+            mixes, fallbacks = [], 0.0
+            for agent in members:
+                hood = [agent, *sorted(graph.neighbors(agent))]
+                combined, metrics = self.aggregate_uploads([[shared[j][k].numpy() for k in keys] for j in hood])
+                mixes.append(dict(zip(keys, combined)))
+                fallbacks += metrics.get("robust_fallback", 0.0)
+            how["robust_fallback"] = fallbacks / len(members)
+        for agent, mixed in zip(members, mixes):
             self.pending[agent] = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in mixed.items()})
-        return None, MetricRecord({"uploads": len(members), "graph_edges": graph.number_of_edges(), "weights_eps": eps})
+        return None, MetricRecord({"uploads": len(members), "graph_edges": graph.number_of_edges(), "weights_eps": eps,
+                                   **how})
 
     def summary(self) -> None:
         super().summary()

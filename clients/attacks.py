@@ -1,0 +1,70 @@
+"""Poisoned uploads: participants that exploit the federation (for robustness studies).
+
+An attacker trains and acts like every other agent (its own return is what it cares
+about), but what it uploads is not its honest result. With θ its parameters before the
+round's training, θ̃ after, and s = ``attack_scale``:
+
+- ``sign-flip``: the update reversed and amplified, θ − s·(θ̃ − θ) (gradient exchange:
+  −s·(θ̃ − θ));
+- ``noise``: θ̃ plus Gaussian noise of standard deviation s per coordinate (gradient
+  exchange: the update plus that noise);
+- ``free-ride``: contributes nothing and takes the federation's policy: it uploads ω back
+  when the federation sent one (FPF, D&F), otherwise the parameters it started the round
+  with (FedAvg, LMF; gradient exchange: a zero update).
+
+Which agents attack is set by ``attackers`` (ids), how by ``attack``; the strategy sends
+each attacker its instruction with the round's configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ATTACKS = ("none", "sign-flip", "noise", "free-ride")
+
+
+@dataclass
+class AttackConfig:
+    """Poisoning participants (flags --attack, --attackers, --attack-scale)."""
+
+    attack: str = "none"  # one of ATTACKS
+    attackers: str = ""  # agent ids, e.g. "0" or "0,3"
+    attack_scale: float = 10.0  # s: the amplification (sign-flip) or the noise's std (noise)
+
+    def ids(self, num_agents: int) -> list[int]:
+        """The attackers' ids, checked against the population."""
+        text = self.attackers.removeprefix("ids:").strip()
+        try:
+            ids = sorted({int(p) for p in text.split(",") if p.strip()})
+        except ValueError:
+            raise ValueError(f"attackers '{self.attackers}' must be agent ids, e.g. 0,3") from None
+        unknown = [i for i in ids if not 0 <= i < num_agents]
+        if unknown:
+            raise ValueError(f"attackers names unknown agents {unknown}; valid agent ids: 0..{num_agents - 1}")
+        if self.attack != "none" and not ids:
+            raise ValueError(f"attack {self.attack} needs --attackers (agent ids)")
+        return ids if self.attack != "none" else []
+
+
+def poison(kind: str, after: dict[str, np.ndarray], before: dict[str, np.ndarray], gradients: bool,
+           scale: float, rng: np.random.Generator, omega: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """What an attacker of ``kind`` uploads instead of ``after`` (parameters) or
+    ``after − before`` (``gradients``); see the module docstring."""
+    if kind not in ATTACKS or kind == "none":
+        raise ValueError(f"unknown attack '{kind}'; valid choices: {', '.join(ATTACKS[1:])}")
+    out = {}
+    for key, new in after.items():
+        old = before[key]
+        update = new - old
+        if kind == "sign-flip":
+            value = -scale * update if gradients else old - scale * update
+        elif kind == "noise":
+            value = (update if gradients else new) + rng.normal(0.0, scale, size=new.shape)
+        elif gradients:
+            value = np.zeros_like(new)
+        else:
+            value = omega[key] if omega is not None else old
+        out[key] = np.asarray(value, dtype=np.float32)
+    return out
