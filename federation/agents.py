@@ -41,3 +41,29 @@ def discover_agents(grid: Grid, num_agents: int, timeout: float, poll: float = 0
             f"expected agents 0..{num_agents - 1}, nodes reported {sorted(agents)} "
             f"(missing {sorted(expected - set(agents))}, unknown {sorted(set(agents) - expected)})")
     return agents
+
+
+def rediscover(grid: Grid, known: dict[int, int], num_agents: int, timeout: float = 30.0) -> tuple[dict[int, int], list[str]]:
+    """Agents that came back on new nodes (a restarted SuperNode registers under a new node id).
+
+    ``known`` is {agent id: node id}. Nodes the grid reports that are not in ``known`` are
+    asked which agent they play; returns ({agent: new node}, problems), where problems are
+    replies that could not be used (an error, an agent id outside 0..N-1).
+    """
+    new = sorted(set(grid.get_node_ids()) - set(known.values()))
+    if not new:
+        return {}, []
+    messages = [Message(RecordDict({protocol.CONFIG: ConfigRecord({})}), dst_node_id=n, message_type=MessageType.QUERY)
+                for n in new]
+    found, problems = {}, []
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            problems.append(f"node {node} did not identify itself: {reply.error.reason}")
+            continue
+        agent = int(reply.content[protocol.CONFIG]["agent-id"])
+        if not 0 <= agent < num_agents:
+            problems.append(f"node {node} claims agent {agent}; valid agent ids: 0..{num_agents - 1}")
+            continue
+        found[agent] = node
+    return found, problems

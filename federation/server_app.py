@@ -33,7 +33,7 @@ import strategies
 from clients import learners, protocol
 from clients.networks import flat, to_record
 from clients.policies import ActingSpec
-from federation.agents import discover_agents
+from federation.agents import discover_agents, rediscover
 from federation.config import ExecutionConfig, RunConfig
 from federation.metrics import cv, group_mean, welfare_row
 from federation.results import RunRecorder, one_line
@@ -110,6 +110,18 @@ class Federation:
         self.node_agent = {n: a for a, n in nodes.items()}
         self.strategy.bind(nodes)
 
+    def rejoin(self, rnd: int, found: dict[int, int], problems: list[str]) -> None:
+        """Agents whose node came back under a new id (``agents.rediscover``) play again
+        from this round; they reload their learner from their own storage."""
+        nodes = {a: n for n, a in self.node_agent.items()}
+        for agent, node in sorted(found.items()):
+            self.recorder.event(rnd, "agent_rejoined", f"agent {agent} is back, on node {node} (was {nodes.get(agent)})")
+            nodes[agent] = node
+        for problem in problems:
+            self.recorder.event(rnd, "unknown_node", problem)
+        if found:
+            self.bind(nodes)
+
     def play(self, rnd: int, exchange: Callable[[list[Message]], Iterable[Message]]) -> dict:
         """One round: rollout, train messages, aggregation, federated training; returns its metrics row."""
         cfg, strategy, world = self.cfg, self.strategy, self.world
@@ -127,8 +139,9 @@ class Federation:
         replies = list(exchange(messages))
         t3 = time.perf_counter()
 
+        sent = {m.metadata.message_id: self.node_agent[m.metadata.dst_node_id] for m in messages}
         client_stats = deliver(rnd, replies, world, strategy, self.node_agent, self.recorder,
-                               cfg.execution.reply_timeout)
+                               cfg.execution.reply_timeout, sent)
         if not client_stats:
             reasons = [one_line(e["detail"]) for e in self.recorder.events if e["round"] == rnd]
             raise NoAgentTrained(f"round {rnd}: no agent trained ({len(reasons)} failed or silent"
@@ -241,6 +254,8 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
         log.warning("resuming %s after round %d of %d", cfg.out, done, cfg.rounds)
     bar = _progress(cfg, done)
     for rnd in range(done + 1, cfg.rounds + 1):
+        if rnd > done + 1 and row["failed_agents"] > 0:  # a restarted node comes back under a new id
+            federation.rejoin(rnd, *rediscover(grid, {a: n for n, a in federation.node_agent.items()}, cfg.agents))
         row = federation.play(rnd, exchange)
         federation.checkpoint(rnd)
         if bar is not None:
@@ -277,13 +292,18 @@ def _notes(cfg: RunConfig, split: list[int] | None) -> list[str]:
 
 
 def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[int, int], recorder: RunRecorder,
-            timeout: float) -> list[dict]:
+            timeout: float, sent: dict[str, int] | None = None) -> list[dict]:
     """Hand each agent's acting weights to the world (removing them from the reply the
     strategy will see) and its join decision to the participation set; record agents
-    that failed or stayed silent as events. Returns the agents' training metrics."""
+    that failed or stayed silent as events. Returns the agents' training metrics.
+
+    ``sent`` maps the ids of the messages sent to their agents: an error the SuperLink
+    writes for an unreachable node comes from the SuperLink, not from the agent's node."""
     stats, answered, choices = [], set(), {}
     for reply in replies:
-        agent = node_agent[reply.metadata.src_node_id]
+        agent = (sent or {}).get(reply.metadata.reply_to_message_id)
+        if agent is None:
+            agent = node_agent[reply.metadata.src_node_id]
         answered.add(agent)
         if reply.has_error():
             recorder.event(rnd, "agent_error", f"agent {agent}: {reply.error.reason}")

@@ -221,19 +221,42 @@ class LocalDeployment:
              "--disable-runtime-dependency-installation"],
         )
         self._wait_until("SuperLink is up", self._superlink_healthy)
-        for i, port in enumerate(self.supernode_ports):
-            self._spawn(
-                f"supernode-{i}",
-                ["flower-supernode", "--insecure",
-                 "--superlink", f"127.0.0.1:{self.superlink_port}",
-                 "--host", "127.0.0.1", "--port", str(port),
-                 "--node-config", f'agent-id={i} storage-dir="{self.storage_dir(i)}"'],
-            )
+        for i in range(self.num_agents):
+            self.start_supernode(i, wait=False)
         for i in range(self.num_agents):
             self._wait_until(
                 f"supernode-{i} registered",
                 lambda i=i: "SuperNode ID:" in self._read_log(f"supernode-{i}"),
             )
+
+    def start_supernode(self, agent: int, wait: bool = True) -> None:
+        """Start (or restart, after ``kill_supernode``) the SuperNode of ``agent``; it
+        registers with the SuperLink under a new node id and keeps its storage-dir."""
+        name = f"supernode-{agent}"
+        if name in self._procs:  # a restart: keep the old process's log
+            self._seen.add(self._procs.pop(name).pid)
+            old = self.log_dir / f"{name}.log"
+            if old.exists():
+                old.rename(self.log_dir / f"{name}.{int(time.time() * 1000)}.log")
+        self._spawn(
+            name,
+            ["flower-supernode", "--insecure",
+             "--superlink", f"127.0.0.1:{self.superlink_port}",
+             "--host", "127.0.0.1", "--port", str(self.supernode_ports[agent]),
+             "--node-config", f'agent-id={agent} storage-dir="{self.storage_dir(agent)}"'],
+        )
+        if wait:
+            self._wait_until(f"{name} registered", lambda: "SuperNode ID:" in self._read_log(name))
+
+    def kill_supernode(self, agent: int) -> None:
+        """SIGKILL the SuperNode of ``agent`` and its ClientApp processes (a machine failure)."""
+        proc = self._procs[f"supernode-{agent}"]
+        self._snapshot()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
 
     def storage_dir(self, agent: int) -> Path:
         """Where SuperNode ``agent`` keeps its learner's state (its own "disk")."""
@@ -270,6 +293,7 @@ class LocalDeployment:
         run_config: Mapping[str, Any] | None = None,
         timeout: float = 600.0,
         check: bool = True,
+        on_poll: Any = None,
     ) -> subprocess.CompletedProcess[str]:
         """Submit the app with ``flwr run`` and wait until the run has finished.
 
@@ -277,7 +301,8 @@ class LocalDeployment:
         finished as completed, and whose ``stdout`` holds the ``flwr run`` output
         followed by the run's log (``flwr log --show``). Details are kept in
         ``self.last_run``. Raises DeploymentTimeout after ``timeout`` seconds, and
-        DeploymentError if the run failed and ``check`` is true.
+        DeploymentError if the run failed and ``check`` is true. ``on_poll(self)`` is
+        called at every poll while the run goes on.
         """
         deadline = time.monotonic() + timeout
         self._refuse_legacy_federations()
@@ -303,6 +328,8 @@ class LocalDeployment:
                 )
             time.sleep(self.poll_interval)
             self._snapshot()
+            if on_poll is not None:  # e.g. a test that kills and restarts a SuperNode mid-run
+                on_poll(self)
             status = self.run_status(run_id)
 
         run_log = self._flwr(["log", str(run_id), CONNECTION, "--show"], timeout=60)
