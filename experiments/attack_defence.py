@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from federation.compare import fmt_mean_std, mean_sd_ci  # noqa: E402
 from federation.config import RunConfig  # noqa: E402
-from federation.results import read_metrics  # noqa: E402
+from federation.results import discard_state, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
 
 
@@ -66,6 +66,7 @@ def main() -> None:
                                    attack=attack, robust=defence, robust_f=1, progress=False, eval_every=0,
                                    out=str(out), **extra)
                 simulate(cfg)
+                discard_state(cfg.out)
 
     lines = [f"# Attacks against {args.strategy} on the Matthew Effect, by defence\n",
              f"`python experiments/attack_defence.py --strategy {args.strategy} --seeds "

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from federation.config import RunConfig  # noqa: E402
 from federation.compare import fmt_mean_std, mean_curve  # noqa: E402
-from federation.results import plt, read_metrics  # noqa: E402
+from federation.results import discard_state, plt, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
 
 GAMES = {"matthew": 10, "job": 4, "manufacturing": 5}
@@ -224,6 +224,7 @@ def main() -> None:
                 continue
             print(f"[{k}/{len(runs)}] {game} {variant} seed {cfg.seed}", flush=True)
             simulate(cfg)
+            discard_state(cfg.out)
     results = load(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     baselines = ["independent", "avg", "min", "ia", "fedavg", "fpf"]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from federation.compare import fmt_mean_std, mean_sd_ci  # noqa: E402
 from federation.config import RunConfig  # noqa: E402
-from federation.results import plt, read_metrics  # noqa: E402
+from federation.results import discard_state, plt, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
 
 ALPHA = 0.1
@@ -90,6 +90,7 @@ def main() -> None:
             cfg = RunConfig.of(strategy="fpf", rounds=args.rounds, seed=seed, fed_alpha=ALPHA, eval_every=4,
                                progress=False, out=str(run), **s)
             simulate(cfg)
+            discard_state(cfg.out)
     report(grid, args.seeds, out)
 
 

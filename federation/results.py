@@ -149,3 +149,14 @@ def plot_run(rows: list[dict], path: Path, title: str = "") -> None:
 def read_metrics(run_dir: Path) -> list[dict]:
     with (Path(run_dir) / "metrics.csv").open() as f:
         return [{k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def discard_state(out: str | Path) -> None:
+    """Remove what only resuming a run needs (OUT/checkpoint.pt and the agents' storage in
+    OUT/agents) once it has finished; its results stay. For studies of many runs."""
+    import shutil
+
+    out = Path(out)
+    if (out / "summary.json").exists():
+        (out / "checkpoint.pt").unlink(missing_ok=True)
+        shutil.rmtree(out / "agents", ignore_errors=True)
