@@ -93,3 +93,53 @@ def test_a_killed_supernode_is_absent_then_rejoins(tmp_path):
     assert all("agent 1" in e["detail"] for e in events)
     assert any(k == "agent_rejoined" for k, _ in kinds)
     assert [pid for pid in pids if is_alive(pid)] == []
+
+
+@pytest.mark.deployment
+def test_two_rounds_over_tls_with_supernode_auth(tmp_path):
+    """With TLS and SuperNode authentication (each SuperNode's key registered with
+    `flwr supernode register` first) a 2-round run with 3 agents completes, every
+    SuperNode joined under the node id registered for its key, over https."""
+    out = tmp_path / "out"
+    run_config = {"rounds": 2, "strategy": "independent", "learner": "ppo", "agents": 3, "batch": 2,
+                  "out": str(out), **SMALL_RUN}
+
+    with LocalDeployment(ROOT, num_agents=3, auth=True) as dep:
+        assert dep.tls and dep.certs is not None
+        assert "insecure" not in (dep.flwr_home / "config.toml").read_text()
+        assert "Uvicorn running on https://" in dep.read_log("superlink")
+        joined = {i: f"SuperNode ID: {dep.node_ids[i]}" in dep.read_log(f"supernode-{i}") for i in range(3)}
+        result = dep.run(run_config, timeout=900)
+        pids = dep.pids
+    assert joined == {0: True, 1: True, 2: True}
+    assert len(set(dep.node_ids.values())) == 3
+    assert result.returncode == 0
+
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    assert pids
+    assert [pid for pid in pids if is_alive(pid)] == []
+
+
+@pytest.mark.deployment
+def test_supernode_without_registered_key_cannot_join():
+    """With SuperNode authentication on, a SuperNode whose public key was not registered
+    (and one with no key, which tries to register itself) is refused by the SuperLink and
+    exits, and the SuperLink lists only the registered SuperNode, online."""
+    with LocalDeployment(ROOT, num_agents=1, auth=True) as dep:
+        intruder = dep.start_unregistered_supernode("intruder", wait=False)
+        keyless = dep.start_unregistered_supernode("keyless", with_key=False, wait=False)
+        codes = (intruder.wait(timeout=300), keyless.wait(timeout=300))
+        logs = {name: dep.read_log(name) for name in ("intruder", "keyless", "superlink")}
+        nodes = {n["node-id"]: n["status"] for n in dep.supernodes()}
+        registered = dep.node_ids[0]
+        pids = dep.pids
+
+    assert codes[0] != 0 and codes[1] != 0
+    assert "SuperNode ID:" not in logs["intruder"] + logs["keyless"]
+    assert "Failed to activate SuperNode" in logs["intruder"]
+    assert "All SuperNodes must be registered via the CLI" in logs["keyless"]
+    assert "No SuperNode found with the given public key" in logs["superlink"]
+    assert nodes == {str(registered): "online"}
+    assert [pid for pid in pids if is_alive(pid)] == []

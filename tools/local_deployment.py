@@ -1,9 +1,12 @@
 """Run the Flower app on a real local deployment: one SuperLink + N SuperNodes.
 
-Everything binds to 127.0.0.1 and runs in insecure (no TLS) mode. SuperNode ``i``
-is started with ``--node-config "agent-id=<i>"``. A temporary ``FLWR_HOME`` holds
-the CLI connection (``config.toml``), the installed app bundles and the process
-logs, so the user's ``~/.flwr`` is never touched.
+Everything binds to 127.0.0.1 and runs in insecure (no TLS) mode by default;
+``tls=True`` uses throw-away certificates (tools/certificates.py) and ``auth=True``
+adds SuperNode authentication (each SuperNode's public key is registered with
+``flwr supernode register`` before it starts). SuperNode ``i`` is started with
+``--node-config "agent-id=<i>"``. A temporary ``FLWR_HOME`` holds the CLI connection
+(``config.toml``), the installed app bundles and the process logs, so the user's
+``~/.flwr`` is never touched.
 
 Library use::
 
@@ -13,6 +16,7 @@ Library use::
 Command line::
 
     python -m tools.local_deployment --agents 3 --run-config 'rounds=2 strategy="fpf"'
+    python -m tools.local_deployment --agents 3 --auth --run-config 'rounds=2'
 
 Every process started here (and everything they spawn, found through a marker
 environment variable) is stopped by PID / process group on exit.
@@ -27,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -34,13 +39,19 @@ import time
 import tomllib
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from tools.certificates import NodeKeyPair, TlsFiles, generate_supernode_keys, generate_tls_certificates
 
 CONNECTION = "local-deployment"  # SuperLink connection name in config.toml
 MARKER_ENV = "LOCAL_DEPLOYMENT_ID"  # inherited by every process we start
 FINISHED_OK = "finished:completed"
+JOINED = "SuperNode ID:"  # a SuperNode logs this once the SuperLink has accepted it
+# Flower marks a SuperNode offline after HEARTBEAT_PATIENCE (2) missed heartbeats of
+# HEARTBEAT_DEFAULT_INTERVAL (30 s); a killed one stays "online" that long.
+HEARTBEAT_EXPIRY = 60.0
 _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
 
 
@@ -139,6 +150,13 @@ class LocalDeployment:
         are picked automatically by default.
     keep_logs : keep the temporary directory (logs) after a successful exit. It
         is always kept when something failed.
+    tls : serve every SuperLink API over TLS with a throw-away CA and server
+        certificate for 127.0.0.1 (``self.certs``); SuperNodes and the ``flwr`` CLI
+        verify it with the CA certificate.
+    auth : SuperNode authentication (implies ``tls``): the SuperLink runs with
+        ``--enable-supernode-auth``, every SuperNode gets its own EC key pair
+        (``self.node_keys``), whose public key is registered with
+        ``flwr supernode register`` (``self.node_ids``) before the SuperNode starts.
     """
 
     def __init__(
@@ -150,6 +168,8 @@ class LocalDeployment:
         keep_logs: bool = False,
         startup_timeout: float = 60.0,
         poll_interval: float = 2.0,
+        tls: bool = False,
+        auth: bool = False,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.num_agents = num_agents
@@ -157,12 +177,18 @@ class LocalDeployment:
         self.keep_logs = keep_logs
         self.startup_timeout = startup_timeout
         self.poll_interval = poll_interval
+        self.auth = auth
+        self.tls = tls or auth  # Flower refuses --enable-supernode-auth without TLS
         self.tmp_dir = Path(tempfile.mkdtemp(prefix="flwr-deployment-"))
         self.log_dir = self.tmp_dir / "logs"
         self.flwr_home = Path(flwr_home).resolve() if flwr_home else self.tmp_dir / "home"
         self.superlink_port = 0
         self.supernode_ports: list[int] = []
         self.last_run: dict[str, Any] = {}
+        self.certs: TlsFiles | None = None
+        self.node_keys: dict[int, NodeKeyPair] = {}  # agent -> its key pair (auth)
+        self.node_ids: dict[int, int] = {}  # agent -> node id registered for its key (auth)
+        self._may_exit: set[str] = set()  # processes expected to exit (refused SuperNodes)
         self._marker = uuid.uuid4().hex
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._seen: set[int] = set()
@@ -207,46 +233,153 @@ class LocalDeployment:
         else:
             ports = _free_ports(self.num_agents + 1)
         self.superlink_port, self.supernode_ports = ports[0], ports[1:]
+        if self.tls:
+            self.certs = generate_tls_certificates(self.tmp_dir / "certs")
+            security = f"root-certificates = {toml_value(str(self.certs.ca_cert))}\n"
+            superlink_security = ["--ssl-ca-certfile", str(self.certs.ca_cert),
+                                  "--ssl-certfile", str(self.certs.server_cert),
+                                  "--ssl-keyfile", str(self.certs.server_key)]
+            if self.auth:
+                superlink_security.append("--enable-supernode-auth")
+        else:
+            security = "insecure = true\n"
+            superlink_security = ["--insecure"]
         (self.flwr_home / "config.toml").write_text(
             f'[superlink]\ndefault = "{CONNECTION}"\n\n'
             f"[superlink.{CONNECTION}]\n"
-            f'address = "127.0.0.1:{self.superlink_port}"\ninsecure = true\n'
+            f'address = "127.0.0.1:{self.superlink_port}"\n{security}'
         )
         self._old_subreaper = _set_subreaper(1)
 
         self._spawn(
             "superlink",
-            ["flower-superlink", "--insecure", "--host", "127.0.0.1",
+            ["flower-superlink", *superlink_security, "--host", "127.0.0.1",
              "--port", str(self.superlink_port),
              "--disable-runtime-dependency-installation"],
         )
         self._wait_until("SuperLink is up", self._superlink_healthy)
+        if self.auth:  # keys are registered through the SuperLink, before the nodes start
+            self.register_supernodes(range(self.num_agents))
         for i in range(self.num_agents):
             self.start_supernode(i, wait=False)
         for i in range(self.num_agents):
             self._wait_until(
                 f"supernode-{i} registered",
-                lambda i=i: "SuperNode ID:" in self._read_log(f"supernode-{i}"),
+                lambda i=i: JOINED in self.read_log(f"supernode-{i}"),
             )
 
+    def register_supernodes(self, agents: Iterable[int]) -> dict[int, int]:
+        """Generate a key pair for each of ``agents`` (if it has none) and register its
+        public key with ``flwr supernode register``; returns ``{agent: node id}``.
+
+        With ``--enable-supernode-auth`` the SuperLink only accepts SuperNodes whose
+        public key was registered beforehand: a SuperNode with an unknown key is
+        refused at activation and exits (status 1; Flower exit code 305 in its log).
+        The registrations run concurrently (each ``flwr`` call spends seconds
+        importing Flower).
+        """
+        pending = {}
+        for agent in agents:
+            if agent not in self.node_keys:
+                self.node_keys[agent] = generate_supernode_keys(
+                    self.tmp_dir / "keys", f"supernode-{agent}")
+            pending[agent] = subprocess.Popen(  # pylint: disable=consider-using-with
+                [_executable("flwr"), "supernode", "register",
+                 str(self.node_keys[agent].public_key), CONNECTION,
+                 "--name", f"agent-{agent}", "--format", "json"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=self.env, cwd=self.app_dir, start_new_session=True,
+            )
+        registered = {}
+        for agent, proc in pending.items():
+            try:
+                out, err = proc.communicate(timeout=self.startup_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            try:
+                registered[agent] = int(_parse_json(out)["node-id"])
+            except (ValueError, KeyError, TypeError):
+                self._fail(f"`flwr supernode register` failed for agent {agent} "
+                           f"(exit code {proc.returncode}):\n{out}\n{err}")
+        self.node_ids.update(registered)
+        return registered
+
+    def supernodes(self) -> list[dict[str, Any]]:
+        """The SuperLink's node list (``flwr supernode ls --format json``): one dict per
+        node with ``node-id`` (a string), ``status`` (registered/online/offline) ..."""
+        res = self._flwr(["supernode", "ls", CONNECTION, "--format", "json"], timeout=60)
+        try:
+            return list(_parse_json(res.stdout)["nodes"])
+        except (ValueError, KeyError, TypeError):
+            self._fail(f"`flwr supernode ls` failed:\n{res.stdout}\n{res.stderr}")
+
     def start_supernode(self, agent: int, wait: bool = True) -> None:
-        """Start (or restart, after ``kill_supernode``) the SuperNode of ``agent``; it
-        registers with the SuperLink under a new node id and keeps its storage-dir."""
+        """Start (or restart, after ``kill_supernode``) the SuperNode of ``agent``; it keeps
+        its storage-dir. Without ``auth`` a restarted SuperNode registers under a new
+        node id. With ``auth`` it comes back under its registered node id (same key),
+        which the SuperLink only lets in once it has marked the killed one offline
+        (after up to ``HEARTBEAT_EXPIRY`` s): a restart waits for that first."""
         name = f"supernode-{agent}"
-        if name in self._procs:  # a restart: keep the old process's log
+        restart = name in self._procs
+        if restart:  # keep the old process's log
             self._seen.add(self._procs.pop(name).pid)
             old = self.log_dir / f"{name}.log"
             if old.exists():
                 old.rename(self.log_dir / f"{name}.{int(time.time() * 1000)}.log")
+        if self.auth:
+            if agent not in self.node_ids:
+                self.register_supernodes([agent])
+            elif restart:
+                node_id = str(self.node_ids[agent])
+                self._wait_until(
+                    f"node {node_id} of {name} offline",
+                    lambda: all(n["node-id"] != node_id or n["status"] != "online"
+                                for n in self.supernodes()),
+                    timeout=HEARTBEAT_EXPIRY + self.startup_timeout,
+                )
         self._spawn(
             name,
-            ["flower-supernode", "--insecure",
+            ["flower-supernode", *self._supernode_security(self.node_keys.get(agent)),
              "--superlink", f"127.0.0.1:{self.superlink_port}",
              "--host", "127.0.0.1", "--port", str(self.supernode_ports[agent]),
              "--node-config", f'agent-id={agent} storage-dir="{self.storage_dir(agent)}"'],
         )
         if wait:
-            self._wait_until(f"{name} registered", lambda: "SuperNode ID:" in self._read_log(name))
+            self._wait_until(f"{name} registered", lambda: JOINED in self.read_log(name))
+
+    def start_unregistered_supernode(
+        self, name: str = "intruder", with_key: bool = True, wait: bool = True,
+    ) -> subprocess.Popen[bytes]:
+        """Start a SuperNode that is not an agent of this deployment and whose key was
+        not registered (``with_key=False``: no key at all, so it tries to register
+        itself). It uses the same TLS settings and ``agent-id=<num_agents>``.
+
+        With ``auth`` the SuperLink refuses it and it exits; without, it joins. With
+        ``wait`` this returns once it has exited or joined (its log has ``JOINED``).
+        Its log is ``read_log(name)``; it is stopped with the deployment if still up.
+        """
+        key = generate_supernode_keys(self.tmp_dir / "keys", name) if with_key else None
+        port = _free_ports(1)[0]
+        self._may_exit.add(name)
+        self._spawn(
+            name,
+            ["flower-supernode", *self._supernode_security(key),
+             "--superlink", f"127.0.0.1:{self.superlink_port}",
+             "--host", "127.0.0.1", "--port", str(port),
+             "--node-config", f'agent-id={self.num_agents} storage-dir="{self.tmp_dir / name}"'],
+        )
+        proc = self._procs[name]
+        if wait:
+            self._wait_until(f"{name} exited or joined",
+                             lambda: proc.poll() is not None or JOINED in self.read_log(name))
+        return proc
+
+    def _supernode_security(self, key: NodeKeyPair | None) -> list[str]:
+        args = ["--root-certificates", str(self.certs.ca_cert)] if self.certs else ["--insecure"]
+        if key is not None:
+            args += ["--auth-supernode-private-key", str(key.private_key)]
+        return args
 
     def kill_supernode(self, agent: int) -> None:
         """SIGKILL the SuperNode of ``agent`` and its ClientApp processes (a machine failure)."""
@@ -386,26 +519,31 @@ class LocalDeployment:
                 start_new_session=True,
             )
 
-    def _read_log(self, name: str) -> str:
+    def read_log(self, name: str) -> str:
+        """The log of process ``name`` ("superlink", "supernode-<i>", ...) so far."""
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def _superlink_healthy(self) -> bool:
-        url = f"http://127.0.0.1:{self.superlink_port}/health"
+        scheme = "https" if self.certs else "http"
+        url = f"{scheme}://127.0.0.1:{self.superlink_port}/health"
+        context = ssl.create_default_context(cafile=str(self.certs.ca_cert)) if self.certs else None
         try:
-            with urllib.request.urlopen(url, timeout=1) as res:
+            with urllib.request.urlopen(url, timeout=1, context=context) as res:
                 return res.status == 200
         except OSError:
             return False
 
-    def _wait_until(self, what: str, ready: Any) -> None:
-        deadline = time.monotonic() + self.startup_timeout
+    def _wait_until(self, what: str, ready: Any, timeout: float | None = None) -> None:
+        timeout = self.startup_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while not ready():
-            dead = [n for n, p in self._procs.items() if p.poll() is not None]
+            dead = [n for n, p in self._procs.items()
+                    if p.poll() is not None and n not in self._may_exit]
             if dead:
                 self._fail(f"{', '.join(dead)} exited while waiting for: {what}")
             if time.monotonic() > deadline:
-                self._fail(f"timed out after {self.startup_timeout:.0f} s: {what}")
+                self._fail(f"timed out after {timeout:.0f} s: {what}")
             time.sleep(0.2)
 
     def _fail(self, message: str) -> Any:
@@ -476,13 +614,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds")
     parser.add_argument("--base-port", type=int, default=None)
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--tls", action="store_true", help="TLS with throw-away certificates")
+    parser.add_argument("--auth", action="store_true",
+                        help="SuperNode authentication (implies --tls)")
     args = parser.parse_args(argv)
 
     from flwr.common.config import parse_config_args  # pylint: disable=C0415
 
     run_config = parse_config_args([args.run_config]) if args.run_config else {}
     with LocalDeployment(args.app_dir, args.agents, base_port=args.base_port,
-                         keep_logs=args.keep_logs) as dep:
+                         keep_logs=args.keep_logs, tls=args.tls, auth=args.auth) as dep:
         print(f"SuperLink on 127.0.0.1:{dep.superlink_port}, SuperNodes on "
               f"{dep.supernode_ports}; logs in {dep.log_dir}", flush=True)
         started = time.monotonic()
