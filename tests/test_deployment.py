@@ -16,7 +16,8 @@ SMALL_RUN = {"steps": 20, "hidden": 32, "epochs": 1, "minibatch": 64, "fed-updat
 
 @pytest.mark.deployment
 def test_two_rounds_on_local_deployment(tmp_path):
-    """Two rounds with 3 agents (PPO and DQN) finish, write finite metrics, keep each agent's
+    """Over TLS with SuperNode authentication (each SuperNode's key registered with
+    `flwr supernode register` first), two rounds with 3 agents (PPO and DQN) finish, write finite metrics, keep each agent's
     learner, the DQN replay buffer included, across messages (every message is a fresh
     process) in the SuperNode's own storage directory and not in the messages, and leave
     no process behind."""
@@ -24,11 +25,15 @@ def test_two_rounds_on_local_deployment(tmp_path):
     run_config = {"rounds": 2, "strategy": "independent", "learner": "ppo:0-1,dqn:2", "agents": 3, "batch": 2,
                   "out": str(out), **SMALL_RUN}
 
-    with LocalDeployment(ROOT, num_agents=3) as dep:
+    with LocalDeployment(ROOT, num_agents=3, auth=True) as dep:  # over TLS, SuperNodes authenticated
+        assert "insecure" not in (dep.flwr_home / "config.toml").read_text()
+        assert "Uvicorn running on https://" in dep.read_log("superlink")
+        joined = {i: f"SuperNode ID: {dep.node_ids[i]}" in dep.read_log(f"supernode-{i}") for i in range(3)}
         result = dep.run(run_config, timeout=900)
         pids = dep.pids
         stored = [(dep.storage_dir(i) / f"agent_{i}" / "learner.pt").is_file() for i in range(3)]
     assert result.returncode == 0
+    assert joined == {0: True, 1: True, 2: True}  # each under the node id registered for its key
 
     with open(out / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -92,33 +97,6 @@ def test_a_killed_supernode_is_absent_then_rejoins(tmp_path):
     assert {r for k, r in kinds if k in ("agent_error", "agent_timeout")} == set(missed)
     assert all("agent 1" in e["detail"] for e in events)
     assert any(k == "agent_rejoined" for k, _ in kinds)
-    assert [pid for pid in pids if is_alive(pid)] == []
-
-
-@pytest.mark.deployment
-def test_two_rounds_over_tls_with_supernode_auth(tmp_path):
-    """With TLS and SuperNode authentication (each SuperNode's key registered with
-    `flwr supernode register` first) a 2-round run with 3 agents completes, every
-    SuperNode joined under the node id registered for its key, over https."""
-    out = tmp_path / "out"
-    run_config = {"rounds": 2, "strategy": "independent", "learner": "ppo", "agents": 3, "batch": 2,
-                  "out": str(out), **SMALL_RUN}
-
-    with LocalDeployment(ROOT, num_agents=3, auth=True) as dep:
-        assert dep.tls and dep.certs is not None
-        assert "insecure" not in (dep.flwr_home / "config.toml").read_text()
-        assert "Uvicorn running on https://" in dep.read_log("superlink")
-        joined = {i: f"SuperNode ID: {dep.node_ids[i]}" in dep.read_log(f"supernode-{i}") for i in range(3)}
-        result = dep.run(run_config, timeout=900)
-        pids = dep.pids
-    assert joined == {0: True, 1: True, 2: True}
-    assert len(set(dep.node_ids.values())) == 3
-    assert result.returncode == 0
-
-    with open(out / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 2
-    assert pids
     assert [pid for pid in pids if is_alive(pid)] == []
 
 
