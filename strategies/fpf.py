@@ -60,11 +60,13 @@ from strategies.participation import Participation
 class FPFConfig:
     """FPF / D&F in the paper's notation (flags --lambda-u, --lambda-e, ...)."""
 
-    lambda_u: float = 1.0  # pull toward the utilitarian policy ω
-    lambda_e: float = 1.0  # pull toward the egalitarian policy ω̄
+    # defaults chosen by the pull sweep (docs/ARCHITECTURE.md, "FPF's pull: defaults"):
+    # αλ_u = 0.01, αλ_e = 0.0025, so λ_u > 2√2·λ_e (Theorem 1)
+    lambda_u: float = 0.1  # pull toward the utilitarian policy ω
+    lambda_e: float = 0.025  # pull toward the egalitarian policy ω̄
     lambda_h: float = 0.01  # entropy bonus of ω̄
     eta: float = 1.0  # federation update rate η
-    fed_alpha: float = 1e-3  # α of Eqs. 9-10
+    fed_alpha: float = 0.1  # α of Eqs. 9-10
     fed_lr: float = 1e-3  # learning rate of the server-side training of ω, ω̄
     fed_critic_lr: float = 1e-3
     fed_updates: int = 16  # minibatch steps of ω and ω̄ per round
@@ -75,7 +77,7 @@ class FPFConfig:
     # who is pulled toward ω and ω̄: the participants, or everyone (ablation)
     pull: str = "participants"
     # ω̄'s team reward: variance (Eq. 3), return-std (the D&F code), min (max-min)
-    egalitarian: str = "variance"
+    egalitarian: str = "return-std"
     # how ω and ω̄ learn from the agents' data (PPO agents): importance-weighted policy
     # gradient (is-pg) or advantage-weighted regression (awr); strategies/federated_policy.py
     # (awr by default: measured in docs/ARCHITECTURE.md, "Training ω and ω̄")
@@ -111,10 +113,10 @@ class FPF(FederationStrategy):
     refuses_learners = ("q-table",)
 
     def __init__(self, participation, seed: int, init: ArrayRecord, *, space, num_actions: int,
-                 state_space, learner: str = "ppo", lambda_u: float = 1.0, lambda_e: float = 1.0, lambda_h: float = 0.01,
-                 eta: float = 1.0, fed_alpha: float = 1e-3, fed_lr: float = 1e-3, fed_critic_lr: float = 1e-3,
+                 state_space, learner: str = "ppo", lambda_u: float = 0.1, lambda_e: float = 0.025, lambda_h: float = 0.01,
+                 eta: float = 1.0, fed_alpha: float = 0.1, fed_lr: float = 1e-3, fed_critic_lr: float = 1e-3,
                  fed_updates: int = 16, fed_batch: int = 1024, anchor_step: str = "round",
-                 pull: str = "participants", egalitarian: str = "variance", fed_objective: str = "awr", net=None,
+                 pull: str = "participants", egalitarian: str = "return-std", fed_objective: str = "awr", net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97):
         super().__init__(participation, seed)
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
