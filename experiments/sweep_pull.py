@@ -8,8 +8,10 @@ The pull per round is θ <- θ - αλ_u(θ - ω) - αλ_e(θ - ω̄) (clients.an
 0.03, 0.1, 0.3}, and for each λ_e = r·λ_u with r in ``--ratios`` (default {0, 1/4}; add 1
 for the control that breaks the theorem). Theorem 1 of the paper asks for
 λ_u > 2√2(λ_e + L): λ_e = λ_u/4 satisfies it whenever L < 0.1·λ_u (2√2/4 ≈ 0.71), λ_e = λ_u
-never does. Then, at the chosen pull, the three egalitarian rewards of ω̄
-(``--egalitarian variance|return-std|min``).
+never does. Then, at ``--egalitarian-at`` (λ_u = 1, αλ_u = 0.1, with λ_e = λ_u/4), the
+three egalitarian rewards of ω̄ (``--egalitarian variance|return-std|min``). Every run
+sets ω̄'s reward explicitly (the grid's is ``variance``), so the sweep does not depend on
+the default it chose.
 
 For each setting and seed it writes a run directory under OUT/runs/, and into OUT
 ``sweep.md`` / ``sweep.csv`` (mean ± sample std [95% CI] over seeds of the last quarter of
