@@ -25,8 +25,10 @@ that change every round). It then writes into OUT:
   gains, (participants − others) under FPF minus the same difference for independent
   learners on the same split, seed by seed (a difference of differences), with its 95% CI.
 
-Runs already finished (their summary.json exists) are not run again, so an interrupted
-reproduction resumes where it stopped.
+Runs already finished with the planned number of rounds are not run again; a run killed
+midway, or finished with fewer rounds, continues from its checkpoint (``--resume``), so an
+interrupted reproduction resumes where it stopped and ``--rounds`` can be raised later.
+Each run keeps its checkpoint and agents' storage for that (~30 MB for the Matthew Effect).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -44,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from federation.config import RunConfig  # noqa: E402
 from federation.compare import fmt_mean_std, mean_curve  # noqa: E402
-from federation.results import discard_state, plt, read_metrics  # noqa: E402
+from federation.results import plt, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
 
 GAMES = {"matthew": 10, "job": 4, "manufacturing": 5}
@@ -80,12 +83,21 @@ def plan(games: dict[str, int], seeds: list[int], out: Path, methods: list[str])
     return runs
 
 
+def rounds_done(path: Path) -> int:
+    """Rounds of the finished run in ``path`` (0 if it has not finished)."""
+    summary = path / "summary.json"
+    return int(json.loads(summary.read_text()).get("rounds_completed", 0)) if summary.exists() else 0
+
+
 def load(runs) -> dict[tuple[str, str], list[tuple[dict, list[dict]]]]:
+    """The finished runs of the plan, with exactly the planned number of rounds."""
     results = defaultdict(list)
     for game, variant, cfg in runs:
         path = Path(cfg.out)
-        if (path / "summary.json").exists():
+        if rounds_done(path) == cfg.rounds:
             results[game, variant].append((json.loads((path / "summary.json").read_text()), read_metrics(path)))
+        elif rounds_done(path):
+            print(f"left out {path}: {rounds_done(path)} rounds, not {cfg.rounds}", flush=True)
     return results
 
 
@@ -220,11 +232,16 @@ def main() -> None:
     runs = plan(games, args.seeds, args.out, args.methods)
     if not args.report_only:
         for k, (game, variant, cfg) in enumerate(runs, 1):
-            if (Path(cfg.out) / "summary.json").exists():
+            path, done = Path(cfg.out), rounds_done(Path(cfg.out))
+            if done >= cfg.rounds:
                 continue
-            print(f"[{k}/{len(runs)}] {game} {variant} seed {cfg.seed}", flush=True)
-            simulate(cfg)
-            discard_state(cfg.out)
+            resumable = (path / "checkpoint.pt").exists()
+            if done and not resumable:  # finished shorter, without the state to extend it
+                print(f"{path} has {done} rounds and no checkpoint: running it again", flush=True)
+                shutil.rmtree(path)
+            print(f"[{k}/{len(runs)}] {game} {variant} seed {cfg.seed}"
+                  + (" (continuing from its checkpoint)" if resumable else ""), flush=True)
+            simulate(cfg.replace(resume=True) if resumable else cfg)
     results = load(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     baselines = ["independent", "avg", "min", "ia", "fedavg", "fpf"]
