@@ -139,7 +139,8 @@ class Federation:
         replies = list(exchange(messages))
         t3 = time.perf_counter()
 
-        sent = {m.metadata.message_id: self.node_agent[m.metadata.dst_node_id] for m in messages}
+        sent = {m.metadata.message_id: self.node_agent[m.metadata.dst_node_id] for m in messages
+                if m.metadata.message_id}  # ids are given when a grid pushes the messages
         client_stats = deliver(rnd, replies, world, strategy, self.node_agent, self.recorder,
                                cfg.execution.reply_timeout, sent)
         if not client_stats:
@@ -301,7 +302,7 @@ def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[in
     writes for an unreachable node comes from the SuperLink, not from the agent's node."""
     stats, answered, choices = [], set(), {}
     for reply in replies:
-        agent = (sent or {}).get(reply.metadata.reply_to_message_id)
+        agent = sent.get(reply.metadata.reply_to_message_id) if sent else None
         if agent is None:
             agent = node_agent[reply.metadata.src_node_id]
         answered.add(agent)

@@ -13,8 +13,8 @@ from strategies.participation import Participation
 
 
 class Meta:
-    def __init__(self, node):
-        self.src_node_id = node
+    def __init__(self, node, reply_to=""):
+        self.src_node_id, self.reply_to_message_id = node, reply_to
 
 
 class Error:
@@ -88,3 +88,18 @@ def test_the_results_table_says_when_agents_failed():
            "events": [{"round": 3, "kind": "agent_error", "detail": "agent 2: boom"}] * 2}
     assert "Warning" not in format_summary([ok])
     assert "Warning: agents failed or stayed silent (events per run: fpf seed 1: 2)" in format_summary([ok, bad])
+
+
+def test_an_error_the_superlink_writes_for_an_unreachable_node_is_the_agents(tmp_path):
+    """The SuperLink answers for a dead node from its own node id; the reply names the
+    message it answers, and that message's agent is the one recorded."""
+    game = envs.make_batched("matthew", 2, batch_size=1, episode_length=5)
+    w = world(game, seed=0)
+    strategy = Independent(Participation.parse("0.0", "fixed", 2), 0)
+    recorder = RunRecorder(tmp_path, "{}")
+    unreachable = Reply(1)  # node 1: the SuperLink
+    unreachable.metadata = Meta(1, reply_to="msg-of-agent-1")
+    deliver(3, [unreachable], w, strategy, {10: 0, 11: 1}, recorder, timeout=60,
+            sent={"msg-of-agent-0": 0, "msg-of-agent-1": 1})
+    assert [(e["kind"], e["detail"][:8]) for e in recorder.events] == [("agent_error", "agent 1:"),
+                                                                       ("agent_timeout", "agent 0 ")]
