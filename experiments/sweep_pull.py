@@ -138,7 +138,7 @@ def plot(grid: list[dict], seeds: list[int], out: Path) -> None:
                     xs.append(ALPHA * s["lambda_u"])
                     ys.append(mean)
                     hs.append(0.0 if not np.isfinite(half) else half)
-            if xs:
+            if len(xs) > 1:  # a ratio of the grid (the pull-free point belongs to every ratio)
                 ax.errorbar(xs, ys, yerr=hs, marker=marker, capsize=3, label=f"λ_e = {ratio:g}·λ_u")
             ax.set_xscale("symlog", linthresh=0.01)
             ax.set(xlabel="αλ_u (pull toward ω per round)", ylabel=label, title=label)
