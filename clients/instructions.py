@@ -85,8 +85,7 @@ def poison_upload(shared: ArrayRecord, before: Params, config: ConfigRecord, con
     kind = str(config.get("attack", "none"))
     if kind == "none":
         return shared
-    omega = content[protocol.OMEGA].to_numpy_ndarrays() if protocol.OMEGA in content else None
-    omega = None if omega is None else dict(zip(content[protocol.OMEGA].keys(), omega))
+    omega = {k: v.numpy() for k, v in content[protocol.OMEGA].items()} if protocol.OMEGA in content else None
     gradients = config["share"] == protocol.SHARE_GRADIENTS
     honest = {k: v.numpy().astype(np.float64) for k, v in shared.items()}
     after = {k: before[k] + v for k, v in honest.items()} if gradients else honest

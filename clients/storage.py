@@ -40,9 +40,6 @@ class AgentStorage:
     def exists(self) -> bool:
         return self.path.is_file()
 
-    def load(self) -> dict:
-        return torch.load(self.path, weights_only=False)
-
     def load_before(self, server_round: int) -> dict | None:
         """The newest stored state saved by a round before ``server_round``; None if none."""
         for path in (self.path, self.previous):

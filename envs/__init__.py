@@ -10,6 +10,8 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import numpy as np
+
 from envs.base import BatchedGame
 from envs.job import JobScheduling
 from envs.manufacturing import ManufacturingPlant
@@ -103,3 +105,15 @@ def make(name: str, num_agents: int | None = None, **kwargs: Any) -> BatchedPara
         raise ValueError("make() builds one copy; use make_batched() for batch_size > 1")
     kwargs.pop("batch_size", None)
     return BatchedParallelEnv(_build(name, num_agents, 1, kwargs))
+
+
+def random_policy_returns(name: str, num_agents: int, episodes: int = 64, seed: int = 0, **kwargs: Any) -> np.ndarray:
+    """Each agent's return over one episode of uniformly random actions, in ``episodes``
+    copies of the game ``name``: ``[episodes, num_agents]`` (the level a learner must beat;
+    ``kwargs`` go to the game's constructor, e.g. ``rules``)."""
+    game = make_batched(name, num_agents, batch_size=episodes, seed=seed, **kwargs)
+    rng = np.random.default_rng(seed)
+    total = np.zeros((episodes, num_agents))
+    for _ in range(game.episode_length):
+        total += game.step(rng.integers(0, game.num_actions, (episodes, num_agents)))[1]
+    return total

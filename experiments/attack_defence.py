@@ -26,17 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from federation.compare import fmt_mean_std, mean_sd_ci  # noqa: E402
+from clients.attacks import AttackConfig  # noqa: E402
+from federation.compare import fmt_mean_std, last_quarter, mean_sd_ci  # noqa: E402
 from federation.config import RunConfig  # noqa: E402
 from federation.results import discard_state, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
-
-
-def last_quarter(rows: list[dict], key: str) -> float:
-    last = rows[-max(1, len(rows) // 4):]
-    vals = [r.get(key, np.nan) for r in last]
-    vals = [v for v in vals if np.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
 
 
 def main() -> None:
@@ -49,7 +43,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=40)
     p.add_argument("--out", type=Path, default=Path("docs/results/attack_defence"))
     args = p.parse_args()
-    honest = set(range(10)) - {int(a) for a in args.attackers.split(",")}
+    agents = RunConfig().agents
+    honest = set(range(agents)) - set(AttackConfig("sign-flip", args.attackers).ids(agents))
 
     def run_dir(attack: str, defence: str, seed: int) -> Path:
         return args.out / "runs" / f"{args.strategy}_{attack}_{defence}_seed{seed}"

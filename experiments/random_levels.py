@@ -29,17 +29,6 @@ GAMES = {"job": 4, "manufacturing": 5}
 REFERENCE = {"job": (29.1, 9.7, 0.65), "manufacturing": (15.8, 4.0, 0.55)}
 
 
-def random_returns(name: str, agents: int, episodes: int, seed: int, rules: str) -> np.ndarray:
-    """Each agent's return over one episode of uniformly random actions: [episodes, agents]."""
-    game = envs.make_batched(name, agents, batch_size=episodes, seed=seed, rules=rules)
-    rng = np.random.default_rng(seed)
-    total = np.zeros((episodes, agents))
-    for _ in range(game.episode_length):
-        _, rewards, _, _ = game.step(rng.integers(0, game.num_actions, (episodes, agents)))
-        total += rewards
-    return total
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, default=1024)
@@ -50,7 +39,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     for name, agents in GAMES.items():
         for rules in ("reference", "legacy"):
-            returns = random_returns(name, agents, args.episodes, args.seed, rules)
+            returns = envs.random_policy_returns(name, agents, args.episodes, args.seed, rules=rules)
             cvs = [cv(r) for r in returns if r.sum() > 0]
             mean, sd, ref_cv = REFERENCE[name]
             lines.append(f"| {name} ({agents} agents) | {rules} | {args.episodes} | {fmt_mean_std(returns.sum(axis=1))} | "

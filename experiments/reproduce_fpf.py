@@ -46,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from federation.config import RunConfig  # noqa: E402
-from federation.compare import fmt_mean_std, mean_curve  # noqa: E402
+from federation.compare import fmt_mean_std, last_quarter, mean_curve  # noqa: E402
 from federation.results import plt, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
 
@@ -94,10 +94,13 @@ def load(runs) -> dict[tuple[str, str], list[tuple[dict, list[dict]]]]:
     results = defaultdict(list)
     for game, variant, cfg in runs:
         path = Path(cfg.out)
-        if rounds_done(path) == cfg.rounds:
-            results[game, variant].append((json.loads((path / "summary.json").read_text()), read_metrics(path)))
-        elif rounds_done(path):
-            print(f"left out {path}: {rounds_done(path)} rounds, not {cfg.rounds}", flush=True)
+        if not (path / "summary.json").exists():
+            continue
+        summary = json.loads((path / "summary.json").read_text())
+        if summary.get("rounds_completed", 0) == cfg.rounds:
+            results[game, variant].append((summary, read_metrics(path)))
+        else:
+            print(f"left out {path}: {summary.get('rounds_completed', 0)} rounds, not {cfg.rounds}", flush=True)
     return results
 
 
@@ -170,8 +173,7 @@ def opt_in_table(results, games, out: Path) -> str:
     """Difference of differences per seed: (participants − others) under the FPF variant minus
     (the same split's difference) under independent learners, over the last quarter of rounds."""
     def gap(metrics, a, b):
-        last = metrics[-max(1, len(metrics) // 4):]
-        return float(np.nanmean([r.get(a, np.nan) for r in last]) - np.nanmean([r.get(b, np.nan) for r in last]))
+        return last_quarter(metrics, a) - last_quarter(metrics, b)
 
     lines = ["| game | method | seeds | participants − others | IPPO on the same split | difference of differences |",
              "|---|---|---|---|---|---|"]

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from federation.compare import fmt_mean_std, mean_sd_ci  # noqa: E402
+from federation.compare import fmt_mean_std, last_quarter, mean_sd_ci  # noqa: E402
 from federation.config import RunConfig  # noqa: E402
 from federation.results import discard_state, plt, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
@@ -59,12 +59,8 @@ def name(s: dict) -> str:
 
 def metrics(rows: list[dict]) -> dict[str, float]:
     """Means over the last quarter of the rounds (evaluation columns where they were measured)."""
-    last = rows[-max(1, len(rows) // 4):]
-
     def mean(key):
-        vals = [r.get(key, math.nan) for r in last]
-        vals = [v for v in vals if np.isfinite(v)]
-        return float(np.mean(vals)) if vals else math.nan
+        return last_quarter(rows, key)
 
     return {"collective": mean("collective_return"), "cv": mean("cv"),
             "opt_in_gain": mean("participants_return") - mean("nonparticipants_return"),

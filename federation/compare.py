@@ -31,6 +31,14 @@ def mean_sd_ci(values: list[float]) -> tuple[float, float, float, int]:
     return float(arr.mean()), sd, float(stats.t.ppf(0.975, arr.size - 1) * sd / math.sqrt(arr.size)), int(arr.size)
 
 
+def last_quarter(rows: list[dict], key: str) -> float:
+    """Mean of ``key`` over the last quarter of a run's rows (at least one), where it was
+    measured (NaN if nowhere): what the studies report of a run."""
+    vals = [r.get(key, math.nan) for r in rows[-max(1, len(rows) // 4):]]
+    vals = [v for v in vals if np.isfinite(v)]
+    return float(np.mean(vals)) if vals else math.nan
+
+
 def fmt_mean_std(values: list[float]) -> str:
     """"mean ± sd [95% CI ± h]" of the finite values (sample sd; just the mean for one, "–" for none)."""
     mean, sd, half, n = mean_sd_ci(values)

@@ -150,9 +150,7 @@ class Federation:
         new_arrays, agg_metrics = strategy.aggregate_train(rnd, replies)
         arrays = new_arrays if new_arrays is not None else self.arrays
         self.arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)
-        if (shared := strategy.shared_policy(self.arrays)) is not None:
-            for agent in self.node_agent.values():
-                world.set_acting(agent, shared)
+        self._act_shared_policy()
         t4 = time.perf_counter()
 
         timings = {"rollout_s": t1 - t0, "exchange_s": t3 - t2, "aggregate_s": t4 - t3, "round_s": t4 - t0}
@@ -170,6 +168,12 @@ class Federation:
             row |= self.evaluate(rnd)
         self.recorder.add(row)
         return row
+
+    def _act_shared_policy(self) -> None:
+        """Strategies with one shared policy (FedAvg) have every agent act with it."""
+        if (shared := self.strategy.shared_policy(self.arrays)) is not None:
+            for agent in range(self.cfg.agents):
+                self.world.set_acting(agent, shared)
 
     def checkpoint(self, rnd: int) -> None:
         """Save what the next round needs (written atomically to OUT/checkpoint.pt after the
@@ -198,9 +202,7 @@ class Federation:
         self.strategy.load_state_dict(state["strategy"])
         self.arrays = ArrayRecord({k: Array(v) for k, v in state["arrays"].items()})
         self.world.load_state_dict(state["world"])
-        if (shared := self.strategy.shared_policy(self.arrays)) is not None:
-            for agent in range(self.cfg.agents):
-                self.world.set_acting(agent, shared)
+        self._act_shared_policy()
         self.recorder.rows, self.recorder.events = state["rows"], state["events"]
         torch.set_rng_state(state["torch_rng"])
         return int(state["round"])

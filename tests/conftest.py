@@ -51,17 +51,7 @@ def world(game, hidden: int = 8, layers: int = 1, seed: int = 0, learners=None, 
     return World(game, learners or ["ppo"] * game.num_agents, NetworkConfig(hidden, layers), seed, mediator)
 
 
-def random_policy_returns(name: str, agents: int, episodes: int = 64, seed: int = 0) -> np.ndarray:
-    """Each agent's return over one episode of uniformly random actions: [episodes, agents]."""
-    game = envs.make_batched(name, agents, batch_size=episodes, seed=seed)
-    rng = np.random.default_rng(seed)
-    total = np.zeros((episodes, agents))
-    for _ in range(game.episode_length):
-        _, rewards, _, _ = game.step(rng.integers(0, game.num_actions, (episodes, agents)))
-        total += rewards
-    return total
-
-
 @pytest.fixture
 def random_returns():
-    return random_policy_returns
+    """Each agent's return over one episode of uniformly random actions: [episodes, agents]."""
+    return envs.random_policy_returns

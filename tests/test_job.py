@@ -325,12 +325,7 @@ def test_random_policy_return_is_plausible(random_returns):
     [("reference", (6.5, 10.0), (0.50, 0.63)), ("legacy", (9.5, 13.5), (0.63, 0.76))],
 )
 def test_random_policy_levels_of_each_variant(rules, std, cv_range):
-    episodes = 256
-    game = JobScheduling(num_agents=4, batch_size=episodes, seed=0, rules=rules)
-    rng = np.random.default_rng(0)
-    total = np.zeros((episodes, 4))
-    for _ in range(game.episode_length):
-        total += game.step(rng.integers(0, 5, (episodes, 4)))[1]
+    total = envs.random_policy_returns("job", 4, episodes=256, seed=0, rules=rules)
     collective = total.sum(axis=1)
     assert 28.0 < collective.mean() < 35.0  # the same mean: ~4/25 of 200 steps
     assert std[0] < collective.std() < std[1]
