@@ -29,6 +29,7 @@ HELP = {
     "participation": "fraction in [0,1] of agents that join, ids:0,3,7, or voluntary (each agent decides each round)",
     "learner": "every agent's learner (ppo, dqn, q-table), or per agent, e.g. ppo:0-4,dqn:5-9",
     "observation": "the game's observation mode (job: vector, discrete, image); empty: the game's default",
+    "game_options": "more keywords for the game, e.g. episode_length=100 or, for cleanup, map=lio-7",
     "draw": "fixed (a set drawn once from the seed), first (the first agents), or random (a fresh draw each round)",
     "batch": "parallel game copies B per round", "steps": "steps per round (0: one episode)",
     "lambda_u": "pull toward the utilitarian policy ω", "lambda_e": "pull toward the egalitarian policy ω̄",

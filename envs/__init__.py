@@ -7,6 +7,7 @@ Adding a game is one module with a ``BatchedGame`` subclass plus one line in
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "available",
     "make",
     "make_batched",
+    "options",
 ]
 
 
@@ -93,6 +95,13 @@ def make_batched(
     ``num_agents=None`` means the game's default.
     """
     return _build(name, num_agents, batch_size, kwargs)
+
+
+def options(name: str) -> list[str]:
+    """The constructor keywords of the game ``name`` a run may set (``--game-options``)."""
+    taken = {"self", "num_agents", "batch_size", "seed", "observation", "stackelberg"}
+    params = inspect.signature(_game_class(name).__init__).parameters.values()
+    return [p.name for p in params if p.name not in taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def make(name: str, num_agents: int | None = None, **kwargs: Any) -> BatchedParallelEnv:

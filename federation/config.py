@@ -45,6 +45,9 @@ class WorldConfig:
     steps: int = 0
     # the game's observation mode (e.g. job: vector, discrete, image); "" = the game's default
     observation: str = ""
+    # more keywords for the game's constructor, "key=value,key=value"
+    # (e.g. cleanup: "map=lio-7,episode_length=50"; every game: episode_length)
+    game_options: str = ""
     # evaluate the strategy's own policies (FPF's ω, ω̄) every k rounds on `eval_batch`
     # games not used for training (0: never)
     eval_every: int = 5
@@ -247,6 +250,9 @@ class RunConfig:
             game = envs.make_batched(self.env, self.agents, batch_size=1, **self.game_options())
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        except TypeError:  # a keyword the game's constructor does not take
+            raise ConfigError(f"game-options {self.world.game_options!r} does not fit {self.env}; it takes: "
+                              f"{', '.join(envs.options(self.env))}") from None
         try:
             Participation.parse(self.joining.participation, self.joining.draw, self.agents)
             learners = self.learners()
@@ -261,7 +267,42 @@ class RunConfig:
 
     def game_options(self) -> dict[str, Any]:
         """Keyword arguments for the game's constructor from the configuration."""
-        return {"observation": self.world.observation} if self.world.observation else {}
+        options = parse_game_options(self.world.game_options)
+        return {**options, "observation": self.world.observation} if self.world.observation else options
+
+
+RESERVED_GAME_KEYS = ("num_agents", "batch_size", "seed", "observation", "stackelberg")
+
+
+def parse_game_options(text: str) -> dict[str, Any]:
+    """``"map=lio-7,episode_length=50"`` -> ``{"map": "lio-7", "episode_length": 50}``.
+
+    Values that read as integers, floats or ``true``/``false`` become those; the rest stay
+    strings. Keys the run sets itself (agents, batch, seed, observation) are refused.
+    """
+    options: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key, value = key.strip().replace("-", "_"), value.strip()
+        if not sep or not key.isidentifier() or not value:
+            raise ConfigError(f"game-options must be key=value pairs separated by commas, got {item!r}")
+        if key in RESERVED_GAME_KEYS:
+            raise ConfigError(f"game-options cannot set {key!r}; it has its own flag")
+        if key in options:
+            raise ConfigError(f"game-options sets {key!r} twice")
+        options[key] = _option_value(value)
+    return options
+
+
+def _option_value(value: str) -> Any:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _check_attack_and_defence(cfg: RunConfig) -> None:

@@ -110,3 +110,18 @@ def test_help_lists_voluntary_participation(capsys):
     with pytest.raises(SystemExit):
         run_sim.main(["--help"])
     assert "voluntary" in capsys.readouterr().out
+
+
+def test_game_options_reach_the_game_and_bad_ones_are_refused():
+    cfg = RunConfig.of(env="matthew", agents=3, game_options="episode_length=7, num_resources=2")
+    assert cfg.game_options() == {"episode_length": 7, "num_resources": 2}
+    game = envs.make_batched(cfg.env, cfg.agents, **cfg.game_options())
+    assert game.episode_length == 7
+    with pytest.raises(ConfigError, match="does not fit matthew; it takes: num_resources, episode_length"):
+        RunConfig.of(env="matthew", agents=3, game_options="map=lio-7")
+    with pytest.raises(ConfigError, match="cannot set 'seed'; it has its own flag"):
+        RunConfig.of(game_options="seed=3")
+    with pytest.raises(ConfigError, match="key=value pairs"):
+        RunConfig.of(game_options="episode_length")
+    with pytest.raises(ConfigError, match="episode_length must be"):
+        RunConfig.of(env="matthew", game_options="episode_length=0")
