@@ -3,7 +3,7 @@
 
     python experiments/reproduce_fpf.py --seeds 0 1 --out docs/results
     python experiments/reproduce_fpf.py --games matthew --methods fpf fpf-everyone dnf independent \
-        --seeds 0 1 2 3 4 --rounds 150 40 40 --out docs/results
+        --seeds 0 1 2 3 4 --rounds 150 --out docs/results
 
 For the Matthew Effect (10 agents), Job Scheduling (4) and Manufacturing Plant (5) it
 runs the baselines (independent, AVG, MIN, IA, FedAvg), FPF with half the agents
@@ -39,6 +39,7 @@ import json
 import shutil
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,6 @@ from federation.compare import fmt_mean_std, last_quarter, mean_curve  # noqa: E
 from federation.results import plt, read_metrics  # noqa: E402
 from federation.simulation import simulate  # noqa: E402
 
-GAMES = {"matthew": 10, "job": 4, "manufacturing": 5}
 LABELS = {"independent": "IPPO", "avg": "IPPO-AVG", "min": "IPPO-MIN", "ia": "IA", "fedavg": "FedAvg",
           "fpf": "FPF", "fpf-everyone": "FPF (pull everyone)", "dnf": "D&F", "lmf": "LMF", "lmf-fix": "LMF-Fix",
           "lmf-dynamic": "LMF-Dynamic"}
@@ -67,18 +67,42 @@ VARIANTS = {
     "lmf-fix": {"strategy": "lmf", "participation": "1.0", "graph": "fixed", "graph_k": 2},
     "lmf-dynamic": {"strategy": "lmf", "participation": "1.0", "graph": "dynamic"},
 }
-MATTHEW_ONLY = ("lmf-fix", "lmf-dynamic")
+CLASSIC = ("independent", "avg", "min", "ia", "fedavg", "fpf", "fpf-everyone", "dnf", "lmf")
 
 
-def plan(games: dict[str, int], seeds: list[int], out: Path, methods: list[str]) -> list[tuple[str, str, RunConfig]]:
+@dataclass(frozen=True)
+class Scenario:
+    """One panel of the paper's figures: a game, its team size, options and default plan."""
+
+    env: str
+    agents: int
+    rounds: int
+    methods: tuple[str, ...]
+    options: str = ""  # --game-options
+    note: str = ""     # what a round is, for the plots
+
+
+SCENARIOS = {
+    "matthew": Scenario("matthew", 10, 150, CLASSIC + ("lmf-fix", "lmf-dynamic"), note="one 200-step episode"),
+    "job": Scenario("job", 4, 40, CLASSIC, note="one 200-step episode"),
+    "manufacturing": Scenario("manufacturing", 5, 40, CLASSIC, note="one 200-step episode"),
+}
+CLASSIC_GAMES = ("matthew", "job", "manufacturing")
+
+
+def plan(games: dict[str, int], seeds: list[int], out: Path, methods: list[str] | None,
+         learner: str = "ppo") -> list[tuple[str, str, RunConfig]]:
     runs = []  # seed outermost: an interrupted reproduction still has whole seeds
+    suffix = "" if learner == "ppo" else f"_{learner}"
     for seed in seeds:
         for game, rounds in games.items():
-            for variant, settings in VARIANTS.items():
-                if variant not in methods or (variant in MATTHEW_ONLY and game != "matthew"):
+            scenario = SCENARIOS[game]
+            for variant in VARIANTS:
+                if variant not in scenario.methods or (methods and variant not in methods):
                     continue
-                cfg = RunConfig.of(env=game, agents=GAMES[game], rounds=rounds, seed=seed, progress=False,
-                                out=str(out / "runs" / game / f"{variant}_seed{seed}"), **settings)
+                cfg = RunConfig.of(env=scenario.env, agents=scenario.agents, rounds=rounds, seed=seed, progress=False,
+                                   learner=learner, game_options=scenario.options,
+                                   out=str(out / "runs" / game / f"{variant}{suffix}_seed{seed}"), **VARIANTS[variant])
                 runs.append((game, variant, cfg))
     return runs
 
@@ -115,8 +139,10 @@ def plot(results, games, variants, key, path: Path, title: str, ylabel: str) -> 
             x = np.arange(1, len(mean) + 1)
             ax.plot(x, mean, color=f"C{c}", label=f"{LABELS[variant]} (n={len(runs)})")
             ax.fill_between(x, mean - half, mean + half, color=f"C{c}", alpha=0.15)
-        ax.set(title=game, xlabel="round (one 200-step episode per game copy)", ylabel=ylabel)
-        ax.legend(fontsize=8)
+        note = SCENARIOS[game].note
+        ax.set(title=game, xlabel=f"round ({note} per game copy)" if note else "round", ylabel=ylabel)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -140,7 +166,8 @@ def plot_participants(results, games, path: Path) -> None:
             ax.plot(x, mean, color=color, linestyle=style, label=label)
             ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.12)
         ax.set(title=f"{game}: mean return per agent (95% CI)", xlabel="round", ylabel="mean return per agent")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -163,7 +190,8 @@ def plot_omega(results, games, path: Path) -> None:
             ax.plot(x, mean, color=color, label=label)
             ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.12)
         ax.set(title=f"FPF on {game} (95% CI)", xlabel="round", ylabel="collective return")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -201,7 +229,7 @@ def table(results, games, out: Path) -> str:
             ("nonparticipants_return_last", "non-participants (last)")]
     lines, rows = [], []
     for game in games:
-        lines += [f"\n### {game} ({GAMES[game]} agents)\n", "| method | seeds | " + " | ".join(c for _, c in cols) + " |",
+        lines += [f"\n### {game} ({SCENARIOS[game].agents} agents)\n", "| method | seeds | " + " | ".join(c for _, c in cols) + " |",
                   "|" + "---|" * (len(cols) + 2)]
         for variant in VARIANTS:
             runs = results.get((game, variant))
@@ -225,13 +253,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--out", type=Path, default=Path("docs/results"))
-    p.add_argument("--rounds", type=int, nargs=3, default=[30, 40, 40], metavar=("MATTHEW", "JOB", "MANUFACTURING"))
-    p.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES))
-    p.add_argument("--methods", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--games", nargs="+", default=list(CLASSIC_GAMES), choices=list(SCENARIOS))
+    p.add_argument("--rounds", type=int, nargs="+", default=None,
+                   help="rounds per game, in the order of --games, or one number for all (default: each game's: "
+                        + ", ".join(f"{g} {s.rounds}" for g, s in SCENARIOS.items()) + ")")
+    p.add_argument("--methods", nargs="+", default=None, choices=list(VARIANTS),
+                   help="default: each game's methods")
+    p.add_argument("--learner", default="ppo", help="every agent's learner (ppo, dqn)")
     p.add_argument("--report-only", action="store_true", help="only redraw figures and tables from finished runs")
     args = p.parse_args()
-    games = {g: r for g, r in zip(GAMES, args.rounds) if g in args.games}
-    runs = plan(games, args.seeds, args.out, args.methods)
+    rounds = args.rounds or [SCENARIOS[g].rounds for g in args.games]
+    if len(rounds) == 1:
+        rounds = rounds * len(args.games)
+    if len(rounds) != len(args.games):
+        p.error(f"--rounds takes one number or one per game ({len(args.games)}), got {len(rounds)}")
+    games = dict(zip(args.games, rounds))
+    runs = plan(games, args.seeds, args.out, args.methods, args.learner)
     if not args.report_only:
         for k, (game, variant, cfg) in enumerate(runs, 1):
             path, done = Path(cfg.out), rounds_done(Path(cfg.out))
