@@ -14,26 +14,41 @@ from typing import Any
 import numpy as np
 
 from envs.base import BatchedGame
+from envs.cleanup import Cleanup
+from envs.harvest import Harvest
 from envs.job import JobScheduling
 from envs.manufacturing import ManufacturingPlant
 from envs.matrix import MatrixGame
 from envs.matthew import MatthewEffect
+from envs.mpe import CovertCommunication, KeepAway, PhysicalDeception, PredatorPrey
 from envs.parallel import BatchedParallelEnv
 
 _REGISTRY: dict[str, type[BatchedGame]] = {
+    "cleanup": Cleanup,
+    "harvest": Harvest,
     "job": JobScheduling,
     "manufacturing": ManufacturingPlant,
     "matrix": MatrixGame,
     "matthew": MatthewEffect,
+    "mpe-crypto": CovertCommunication,
+    "mpe-deception": PhysicalDeception,
+    "mpe-keep-away": KeepAway,
+    "mpe-predator-prey": PredatorPrey,
 }
 
 __all__ = [
     "BatchedGame",
     "BatchedParallelEnv",
+    "Cleanup",
+    "Harvest",
     "JobScheduling",
     "ManufacturingPlant",
     "MatrixGame",
     "MatthewEffect",
+    "CovertCommunication",
+    "KeepAway",
+    "PhysicalDeception",
+    "PredatorPrey",
     "available",
     "make",
     "make_batched",

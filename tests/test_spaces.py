@@ -14,7 +14,8 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test
 import envs
 from envs.base import BatchedGame
 
-TEAM = {"job": 3, "manufacturing": 3, "matrix": 2, "matthew": 3}
+TEAM = {"cleanup": 3, "harvest": 3, "job": 3, "manufacturing": 3, "matrix": 2, "matthew": 3,
+        "mpe-crypto": 2, "mpe-deception": 2, "mpe-keep-away": 1, "mpe-predator-prey": 3}
 # (game, mode, stackelberg) for every registered game, every mode, with and without
 # the leaders' slot (images have none).
 CASES = [
@@ -33,7 +34,8 @@ def case_id(case) -> str:
 
 def test_every_registered_game_has_cases():
     assert {c[0] for c in CASES} == set(envs.available()) == set(TEAM)
-    assert len(CASES) == 11  # job 5 (3 modes, 2 with a slot), 2 each for the others
+    assert len(CASES) == 21  # job 5 (3 modes, 2 with a slot), cleanup and harvest 1 (image),
+    # 2 each for the others
 
 
 # ---------------------------------------------------------------- spaces and dtypes
@@ -46,8 +48,11 @@ SPACES = {
     ("manufacturing", "vector"): spaces.Box(0.0, np.inf, (80,), np.float32),
     ("matrix", "discrete"): spaces.Discrete(5),
     ("matthew", "vector"): spaces.Box(0.0, 1.0, (6,), np.float32),
+    ("cleanup", "image"): spaces.Box(0, 255, (15, 15, 3), np.uint8),
+    ("harvest", "image"): spaces.Box(0, 255, (15, 15, 3), np.uint8),
 }
-STATE_DIMS = {"job": 8, "manufacturing": 55, "matrix": 5, "matthew": 15}
+STATE_DIMS = {"job": 8, "manufacturing": 55, "matrix": 5, "matthew": 15,
+              "cleanup": 2 * 25 * 18 + 8 * 3, "harvest": 16 * 38 + 8 * 3}
 
 
 @pytest.mark.parametrize("name, mode", sorted(SPACES))
