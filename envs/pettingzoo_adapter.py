@@ -1,0 +1,250 @@
+"""Any PettingZoo ``ParallelEnv`` as a ``BatchedGame``: B copies stepped side by side.
+
+``PettingZooGame(env_fn, learners)`` calls the zero-argument factory ``env_fn`` once per
+copy and steps the copies one after another in a Python loop, which is simple and fast
+enough for cheap games such as MPE. Decisions:
+
+- **Learners and fixed agents.** ``learners`` names the PettingZoo agents that are the
+  game's N agents, in that order (game agent ``i`` is ``learners[i]``; default: every
+  possible agent). Every other agent is played inside the game by ``fixed_policy``,
+  by default uniformly at random over its own actions. A fixed policy is a callable
+  ``policy(agent, obs, rng) -> actions``: ``obs [k, d]`` float32 holds the agent's
+  observations in the ``k`` copies where it is still live, the result is ``k`` ints
+  in the agent's action range, and ``rng`` is the game's generator (the only source
+  of randomness, so a seed fixes the fixed agents' play too).
+- **Actions.** Every agent needs a ``Discrete`` action space; anything else (e.g. MPE
+  built with ``continuous_actions=True``) raises ``ValueError`` at construction. The
+  shared action set is the largest learner's, ``A = max n_i``. A learner with
+  ``n_i < A`` actions plays ``start_i + (a mod n_i)``: every action of the shared set
+  is a valid move, so a policy over ``A`` actions never breaks the game, and each of
+  the learner's own actions stays reachable. The cost: a uniform choice over ``A`` is
+  uniform over the learner's actions only when ``n_i`` divides ``A``.
+- **Observations.** Every agent needs a ``Box`` observation space; observations are
+  flattened to float32 vectors. A learner with a shorter vector is padded with zeros
+  at the end up to the longest, ``d = max d_i``. The shared space is one float32
+  ``Box((d,))`` whose bounds are the elementwise minimum / maximum of the learners'
+  bounds, 0 in padded positions.
+- **Episodes.** All copies reset together; the base class truncates every copy at
+  ``episode_length``, so the wrapped env must not end episodes sooner by itself (the
+  MPE games set ``max_cycles = episode_length``). An agent the wrapped env terminates,
+  or truncates before ``episode_length``, is reported ``terminated`` from that step
+  on, with reward 0 and its last observation; a copy whose agents have all finished
+  is not stepped again until the next reset.
+- **Seeding.** ``reset(seed)`` reseeds the game's generator (see ``BatchedGame``);
+  every reset then draws one seed per copy from that generator and resets copy ``b``
+  with it. So one seed fixes the copies' initial states and the random fixed agents.
+  ``seeds`` holds the copies' seeds of the last reset and ``fixed_actions`` the fixed
+  agents' actions of the last step (one dict per copy), so any episode can be replayed
+  in the wrapped env itself.
+- **State.** When the wrapped env has a ``Box`` ``state_space``, the global state is
+  its ``state()``, flattened to float32. Otherwise it is every possible agent's last
+  observation (fixed agents included) flattened and concatenated in
+  ``possible_agents`` order, zeros for an agent that has not observed yet. (MPE's own
+  state is exactly that concatenation.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from envs.base import BatchedGame, check_positive_int
+
+FixedPolicy = Callable[[str, np.ndarray, np.random.Generator], np.ndarray]
+
+
+class PettingZooGame(BatchedGame):
+    """``batch_size`` copies of a PettingZoo ``ParallelEnv``; see the module docstring."""
+
+    name = "pettingzoo"
+
+    def __init__(
+        self,
+        env_fn: Callable[[], ParallelEnv],
+        learners: Sequence[str] | None = None,
+        batch_size: int = 1,
+        episode_length: int = 25,
+        seed: int | None = None,
+        *,
+        fixed_policy: FixedPolicy | None = None,
+        observation: str | None = None,
+        stackelberg: bool = False,
+    ) -> None:
+        batch_size = check_positive_int("batch_size", batch_size)
+        self.envs: list[ParallelEnv] = [env_fn() for _ in range(batch_size)]
+        probe = self.envs[0]
+        self.possible_agents: list[str] = list(probe.possible_agents)
+        learners = self.possible_agents if learners is None else list(learners)
+        _check_learners(learners, self.possible_agents)
+        self.learners: list[str] = learners
+        self._index = {a: i for i, a in enumerate(learners)}
+        self.fixed_agents = [a for a in self.possible_agents if a not in learners]
+        if fixed_policy is not None and not callable(fixed_policy):
+            raise ValueError(f"fixed_policy must be callable or None, got {fixed_policy!r}")
+        self.fixed_policy = fixed_policy
+
+        self._actions = {a: _discrete(probe, a) for a in self.possible_agents}
+        self._obs_spaces = {a: _box(probe, a) for a in self.possible_agents}
+        self.num_actions = max(int(self._actions[a].n) for a in learners)
+        self.obs_dim = max(self._obs_spaces[a].shape[0] for a in learners)
+        env_state = getattr(probe, "state_space", None)
+        self._env_state = env_state if isinstance(env_state, spaces.Box) else None
+
+        super().__init__(
+            len(learners), batch_size, episode_length, seed,
+            observation=observation, stackelberg=stackelberg,
+        )
+        self._raw: list[dict[str, np.ndarray]] = []
+        # seeds of the copies' last reset, and the fixed agents' actions of the last step
+        self.seeds = np.zeros(batch_size, dtype=np.int64)
+        self.fixed_actions: list[dict[str, int]] = [{} for _ in range(batch_size)]
+        self._done = np.zeros((batch_size, self.num_agents), dtype=bool)
+        self.reset()
+
+    # ------------------------------------------------------------------ spaces
+
+    def _observation_space(self) -> spaces.Box:
+        low = np.full(self.obs_dim, np.inf, np.float32)
+        high = np.full(self.obs_dim, -np.inf, np.float32)
+        for a in self.learners:
+            space, d = self._obs_spaces[a], self._obs_spaces[a].shape[0]
+            low[:d], high[:d] = np.minimum(low[:d], space.low), np.maximum(high[:d], space.high)
+            low[d:], high[d:] = np.minimum(low[d:], 0), np.maximum(high[d:], 0)  # padding
+        return spaces.Box(low, high, dtype=np.float32)
+
+    def _state_space(self) -> spaces.Box:
+        if self._env_state is not None:
+            low = self._env_state.low.ravel().astype(np.float32)
+            high = self._env_state.high.ravel().astype(np.float32)
+        else:
+            low = np.concatenate([self._obs_spaces[a].low for a in self.possible_agents])
+            high = np.concatenate([self._obs_spaces[a].high for a in self.possible_agents])
+        return spaces.Box(low, high, dtype=np.float32)
+
+    def _state(self) -> np.ndarray:
+        if self._env_state is not None:
+            rows = [np.asarray(env.state(), np.float32).ravel() for env in self.envs]
+        else:
+            rows = [
+                np.concatenate([raw[a] for a in self.possible_agents]) for raw in self._raw
+            ]
+        return np.stack(rows).astype(np.float32)
+
+    # ------------------------------------------------------------------ dynamics
+
+    def _reset(self) -> np.ndarray:
+        self.seeds = self.rng.integers(2**31, size=self.batch_size)
+        self.fixed_actions = [{} for _ in self.envs]
+        self._raw = []
+        for env, s in zip(self.envs, self.seeds):
+            obs, _ = env.reset(seed=int(s))
+            missing = [a for a in self.learners if a not in obs]
+            if missing:
+                raise ValueError(f"{self.name}: learners {missing} are not live after reset")
+            raw = {a: np.zeros(self._obs_spaces[a].shape, np.float32) for a in self.possible_agents}
+            raw.update({a: _flat(o) for a, o in obs.items()})
+            self._raw.append(raw)
+        self._done[:] = False
+        return self._learner_obs()
+
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        fixed = self.fixed_actions = self._fixed_actions()
+        rewards = np.zeros((self.batch_size, self.num_agents), np.float32)
+        early = self.t + 1 < self.episode_length  # the env's truncation counts as an end
+        for b, env in enumerate(self.envs):
+            if not env.agents:
+                continue
+            joint = {}
+            for agent in env.agents:
+                if agent in fixed[b]:
+                    joint[agent] = fixed[b][agent]
+                else:
+                    i = self._index[agent]
+                    space = self._actions[agent]
+                    joint[agent] = int(space.start) + int(actions[b, i]) % int(space.n)
+            obs, rew, term, trunc, _ = env.step(joint)
+            self._raw[b].update({a: _flat(o) for a, o in obs.items()})
+            for i, agent in enumerate(self.learners):
+                if agent in joint:
+                    rewards[b, i] = rew.get(agent, 0.0)
+                    ended = term.get(agent, False) or (early and trunc.get(agent, False))
+                    self._done[b, i] |= bool(ended)
+        return self._learner_obs(), rewards, self._done.copy()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _fixed_actions(self) -> list[dict[str, int]]:
+        """This step's action of every live fixed agent, per copy."""
+        out: list[dict[str, int]] = [{} for _ in self.envs]
+        for agent in self.fixed_agents:
+            live = [b for b, env in enumerate(self.envs) if agent in env.agents]
+            if not live:
+                continue
+            space = self._actions[agent]
+            if self.fixed_policy is None:
+                chosen = self.rng.integers(int(space.n), size=len(live)) + int(space.start)
+            else:
+                obs = np.stack([self._raw[b][agent] for b in live])
+                chosen = np.asarray(self.fixed_policy(agent, obs, self.rng))
+                _check_fixed(agent, chosen, len(live), space)
+            for b, a in zip(live, chosen):
+                out[b][agent] = int(a)
+        return out
+
+    def _learner_obs(self) -> np.ndarray:
+        obs = np.zeros((self.batch_size, self.num_agents, self.obs_dim), np.float32)
+        for b, raw in enumerate(self._raw):
+            for i, agent in enumerate(self.learners):
+                o = raw[agent]
+                obs[b, i, : o.shape[0]] = o
+        return obs
+
+
+def _check_learners(learners: list[str], possible: list[str]) -> None:
+    if not learners:
+        raise ValueError("a PettingZoo game needs at least one learner")
+    unknown = [a for a in learners if a not in possible]
+    if unknown:
+        raise ValueError(f"learners {unknown} are not agents of the env; its agents: {possible}")
+    if len(set(learners)) != len(learners):
+        raise ValueError(f"learners must be distinct, got {learners}")
+
+
+def _discrete(env: ParallelEnv, agent: str) -> spaces.Discrete:
+    space = env.action_space(agent)
+    if not isinstance(space, spaces.Discrete):
+        raise ValueError(
+            f"PettingZoo games need Discrete action spaces; agent {agent!r} has {space} "
+            "(for MPE build the env with continuous_actions=False)"
+        )
+    return space
+
+
+def _box(env: ParallelEnv, agent: str) -> spaces.Box:
+    space = env.observation_space(agent)
+    if not isinstance(space, spaces.Box):
+        raise ValueError(
+            f"PettingZoo games need Box observation spaces; agent {agent!r} has {space}"
+        )
+    return spaces.Box(
+        space.low.ravel().astype(np.float32), space.high.ravel().astype(np.float32),
+        dtype=np.float32,
+    )
+
+
+def _check_fixed(agent: str, chosen: np.ndarray, k: int, space: spaces.Discrete) -> None:
+    if chosen.shape != (k,) or not np.issubdtype(chosen.dtype, np.integer):
+        raise ValueError(
+            f"fixed_policy must return {k} integer actions for {agent!r}, got "
+            f"{chosen.dtype} {chosen.shape}"
+        )
+    low, high = int(space.start), int(space.start + space.n)
+    if chosen.min() < low or chosen.max() >= high:
+        raise ValueError(f"fixed_policy's actions for {agent!r} must be in [{low}, {high})")
+
+
+def _flat(obs: np.ndarray) -> np.ndarray:
+    return np.asarray(obs, np.float32).ravel()
