@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Reproduce the comparisons of "Beyond Mandatory Federations" on the three classic games.
+"""Reproduce the comparisons of "Beyond Mandatory Federations": classic games, SSD and MPE.
 
     python experiments/reproduce_fpf.py --seeds 0 1 --out docs/results
+    python experiments/reproduce_fpf.py --games cleanup-3 cleanup-5 harvest-3 harvest-5 \
+        --seeds 0 1 2 --out docs/results/ssd
     python experiments/reproduce_fpf.py --games matthew --methods fpf fpf-everyone dnf independent \
         --seeds 0 1 2 3 4 --rounds 150 --out docs/results
 
@@ -9,7 +11,17 @@ For the Matthew Effect (10 agents), Job Scheduling (4) and Manufacturing Plant (
 runs the baselines (independent, AVG, MIN, IA, FedAvg), FPF with half the agents
 participating, D&F, and LMF with every agent participating over a ring; on the Matthew
 Effect also LMF-Fix (two disjoint federations) and LMF-Dynamic (overlapping federations
-that change every round). It then writes into OUT:
+that change every round). Further scenarios, chosen with ``--games`` (write them to
+another OUT, e.g. docs/results/ssd, since the tables cover the games of one invocation):
+
+- ``cleanup-3``, ``cleanup-5``, ``harvest-3``, ``harvest-5`` (Figures 4 and 6): DQN
+  agents (the paper's IDQN baselines), 100-step episodes, a small CNN (6 channels, 32
+  hidden units); independent, AVG, MIN, FPF, D&F, LMF;
+- ``mpe-deception``, ``mpe-crypto``, ``mpe-predator-prey``, ``mpe-keep-away``
+  (Figure 7): the cooperative team against a random adversary, 1000-step episodes in 4
+  copies per round; independent, D&F, LMF.
+
+It then writes into OUT:
 
 - ``collective_return.png``  FPF against the baselines (the paper's Figure 1);
 - ``federations.png``        FPF, LMF and D&F (Figure 2);
@@ -39,7 +51,7 @@ import json
 import shutil
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +79,14 @@ VARIANTS = {
     "lmf-fix": {"strategy": "lmf", "participation": "1.0", "graph": "fixed", "graph_k": 2},
     "lmf-dynamic": {"strategy": "lmf", "participation": "1.0", "graph": "dynamic"},
 }
+
+
+def label(variant: str, runs) -> str:
+    """The method's name, after its learner: IPPO-AVG with PPO agents, IDQN-AVG with DQN."""
+    learner = runs[0][0].get("learner", "ppo") if runs else "ppo"
+    return LABELS[variant].replace("IPPO", "IDQN") if learner == "dqn" else LABELS[variant]
+
+
 CLASSIC = ("independent", "avg", "min", "ia", "fedavg", "fpf", "fpf-everyone", "dnf", "lmf")
 
 
@@ -80,6 +100,8 @@ class Scenario:
     methods: tuple[str, ...]
     options: str = ""  # --game-options
     note: str = ""     # what a round is, for the plots
+    learner: str = "ppo"
+    settings: dict = field(default_factory=dict)  # other configuration keys of every run
 
 
 SCENARIOS = {
@@ -87,22 +109,38 @@ SCENARIOS = {
     "job": Scenario("job", 4, 40, CLASSIC, note="one 200-step episode"),
     "manufacturing": Scenario("manufacturing", 5, 40, CLASSIC, note="one 200-step episode"),
 }
+# Figures 4 and 6: the paper's learners here are DQN (IDQN, IDQN-AVG, IDQN-MIN); 100-step
+# episodes as in the authors' code; the small CNN of the sequential-social-dilemma
+# literature (6 channels, 32 hidden units) keeps a round at seconds.
+SSD = ("independent", "avg", "min", "fpf", "dnf", "lmf")
+SMALL_CNN = {"channels": 6, "hidden": 32}
+for _game in ("cleanup", "harvest"):
+    for _n in (3, 5):
+        SCENARIOS[f"{_game}-{_n}"] = Scenario(_game, _n, 100, SSD, "episode_length=100", "one 100-step episode",
+                                              "dqn", SMALL_CNN)
+# Figure 7: the cooperative team against a random adversary; 1000-step episodes (the
+# paper's "returns per 1000 steps"), 4 copies a round.
+for _game, _n in (("mpe-deception", 2), ("mpe-crypto", 2), ("mpe-predator-prey", 3), ("mpe-keep-away", 1)):
+    SCENARIOS[_game] = Scenario(_game, _n, 100, ("independent", "dnf", "lmf"), note="one 1000-step episode",
+                                settings={"batch": 4})
 CLASSIC_GAMES = ("matthew", "job", "manufacturing")
 
 
 def plan(games: dict[str, int], seeds: list[int], out: Path, methods: list[str] | None,
-         learner: str = "ppo") -> list[tuple[str, str, RunConfig]]:
+         learner: str | None = None) -> list[tuple[str, str, RunConfig]]:
     runs = []  # seed outermost: an interrupted reproduction still has whole seeds
-    suffix = "" if learner == "ppo" else f"_{learner}"
     for seed in seeds:
         for game, rounds in games.items():
             scenario = SCENARIOS[game]
+            chosen = learner or scenario.learner
+            suffix = "" if chosen == scenario.learner else f"_{chosen}"
             for variant in VARIANTS:
                 if variant not in scenario.methods or (methods and variant not in methods):
                     continue
                 cfg = RunConfig.of(env=scenario.env, agents=scenario.agents, rounds=rounds, seed=seed, progress=False,
-                                   learner=learner, game_options=scenario.options,
-                                   out=str(out / "runs" / game / f"{variant}{suffix}_seed{seed}"), **VARIANTS[variant])
+                                   learner=chosen, game_options=scenario.options,
+                                   out=str(out / "runs" / game / f"{variant}{suffix}_seed{seed}"),
+                                   **{**scenario.settings, **VARIANTS[variant]})
                 runs.append((game, variant, cfg))
     return runs
 
@@ -137,7 +175,7 @@ def plot(results, games, variants, key, path: Path, title: str, ylabel: str) -> 
                 continue
             mean, half = mean_curve([m for _, m in runs], key, smoothing=0.1)
             x = np.arange(1, len(mean) + 1)
-            ax.plot(x, mean, color=f"C{c}", label=f"{LABELS[variant]} (n={len(runs)})")
+            ax.plot(x, mean, color=f"C{c}", label=f"{label(variant, runs)} (n={len(runs)})")
             ax.fill_between(x, mean - half, mean + half, color=f"C{c}", alpha=0.15)
         note = SCENARIOS[game].note
         ax.set(title=game, xlabel=f"round ({note} per game copy)" if note else "round", ylabel=ylabel)
@@ -213,7 +251,7 @@ def opt_in_table(results, games, out: Path) -> str:
                 continue
             own = [gap(m, "participants_return", "nonparticipants_return") for _, m in runs]
             ctl = [control[s["seed"]] for s, _ in runs]
-            lines.append(f"| {game} | {LABELS[variant]} | {len(runs)} | {fmt_mean_std(own)} | {fmt_mean_std(ctl)} | "
+            lines.append(f"| {game} | {label(variant, runs)} | {len(runs)} | {fmt_mean_std(own)} | {fmt_mean_std(ctl)} | "
                          f"{fmt_mean_std([a - b for a, b in zip(own, ctl)])} |")
     text = "\n".join(lines) + ("\n\nMean return per agent over the last quarter of the rounds; cells: mean ± sample "
                                "std over seeds [± 95% CI half-width]. Seeds are paired: the participation set is "
@@ -237,9 +275,9 @@ def table(results, games, out: Path) -> str:
                 continue
             seeds = ",".join(str(s["seed"]) for s, _ in runs)
             cells = [fmt_mean_std([s.get(k) for s, _ in runs]) for k, _ in cols]
-            lines.append(f"| {LABELS[variant]} | {seeds} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label(variant, runs)} | {seeds} | " + " | ".join(cells) + " |")
             for s, _ in runs:
-                rows.append({"game": game, "method": LABELS[variant], "seed": s["seed"], **{k: s.get(k) for k, _ in cols}})
+                rows.append({"game": game, "method": label(variant, runs), "seed": s["seed"], **{k: s.get(k) for k, _ in cols}})
     with (out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["game", "method", "seed"] + [k for k, _ in cols])
         writer.writeheader()
@@ -259,7 +297,8 @@ def main() -> None:
                         + ", ".join(f"{g} {s.rounds}" for g, s in SCENARIOS.items()) + ")")
     p.add_argument("--methods", nargs="+", default=None, choices=list(VARIANTS),
                    help="default: each game's methods")
-    p.add_argument("--learner", default="ppo", help="every agent's learner (ppo, dqn)")
+    p.add_argument("--learner", default=None, help="every agent's learner (ppo, dqn); default: each game's "
+                   "(dqn on cleanup and harvest, as the paper's IDQN baselines; ppo elsewhere)")
     p.add_argument("--report-only", action="store_true", help="only redraw figures and tables from finished runs")
     args = p.parse_args()
     rounds = args.rounds or [SCENARIOS[g].rounds for g in args.games]
