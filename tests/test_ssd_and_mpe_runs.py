@@ -1,0 +1,50 @@
+"""Cleanup with PPO and DQN agents under FPF, and LMF on an MPE game, end to end."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from federation.simulation import simulate
+
+
+def rows(out):
+    with open(Path(out) / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("learner", ["ppo", "dqn"])
+def test_fpf_on_cleanup_with_five_agents_learns_from_pixels(tiny, learner):
+    """Five agents see 15x15 RGB views through a CNN; half of them upload to FPF; DQN
+    agents keep their uint8 frames in the replay buffer."""
+    cfg = tiny.replace(env="cleanup", agents=5, strategy="fpf", learner=learner, channels=4, eval_every=0,
+                       game_options="episode_length=20", dqn_updates=3, dqn_batch=16)
+    summary = simulate(cfg)
+    assert summary["events"] == []
+    table = rows(cfg.out)
+    assert [int(float(r["uploads"])) for r in table] == [2, 2]  # round(0.5 * 5) participants
+    returns = np.array([[float(r[f"return_agent_{i}"]) for i in range(5)] for r in table])
+    assert np.isfinite(returns).all()
+    state = torch.load(Path(cfg.out) / "agents" / "agent_0" / "learner.pt", weights_only=False)["learner"]
+    policy = state["policy" if learner == "dqn" else "actor"]
+    conv = [k for k, v in policy.items() if v.dim() == 4]  # Conv2d kernels [out, in, 3, 3]
+    assert conv and policy[conv[0]].shape[:2] == (4, 3)  # 4 channels from RGB
+    if learner == "dqn":
+        buffer = state["buffer"]
+        assert buffer["obs"].dtype == np.uint8 and buffer["obs"].shape[1:] == (15, 15, 3)
+        assert buffer["size"] == 2 * cfg.world.batch * cfg.world.steps
+
+
+def test_lmf_on_an_mpe_game_mixes_the_team(tiny):
+    """Two learners of physical deception over LMF's ring: the consensus gap is measured
+    and the random adversary does not count among the agents."""
+    cfg = tiny.replace(env="mpe-deception", agents=2, strategy="lmf", participation="1.0", rounds=3,
+                       game_options="episode_length=20", eval_every=0)
+    summary = simulate(cfg)
+    assert summary["events"] == []
+    table = rows(cfg.out)
+    assert len(table) == 3 and "return_agent_2" not in table[0]
+    assert all(float(r["consensus_gap"]) >= 0 for r in table)
+    assert float(table[-1]["consensus_gap"]) > 0  # the agents' own training pulls them apart between mixes
