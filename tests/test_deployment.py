@@ -58,9 +58,10 @@ def test_two_rounds_on_local_deployment(tmp_path):
 
 @pytest.mark.deployment
 def test_a_killed_supernode_is_absent_then_rejoins(tmp_path):
-    """SuperNode 1 is killed after round 2 and restarted two rounds later: the run completes,
-    the rounds it missed are recorded (failed_agents, events with the reason), and it trains
-    again after it is back (under a new node id, from its own storage)."""
+    """SuperNode 1 is killed after round 2 and restarted two rounds later, with SuperNode
+    authentication on: the run completes, the rounds it missed are recorded (failed_agents,
+    events with the reason), and it trains again after it is back, from its own storage and
+    under its registered node id (the same key), so the federation needs no rejoin."""
     out = tmp_path / "out"
     run_config = {"rounds": 7, "strategy": "independent", "agents": 3, "batch": 2, "out": str(out), **SMALL_RUN}
     state = {"killed_after": None, "restarted_after": None}
@@ -80,9 +81,11 @@ def test_a_killed_supernode_is_absent_then_rejoins(tmp_path):
             dep.start_supernode(1)
             state["restarted_after"] = done
 
-    with LocalDeployment(ROOT, num_agents=3, poll_interval=0.5) as dep:
+    with LocalDeployment(ROOT, num_agents=3, poll_interval=0.5, auth=True) as dep:
+        node_id = dep.node_ids[1]
         result = dep.run(run_config, timeout=1200, on_poll=chaos)
         pids = dep.pids
+        back = [n for n in dep.supernodes() if n["status"] == "online"]
     assert result.returncode == 0
     assert state["killed_after"] is not None and state["restarted_after"] is not None
 
@@ -96,7 +99,8 @@ def test_a_killed_supernode_is_absent_then_rejoins(tmp_path):
     kinds = {(e["kind"], e["round"]) for e in events}
     assert {r for k, r in kinds if k in ("agent_error", "agent_timeout")} == set(missed)
     assert all("agent 1" in e["detail"] for e in events)
-    assert any(k == "agent_rejoined" for k, _ in kinds)
+    assert not any(k == "agent_rejoined" for k, _ in kinds)  # same node id: nothing to remap
+    assert str(node_id) in {str(n["node-id"]) for n in back}
     assert [pid for pid in pids if is_alive(pid)] == []
 
 
