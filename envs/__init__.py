@@ -18,22 +18,28 @@ from envs.cleanup import Cleanup
 from envs.harvest import Harvest
 from envs.job import JobScheduling
 from envs.manufacturing import ManufacturingPlant
+from envs.matching import MatchingGame
 from envs.matrix import MatrixGame
 from envs.matthew import MatthewEffect
 from envs.mpe import CovertCommunication, KeepAway, PhysicalDeception, PredatorPrey
+from envs.normal_form import NormalFormGame
 from envs.parallel import BatchedParallelEnv
+from envs.restaurant import RestaurantGame
 
 _REGISTRY: dict[str, type[BatchedGame]] = {
     "cleanup": Cleanup,
     "harvest": Harvest,
     "job": JobScheduling,
     "manufacturing": ManufacturingPlant,
+    "matching": MatchingGame,
     "matrix": MatrixGame,
     "matthew": MatthewEffect,
     "mpe-crypto": CovertCommunication,
     "mpe-deception": PhysicalDeception,
     "mpe-keep-away": KeepAway,
     "mpe-predator-prey": PredatorPrey,
+    "normal-form": NormalFormGame,
+    "restaurant": RestaurantGame,
 }
 
 __all__ = [
@@ -43,12 +49,15 @@ __all__ = [
     "Harvest",
     "JobScheduling",
     "ManufacturingPlant",
+    "MatchingGame",
     "MatrixGame",
     "MatthewEffect",
     "CovertCommunication",
     "KeepAway",
     "PhysicalDeception",
     "PredatorPrey",
+    "NormalFormGame",
+    "RestaurantGame",
     "available",
     "make",
     "make_batched",

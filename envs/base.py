@@ -174,6 +174,11 @@ class BatchedGame(ABC):
             raise RuntimeError("call reset() before state()")
         return self._state()
 
+    def reference_metrics(self) -> dict[str, float]:
+        """Constants of the game a run reports beside the returns each round (e.g. a
+        central planner's welfare per episode); none by default."""
+        return {}
+
     def observe_leaders(
         self, obs: np.ndarray, leader_actions: np.ndarray, leaders: np.ndarray
     ) -> np.ndarray:

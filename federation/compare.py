@@ -17,6 +17,8 @@ COLUMNS = (("collective_return_last", "collective"), ("cv_last", "CV"), ("jain_l
            ("min_return_last", "min"), ("participants_return_last", "participants"),
            ("nonparticipants_return_last", "non-participants"), ("collective_return_avg", "collective (avg)"),
            ("cv_avg", "CV (avg)"))
+#: shown when some run has them
+OPTIONAL_COLUMNS = (("delegation_rate_last", "delegation"), ("planner_return_last", "planner"))
 
 
 def mean_sd_ci(values: list[float]) -> tuple[float, float, float, int]:
@@ -52,11 +54,12 @@ def format_summary(summaries: list[dict]) -> str:
     groups: dict[str, list[dict]] = defaultdict(list)
     for s in summaries:
         groups[s.get("label", s["strategy"])].append(s)
-    head = "| method | seeds | " + " | ".join(label for _, label in COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    columns = COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if any(c[0] in s for s in summaries))
+    head = "| method | seeds | " + " | ".join(label for _, label in columns) + " |"
+    lines = [head, "|" + "---|" * (len(columns) + 2)]
     for strategy, runs in groups.items():
         seeds = ",".join(str(r["seed"]) for r in runs)
-        cells = [fmt_mean_std([r.get(key, math.nan) for r in runs]) for key, _ in COLUMNS]
+        cells = [fmt_mean_std([r.get(key, math.nan) for r in runs]) for key, _ in columns]
         lines.append(f"| {strategy} | {seeds} | " + " | ".join(cells) + " |")
     last = summaries[0].get("last_rounds", "?")
     text = "\n".join(lines) + (f"\n\nCells: mean ± sample std over seeds [± half-width of the 95% confidence interval "
@@ -74,7 +77,7 @@ def compare(run_dirs: list[Path], out: Path) -> str:
     """Write OUT/comparison.csv, OUT/comparison.md and OUT/comparison.png; return the table."""
     out.mkdir(parents=True, exist_ok=True)
     summaries = [json.loads((d / "summary.json").read_text()) for d in run_dirs]
-    keys = [k for k in summaries[0] if k != "events"]
+    keys = [k for k in dict.fromkeys(k for s in summaries for k in s) if k != "events"]
     with (out / "comparison.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["run_dir"] + keys, extrasaction="ignore")
         writer.writeheader()

@@ -257,6 +257,7 @@ class RunConfig:
             Participation.parse(self.joining.participation, self.joining.draw, self.agents)
             learners = self.learners()
             strategies.strategy_class(self.strategy).check_learners(learners)
+            strategies.strategy_class(self.strategy).check_game(game)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         _check_learners_fit(learners, game)
@@ -340,7 +341,8 @@ def _check_learners_fit(learners: list[str], game) -> None:
 
     if "q-table" in learners and not isinstance(game.observation_space, spaces.Discrete):
         raise ConfigError(f"learner q-table needs discrete observations; {game.name} observes "
-                          f"{game.observation_space}. Games with a discrete mode: job (--observation discrete)")
+                          f"{game.observation_space}. Games with a discrete mode: job (--observation discrete), "
+                          "matrix, normal-form, matching, restaurant")
 
 
 def _numbers(cfg: RunConfig):

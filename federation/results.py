@@ -19,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 SUMMARY_KEYS = ("collective_return", "mean_return", "cv", "jain", "min_return",
                 "participants_return", "nonparticipants_return", "participation_rate")
+#: summarised too when a run reports them (mediators' delegation, games' reference welfare)
+OPTIONAL_KEYS = ("delegation_rate", "planner_return", "oracle_return")
 TIME_KEYS = ("rollout_s", "train_s", "aggregate_s", "flower_s", "round_s")
 
 
@@ -80,7 +82,7 @@ def summarise(rows: list[dict], window: float = 0.1) -> dict:
         return {"rounds_completed": 0}
     last = rows[-max(1, int(round(len(rows) * window))):]
     out = {"rounds_completed": len(rows), "last_rounds": len(last)}
-    for key in SUMMARY_KEYS:
+    for key in SUMMARY_KEYS + tuple(k for k in OPTIONAL_KEYS if any(k in r for r in rows)):
         out[f"{key}_last"] = _nanmean([r.get(key) for r in last])
         out[f"{key}_avg"] = _nanmean([r.get(key) for r in rows])
     for key in TIME_KEYS:

@@ -163,7 +163,8 @@ class Federation:
             row["honest_return"] = group_mean(rollout.returns, set(range(cfg.agents)) - strategy.attackers)
             row["attackers_return"] = group_mean(rollout.returns, strategy.attackers)
         mediator_metrics = strategy.mediator.end_of_rollout() if strategy.mediator is not None else {}
-        row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics | mediator_metrics).items()}
+        row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics | mediator_metrics
+                                         | self.game.reference_metrics()).items()}
         if cfg.world.eval_every and rnd % cfg.world.eval_every == 0:
             row |= self.evaluate(rnd)
         self.recorder.add(row)

@@ -9,6 +9,7 @@ from strategies.fpf import FPF, DnF
 from strategies.fedavg import FedAvg
 from strategies.independent import Independent
 from strategies.lmf import LMF
+from strategies.pareto import Pareto, Punishing
 from strategies.reward_sharing import AverageReward, InequityAversion, MinimumReward
 
 _REGISTRY: dict[str, type[FederationStrategy]] = {
@@ -20,6 +21,8 @@ _REGISTRY: dict[str, type[FederationStrategy]] = {
     "ia": InequityAversion,
     "fedavg": FedAvg,
     "lmf": LMF,
+    "pareto": Pareto,
+    "punishing": Punishing,
 }
 
 

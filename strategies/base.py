@@ -3,7 +3,8 @@
 A strategy is a ``flwr.serverapp.strategy.Strategy``. Once, before the first round:
 
 - ``from_config(cfg, game, init)`` builds it from a validated run configuration
-  (``check_learners`` runs first, at validation, to refuse learners it cannot federate);
+  (``check_learners`` and ``check_game`` run first, at validation, to refuse learners it
+  cannot federate and games it cannot play);
 - ``bind(nodes)`` tells it which node plays which agent; ``summary()`` logs it.
 
 Every round, in this order:
@@ -99,6 +100,11 @@ class FederationStrategy(Strategy):
             groups = {name: [i for i, n in enumerate(learners) if n == name] for name in dict.fromkeys(learners)}
             desc = "; ".join(f"{name} for agents {ids}" for name, ids in groups.items())
             raise ValueError(f"{cls.name} mixes policy parameters, so every agent needs the same learner; got {desc}")
+
+    @classmethod
+    def check_game(cls, game) -> None:
+        """Raise ValueError if this strategy cannot run on ``game`` (e.g. its mediator needs
+        the game's utility model); any game by default."""
 
     @classmethod
     def from_config(cls, cfg, game, init: ArrayRecord) -> "FederationStrategy":

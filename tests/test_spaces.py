@@ -14,8 +14,9 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test
 import envs
 from envs.base import BatchedGame
 
-TEAM = {"cleanup": 3, "harvest": 3, "job": 3, "manufacturing": 3, "matrix": 2, "matthew": 3,
-        "mpe-crypto": 2, "mpe-deception": 2, "mpe-keep-away": 1, "mpe-predator-prey": 3}
+TEAM = {"cleanup": 3, "harvest": 3, "job": 3, "manufacturing": 3, "matching": 3, "matrix": 2, "matthew": 3,
+        "mpe-crypto": 2, "mpe-deception": 2, "mpe-keep-away": 1, "mpe-predator-prey": 3, "normal-form": 3,
+        "restaurant": 3}
 # (game, mode, stackelberg) for every registered game, every mode, with and without
 # the leaders' slot (images have none).
 CASES = [
@@ -34,7 +35,7 @@ def case_id(case) -> str:
 
 def test_every_registered_game_has_cases():
     assert {c[0] for c in CASES} == set(envs.available()) == set(TEAM)
-    assert len(CASES) == 21  # job 5 (3 modes, 2 with a slot), cleanup and harvest 1 (image),
+    assert len(CASES) == 27  # job 5 (3 modes, 2 with a slot), cleanup and harvest 1 (image),
     # 2 each for the others
 
 
@@ -50,15 +51,19 @@ SPACES = {
     ("matthew", "vector"): spaces.Box(0.0, 1.0, (6,), np.float32),
     ("cleanup", "image"): spaces.Box(0, 255, (15, 15, 3), np.uint8),
     ("harvest", "image"): spaces.Box(0, 255, (15, 15, 3), np.uint8),
+    ("normal-form", "discrete"): spaces.Discrete(1),
+    ("matching", "discrete"): spaces.Discrete(1),
+    ("restaurant", "discrete"): spaces.Discrete(1),
 }
 STATE_DIMS = {"job": 8, "manufacturing": 55, "matrix": 5, "matthew": 15,
-              "cleanup": 2 * 25 * 18 + 8 * 3, "harvest": 16 * 38 + 8 * 3}
+              "cleanup": 2 * 25 * 18 + 8 * 3, "harvest": 16 * 38 + 8 * 3,
+              "normal-form": 3, "matching": 3, "restaurant": 3}
 
 
 @pytest.mark.parametrize("name, mode", sorted(SPACES))
 def test_spaces_dtypes_and_shapes(name, mode):
     n, b = TEAM[name], 4
-    game = envs.make_batched(name, n, batch_size=b, observation=mode, seed=0)
+    game = envs.make_batched(name, n, batch_size=b, observation=mode, seed=0, episode_length=5)
     space = SPACES[name, mode]
     assert game.observation == mode and game.observation_space == space
     assert isinstance(game.state_space, spaces.Box)
