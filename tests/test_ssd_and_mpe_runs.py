@@ -1,18 +1,13 @@
 """Cleanup with PPO and DQN agents under FPF, and LMF on an MPE game, end to end."""
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from federation.results import read_metrics
 from federation.simulation import simulate
-
-
-def rows(out):
-    with open(Path(out) / "metrics.csv") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.parametrize("learner", ["ppo", "dqn"])
@@ -23,9 +18,9 @@ def test_fpf_on_cleanup_with_five_agents_learns_from_pixels(tiny, learner):
                        game_options="episode_length=20", dqn_updates=3, dqn_batch=16)
     summary = simulate(cfg)
     assert summary["events"] == []
-    table = rows(cfg.out)
-    assert [int(float(r["uploads"])) for r in table] == [2, 2]  # round(0.5 * 5) participants
-    returns = np.array([[float(r[f"return_agent_{i}"]) for i in range(5)] for r in table])
+    table = read_metrics(cfg.out)
+    assert [int(r["uploads"]) for r in table] == [2, 2]  # round(0.5 * 5) participants
+    returns = np.array([[r[f"return_agent_{i}"] for i in range(5)] for r in table])
     assert np.isfinite(returns).all()
     state = torch.load(Path(cfg.out) / "agents" / "agent_0" / "learner.pt", weights_only=False)["learner"]
     policy = state["policy" if learner == "dqn" else "actor"]
@@ -44,7 +39,7 @@ def test_lmf_on_an_mpe_game_mixes_the_team(tiny):
                        game_options="episode_length=20", eval_every=0)
     summary = simulate(cfg)
     assert summary["events"] == []
-    table = rows(cfg.out)
+    table = read_metrics(cfg.out)
     assert len(table) == 3 and "return_agent_2" not in table[0]
-    assert all(float(r["consensus_gap"]) >= 0 for r in table)
-    assert float(table[-1]["consensus_gap"]) > 0  # the agents' own training pulls them apart between mixes
+    assert all(r["consensus_gap"] >= 0 for r in table)
+    assert table[-1]["consensus_gap"] > 0  # the agents' own training pulls them apart between mixes
