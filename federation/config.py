@@ -29,6 +29,7 @@ from strategies.federated_policy import EGALITARIAN, OBJECTIVES
 from strategies.fpf import PULLS, FPFConfig
 from strategies.lmf import LMFConfig
 from strategies.participation import JoiningConfig
+from strategies.policy_mediator import SCOPES, DelegationConfig
 from strategies.reward_sharing import IAConfig
 from strategies.robust import RULES, RobustConfig, minimum_uploads
 
@@ -74,7 +75,7 @@ class ExecutionConfig:
 GROUPS: dict[str, type] = {
     "joining": JoiningConfig, "world": WorldConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig,
     "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig, "qtable": QTableConfig, "attack": AttackConfig,
-    "robust": RobustConfig, "execution": ExecutionConfig,
+    "robust": RobustConfig, "delegation": DelegationConfig, "execution": ExecutionConfig,
 }
 
 
@@ -101,6 +102,7 @@ class RunConfig:
     qtable: QTableConfig = field(default_factory=QTableConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     robust: RobustConfig = field(default_factory=RobustConfig)
+    delegation: DelegationConfig = field(default_factory=DelegationConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     # ------------------------------------------------------------------ flat keys
@@ -241,6 +243,8 @@ class RunConfig:
             raise ConfigError(f"the per-round pull fed-alpha·(lambda-u + lambda-e) = "
                               f"{self.fpf.fed_alpha * (self.fpf.lambda_u + self.fpf.lambda_e):g} must be <= 1 "
                               "(a larger step overshoots the anchors)")
+        if self.delegation.delegate not in SCOPES:
+            raise ConfigError(f"unknown delegate '{self.delegation.delegate}'; valid choices: {', '.join(SCOPES)}")
         if self.qtable.q_epsilon_schedule not in ("constant", "1/t"):
             raise ConfigError(f"unknown q-epsilon-schedule '{self.qtable.q_epsilon_schedule}'; "
                               "valid choices: constant, 1/t")
@@ -258,6 +262,7 @@ class RunConfig:
             learners = self.learners()
             strategies.strategy_class(self.strategy).check_learners(learners)
             strategies.strategy_class(self.strategy).check_game(game)
+            strategies.strategy_class(self.strategy).check_config(self, game)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         _check_learners_fit(learners, game)

@@ -30,7 +30,7 @@ from flwr.serverapp import Grid, ServerApp
 
 import envs
 import strategies
-from clients import learners, protocol
+from clients import joint_policy, learners, protocol
 from clients.networks import flat, to_record
 from clients.policies import ActingSpec
 from federation.agents import discover_agents, rediscover
@@ -195,9 +195,12 @@ class Federation:
         if not path.is_file():
             return 0
         state = torch.load(path, weights_only=False)
-        if state["config"] != _resumable(self.cfg):
-            theirs, ours = json.loads(state["config"]), json.loads(_resumable(self.cfg))
-            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        theirs, ours = json.loads(state["config"]), json.loads(_resumable(self.cfg))
+        defaults = RunConfig().to_flat()
+        # a setting the checkpoint predates matches when this run leaves it at its default
+        diff = sorted(k for k in set(theirs) | set(ours)
+                      if theirs.get(k) != ours.get(k) and not (k not in theirs and ours.get(k) == defaults.get(k)))
+        if diff:
             raise ValueError(f"{path} belongs to a run with other settings ({', '.join(diff)}); "
                              "resume it with its own config.json")
         self.strategy.load_state_dict(state["strategy"])
@@ -267,6 +270,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
     if bar is not None:
         bar.close()
+    save_policies(federation, cfg)
     return federation.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
                                        "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
                                        "build_s": build_s,
@@ -274,6 +278,17 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
 
 
 CHECKPOINT = "checkpoint.pt"
+POLICIES = "policies.pt"
+
+
+def save_policies(federation: Federation, cfg: RunConfig) -> None:
+    """OUT/policies.pt: the agents' final acting policies as a joint policy
+    (clients/joint_policy.py), when they share one learner."""
+    records, world = federation.world.acting_records(), federation.world
+    if records is None or len(set(federation.assignment)) != 1:
+        return
+    joint_policy.save(Path(cfg.out) / POLICIES, cfg.env, federation.assignment[0], world.num_actions,
+                      world.game.observation_space, cfg.net, records)
 
 
 def _resumable(cfg: RunConfig) -> str:

@@ -137,6 +137,12 @@ class World:
         return {"acting": {a: {k: v.numpy() for k, v in r.items()} for a, r in self._acting.items()},
                 "epsilon": {a: float(g.epsilon[k, 0]) for a, (g, k) in self._where.items()}}
 
+    def acting_records(self) -> list[ArrayRecord] | None:
+        """Every agent's acting policy in agent order; None until all have reported one."""
+        if len(self._acting) < self.game.num_agents:
+            return None
+        return [self._acting[a] for a in range(self.game.num_agents)]
+
     def load_state_dict(self, state: dict) -> None:
         for agent, arrays in state["acting"].items():
             self.set_acting(agent, ArrayRecord({k: Array(v) for k, v in arrays.items()}))
@@ -166,6 +172,8 @@ class World:
         reshapes = med is not None and med.reshapes
         T = steps or game.episode_length
         rng = np.random.default_rng([self.seed, server_round])
+        if med is not None:
+            med.begin_rollout(server_round)
         obs = game.reset(seed=int(rng.integers(2**31)))
         B, N = obs.shape[:2]
         out_obs = np.zeros((T + 1, *obs.shape), obs.dtype)
@@ -194,7 +202,9 @@ class World:
             play = choice
             if delegation:  # the agent's choice is (action, delegate); the mediator acts for delegators
                 own, delegate = choice % game.num_actions, choice >= game.num_actions
-                proposal = np.asarray(med.act_for(t, states[t], own.copy(), delegate.copy()), np.int64)
+                if med.delegation_scope == "first":  # the step-0 choice binds the episode
+                    delegate = delegate if t == 0 else delegated[0]
+                proposal = np.asarray(med.act_for(t, states[t], own.copy(), delegate.copy(), obs=obs), np.int64)
                 play = np.where(delegate, proposal, own)
                 played[t], delegated[t] = play, delegate
             out_obs[t] = obs

@@ -10,7 +10,7 @@ from strategies.fedavg import FedAvg
 from strategies.independent import Independent
 from strategies.lmf import LMF
 from strategies.pareto import Pareto, Punishing
-from strategies.reward_sharing import AverageReward, InequityAversion, MinimumReward
+from strategies.reward_sharing import AverageReward, InequityAversion, MinimumReward, Spite
 
 _REGISTRY: dict[str, type[FederationStrategy]] = {
     "independent": Independent,
@@ -23,6 +23,7 @@ _REGISTRY: dict[str, type[FederationStrategy]] = {
     "lmf": LMF,
     "pareto": Pareto,
     "punishing": Punishing,
+    "spite": Spite,
 }
 
 

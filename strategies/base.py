@@ -107,6 +107,11 @@ class FederationStrategy(Strategy):
         the game's utility model); any game by default."""
 
     @classmethod
+    def check_config(cls, cfg, game) -> None:
+        """Raise ValueError if this strategy's settings in the RunConfig ``cfg`` do not fit
+        ``game`` (e.g. a file it needs is missing); nothing to check by default."""
+
+    @classmethod
     def from_config(cls, cfg, game, init: ArrayRecord) -> "FederationStrategy":
         """Build from a validated RunConfig (subclasses with settings override this)."""
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed)

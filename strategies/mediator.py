@@ -8,7 +8,10 @@ step of every game copy. Each capability is optional:
     stays on-policy for its learner. The world decodes the choices and calls
     :meth:`Mediator.act_for`; it then plays the mediator's action for the agents that
     delegated and the agents' own actions for everyone else, whatever the mediator
-    returns for them.
+    returns for them. With ``delegation_scope = "first"`` (sequential games) the choice
+    made at the first step binds the whole episode: the world ignores the bit afterwards
+    and the delegators of step 0 stay delegators; ``"any"`` lets an agent delegate at any
+    step, depending on what it observes.
 (b) **Stackelberg steps** (``stackelberg = True``): the world asks :meth:`leaders` who
     leads in each copy; leaders act on their observation; followers then observe the
     leaders' actions of this step in a fixed slot of their observation (a game capability,
@@ -31,6 +34,7 @@ class Mediator:
     delegation: bool = False
     stackelberg: bool = False
     reshapes: bool = False
+    delegation_scope: str = "any"  # "first": the step-0 delegation holds for the episode
 
     @classmethod
     def agent_actions(cls, num_actions: int) -> int:
@@ -38,11 +42,17 @@ class Mediator:
         delegation bit when the mediator takes delegations."""
         return num_actions * (2 if cls.delegation else 1)
 
-    def act_for(self, t: int, state: np.ndarray, actions: np.ndarray, delegate: np.ndarray) -> np.ndarray:
+    def begin_rollout(self, server_round: int) -> None:
+        """Called by the world before each rollout (a mediator that draws random numbers
+        reseeds here, so a resumed run draws what an uninterrupted one would)."""
+
+    def act_for(self, t: int, state: np.ndarray, actions: np.ndarray, delegate: np.ndarray,
+                obs: np.ndarray | None = None) -> np.ndarray:
         """Joint actions ``[B, N]`` for the copies' delegators (``delegate`` bool ``[B, N]``).
 
-        ``actions`` are the actions every agent submitted. Only the entries where
-        ``delegate`` is True are used by the world.
+        ``actions`` are the actions every agent submitted; ``obs`` ``[B, N, ...]`` what each
+        agent observes this step (for mediators that act through agents' policies). Only
+        the entries where ``delegate`` is True are used by the world.
         """
         return actions
 

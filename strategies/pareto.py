@@ -20,6 +20,10 @@ delegators D only: :math:`s'_j = s_j` for :math:`j \notin D`.
   :math:`\sum_{j \notin D} u_j(s')` (Eq. 1, whose text the seed states in words: "minimizes
   ... the social welfare of non-delegating agents"); nobody delegating changes nothing.
 
+Sequential games (Cleanup) have no utility model; there the mediator plays trained joint
+policies for the delegators (strategies/policy_mediator.py, ``--mediator-policy``,
+``--punishing-policy``, ``--delegate first|any``).
+
 **What a mediator may know**: only the game's ``mediator_model()`` (envs/one_shot.py),
 given at construction; it never sees the game itself. Normal-form and matching games
 give their true payoffs; the restaurant game only the known part u^k. ``state`` is not
@@ -75,7 +79,8 @@ class DelegationMediator(Mediator):
         self.solve = solver_for(model, self.rule)
         self._plays = self._acted = self._delegators = self._changed = 0
 
-    def act_for(self, t: int, state: np.ndarray, actions: np.ndarray, delegate: np.ndarray) -> np.ndarray:
+    def act_for(self, t: int, state: np.ndarray, actions: np.ndarray, delegate: np.ndarray,
+                obs: np.ndarray | None = None) -> np.ndarray:
         acts = delegate.sum(axis=1) >= self.minimum
         out = actions.copy()
         if acts.any():
@@ -110,17 +115,22 @@ class Mediated(FederationStrategy):
     """Independent learners whose actions carry a delegation bit to the strategy's mediator."""
 
     @classmethod
-    def check_game(cls, game) -> None:
+    def check_config(cls, cfg, game) -> None:
+        """One-shot games: the utility model must have a solver. Sequential games: the
+        joint policies must exist and fit the game."""
         model = getattr(game, "mediator_model", None)
         if model is None:
-            raise ValueError(f"{cls.name} needs a game with a utility model for its mediator; {game.name} has none "
-                             "(games with one: normal-form, matching, restaurant)")
-        solver_for(model(), cls.mediator_class.rule)
+            cfg.delegation.load(cls.mediator_class.rule, game, cfg.seed)
+        else:
+            solver_for(model(), cls.mediator_class.rule)
 
     @classmethod
     def from_config(cls, cfg, game, init) -> "Mediated":
         strategy = super().from_config(cfg, game, init)
-        strategy.mediator = cls.mediator_class(game.mediator_model())
+        if hasattr(game, "mediator_model"):
+            strategy.mediator = cls.mediator_class(game.mediator_model())
+        else:  # a sequential game: the mediator plays trained joint policies
+            strategy.mediator = cfg.delegation.load(cls.mediator_class.rule, game, cfg.seed)
         return strategy
 
 

@@ -2,6 +2,9 @@
 
 - ``avg``: every agent trains on the mean reward (1/N) Σ_j r_j (utilitarian sharing).
 - ``min``: every agent trains on min_j r_j (egalitarian sharing).
+- ``spite``: every agent trains on minus the others' mean reward -(1/(N-1)) Σ_{j≠i} r_j;
+  not a baseline but how the punishing mediator's joint policy for sequential games is
+  trained (McAleer et al., App. B.2: "the negative of the other agent's reward").
 - ``ia``: inequity aversion (Hughes et al. 2018)::
 
       r_i - a/(N-1) Σ_j max(e_j - e_i, 0) - b/(N-1) Σ_j max(e_i - e_j, 0)
@@ -44,6 +47,19 @@ class MinimumReward(FederationStrategy):
 
     def train_rewards(self, rewards: np.ndarray) -> np.ndarray:
         return np.broadcast_to(rewards.min(axis=-1, keepdims=True), rewards.shape).copy()
+
+
+class Spite(FederationStrategy):
+    name = "spite"
+
+    @classmethod
+    def check_game(cls, game) -> None:
+        if game.num_agents < 2:
+            raise ValueError("spite trains on the other agents' rewards; it needs at least 2 agents")
+
+    def train_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        N = rewards.shape[-1]
+        return -(rewards.sum(axis=-1, keepdims=True) - rewards) / (N - 1)
 
 
 def inequity_averse(rewards: np.ndarray, envy: float, guilt: float, decay: float) -> np.ndarray:

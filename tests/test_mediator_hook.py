@@ -15,7 +15,7 @@ class Everyone3(Mediator):
     def __init__(self):
         self.calls = []
 
-    def act_for(self, t, state, actions, delegate):
+    def act_for(self, t, state, actions, delegate, obs=None):
         self.calls.append((actions.copy(), delegate.copy()))
         return np.full_like(actions, 3)
 

@@ -57,7 +57,7 @@ def test_the_world_plays_the_mediators_actions_for_delegators(tmp_path):
 
 
 def test_configurations_are_checked_before_the_run(tmp_path):
-    with pytest.raises(ConfigError, match="pareto needs a game with a utility model"):
+    with pytest.raises(ConfigError, match="pareto on matthew acts through trained policies: give --mediator-policy"):
         RunConfig.of(env="matthew", strategy="pareto", out=str(tmp_path))
     with pytest.raises(ConfigError, match="limit is"):
         RunConfig.of(env="normal-form", agents=18, strategy="punishing", learner="q-table", out=str(tmp_path))

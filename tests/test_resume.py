@@ -1,6 +1,7 @@
 """Checkpoint and resume: a killed simulation continues with no metric row lost, repeated or changed."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -97,6 +98,18 @@ def test_a_resume_with_other_settings_is_refused(tmp_path):
 
     with pytest.raises(RunFailed, match=r"belongs to a run with other settings \(lambda-u\)"):
         simulate(cfg)
+    # a checkpoint written before a setting existed resumes while the run leaves it at its
+    # default, and is refused otherwise
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    older = json.loads(state["config"])
+    del older["ia-envy"]
+    state["config"] = json.dumps(older, sort_keys=True)
+    torch.save(state, out / "checkpoint.pt")
+    same = cfg.replace(lambda_u=RunConfig().fpf.lambda_u)  # the settings of the first run
+    with pytest.raises(RunFailed, match=r"other settings \(ia-envy\)"):
+        simulate(same.replace(ia_envy=1.0))
+    simulate(same)
+    assert len(_rows(out)) == 3
 
 
 def test_resume_of_a_directory_without_a_run_is_refused(tmp_path, capsys):
