@@ -57,7 +57,7 @@ def train(msg: Message, context: Context) -> Message:
     learner.scale_lr(float(cfg.get("lr-scale", 1.0)))
     before = instructions.params(policy)
     anchors = instructions.anchors(msg.content, cfg)
-    stats = learner.train(exp, anchors, seed=seed)
+    stats = learner.train(exp, anchors, seed=seed) if instructions.learns(cfg) else instructions.resting()
     after = instructions.params(policy)
     stats["update_norm"] = instructions.distance(after, before)
     if anchors.active:  # FPF's per-round pull (Eq. 9), after training; ||Δθ|| of the pull

@@ -33,6 +33,10 @@ The replay buffer is a numpy ring that stores observations in the observation sp
 dtype (uint8 images stay uint8, Discrete indices int64). The learner's whole state
 (networks, optimiser, buffer, counters) is :meth:`DQNLearner.state_dict`; the ClientApp
 keeps it in the agent's own storage (clients.storage), never in messages.
+
+Besides its losses the learner reports ``q_grad_norm`` = |∇θ Q(o, a)| on the round's last
+minibatch (:func:`q_gradient_norm`), the one number of Eq. 15 of the mechanism-design
+mediator that only the agent can compute (strategies/md.py).
 """
 
 from __future__ import annotations
@@ -210,7 +214,8 @@ class DQNLearner(Learner):
             self.optimizer_steps += 1
             td_loss += float(loss.detach()) / n_updates
             q_mean += float(q.detach().mean()) / n_updates
-        return {"td_loss": td_loss, "q_mean": q_mean, "epsilon": self.epsilon(),
+        grad_norm = q_gradient_norm(self.policy, obs, actions) if n_updates else 0.0
+        return {"td_loss": td_loss, "q_mean": q_mean, "q_grad_norm": grad_norm, "epsilon": self.epsilon(),
                 "buffer_size": float(len(self.buffer)), "train_s": time.perf_counter() - start,
                 # cumulative: shows the learner's state survived from earlier rounds
                 "optimizer_steps": float(self.optimizer_steps),
@@ -231,6 +236,16 @@ class DQNLearner(Learner):
         self.buffer.load_state_dict(state["buffer"])
         self.steps_seen = int(state["steps_seen"])
         self.optimizer_steps = int(state["optimizer_steps"])
+
+
+def q_gradient_norm(net: nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> float:
+    """|∇θ Q(o, a)|: the L2 norm of the gradient of the minibatch mean of Q(o, a) over the
+    network's parameters; reported as ``q_grad_norm`` (a mechanism reshaping rewards reads
+    it, strategies/md.py; the parameters themselves never leave the agent)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    q = net(obs).gather(-1, actions.unsqueeze(-1)).mean()
+    grads = torch.autograd.grad(q, params)
+    return float(torch.sqrt(sum((g ** 2).sum() for g in grads)))
 
 
 @torch.no_grad()

@@ -63,6 +63,17 @@ def mix_with_neighbours(policy: torch.nn.Module, content: RecordDict, config: Co
         set_params(policy, {k: mix[k].numpy() + update[k] for k in update})
 
 
+def learns(config: ConfigRecord) -> bool:
+    """Sequential learning (JAM-QL, strategies/leaders.py): an agent told ``learn = False``
+    rests this round: it skips its update and keeps acting with the policy it has."""
+    return bool(config.get("learn", True))
+
+
+def resting() -> dict[str, float]:
+    """A resting agent's training statistics."""
+    return {"train_s": 0.0, "num-examples": 0.0, "resting": 1.0}
+
+
 def withhold_update(policy: torch.nn.Module, config: ConfigRecord, before: Params) -> None:
     """LMF gradient exchange: the update travels and comes back mixed, so it is not applied."""
     if config["share"] == protocol.SHARE_GRADIENTS:

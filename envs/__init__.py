@@ -13,8 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from envs.bandwidth import Bandwidth
 from envs.base import BatchedGame
+from envs.bidding import Bidding
 from envs.cleanup import Cleanup
+from envs.dilemma import IteratedDilemma
+from envs.escape_room import EscapeRoom
 from envs.harvest import Harvest
 from envs.job import JobScheduling
 from envs.manufacturing import ManufacturingPlant
@@ -24,10 +28,15 @@ from envs.matthew import MatthewEffect
 from envs.mpe import CovertCommunication, KeepAway, PhysicalDeception, PredatorPrey
 from envs.normal_form import NormalFormGame
 from envs.parallel import BatchedParallelEnv
+from envs.resource_grid import ResourceGrid
 from envs.restaurant import RestaurantGame
 
 _REGISTRY: dict[str, type[BatchedGame]] = {
+    "bandwidth": Bandwidth,
+    "bidding": Bidding,
+    "escape-room": EscapeRoom,
     "cleanup": Cleanup,
+    "dilemma": IteratedDilemma,
     "harvest": Harvest,
     "job": JobScheduling,
     "manufacturing": ManufacturingPlant,
@@ -39,14 +48,19 @@ _REGISTRY: dict[str, type[BatchedGame]] = {
     "mpe-keep-away": KeepAway,
     "mpe-predator-prey": PredatorPrey,
     "normal-form": NormalFormGame,
+    "resource-grid": ResourceGrid,
     "restaurant": RestaurantGame,
 }
 
 __all__ = [
+    "Bandwidth",
     "BatchedGame",
+    "Bidding",
+    "EscapeRoom",
     "BatchedParallelEnv",
     "Cleanup",
     "Harvest",
+    "IteratedDilemma",
     "JobScheduling",
     "ManufacturingPlant",
     "MatchingGame",
@@ -57,6 +71,7 @@ __all__ = [
     "PhysicalDeception",
     "PredatorPrey",
     "NormalFormGame",
+    "ResourceGrid",
     "RestaurantGame",
     "available",
     "make",

@@ -32,6 +32,9 @@ observation gets a fixed slot for the leaders' actions of the current step.
 ``reset`` and ``step`` return observations with an empty slot (zeros, ``s = 0``).
 ``observe_leaders(obs, leader_actions, leaders)`` fills the followers' slots once the
 leaders have acted; the leaders' own slots stay empty. Games need not know about it.
+In Stackelberg steps the world also sets ``game.leaders`` (bool ``[B, N]``) before
+``step``; a game whose rules favour leaders (e.g. ``resource-grid``: leaders move first)
+reads it, the others ignore it.
 
 Decisions shared by all games:
 
@@ -79,6 +82,8 @@ class BatchedGame(ABC):
     observation_modes: tuple[str, ...] = ("vector",)
 
     num_actions: int
+    #: this step's leaders, set by the world in Stackelberg steps (None otherwise)
+    leaders: np.ndarray | None = None
 
     def __init__(
         self,

@@ -27,7 +27,9 @@ from clients.anchors import Anchors
 from clients.attacks import ATTACKS, AttackConfig
 from strategies.federated_policy import EGALITARIAN, OBJECTIVES
 from strategies.fpf import PULLS, FPFConfig
+from strategies.leaders import LeaderConfig
 from strategies.lmf import LMFConfig
+from strategies.md import MDConfig
 from strategies.participation import JoiningConfig
 from strategies.policy_mediator import SCOPES, DelegationConfig
 from strategies.reward_sharing import IAConfig
@@ -75,7 +77,8 @@ class ExecutionConfig:
 GROUPS: dict[str, type] = {
     "joining": JoiningConfig, "world": WorldConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig,
     "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig, "qtable": QTableConfig, "attack": AttackConfig,
-    "robust": RobustConfig, "delegation": DelegationConfig, "execution": ExecutionConfig,
+    "robust": RobustConfig, "delegation": DelegationConfig, "md": MDConfig, "leaders": LeaderConfig,
+    "execution": ExecutionConfig,
 }
 
 
@@ -103,6 +106,8 @@ class RunConfig:
     attack: AttackConfig = field(default_factory=AttackConfig)
     robust: RobustConfig = field(default_factory=RobustConfig)
     delegation: DelegationConfig = field(default_factory=DelegationConfig)
+    md: MDConfig = field(default_factory=MDConfig)
+    leaders: LeaderConfig = field(default_factory=LeaderConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     # ------------------------------------------------------------------ flat keys
@@ -248,6 +253,10 @@ class RunConfig:
         if self.qtable.q_epsilon_schedule not in ("constant", "1/t"):
             raise ConfigError(f"unknown q-epsilon-schedule '{self.qtable.q_epsilon_schedule}'; "
                               "valid choices: constant, 1/t")
+        try:
+            self.md.check()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         _check_graph(self)
         _check_attack_and_defence(self)
         try:

@@ -199,6 +199,7 @@ class World:
                 choice, lp = np.where(lead, choice, follow_choice), np.where(lead, lp, follow_lp)
                 obs = seen  # leaders' slots stay empty: observe_leaders leaves them so
                 leaders[t] = lead
+                game.leaders = lead  # games whose rules favour leaders read it (envs/base.py)
             play = choice
             if delegation:  # the agent's choice is (action, delegate); the mediator acts for delegators
                 own, delegate = choice % game.num_actions, choice >= game.num_actions

@@ -8,7 +8,10 @@ from strategies.base import FederationStrategy
 from strategies.fpf import FPF, DnF
 from strategies.fedavg import FedAvg
 from strategies.independent import Independent
+from strategies.jamql import JAMQL, JAMQLNaive
+from strategies.leaders import Alternating, Fixed, Vote
 from strategies.lmf import LMF
+from strategies.md import IQL, Centralised, MechanismDesign, MechanismDesignNoMRP
 from strategies.pareto import Pareto, Punishing
 from strategies.reward_sharing import AverageReward, InequityAversion, MinimumReward, Spite
 
@@ -23,7 +26,16 @@ _REGISTRY: dict[str, type[FederationStrategy]] = {
     "lmf": LMF,
     "pareto": Pareto,
     "punishing": Punishing,
+    "md": MechanismDesign,
+    "md-nomrp": MechanismDesignNoMRP,
+    "iql": IQL,
+    "cen": Centralised,
     "spite": Spite,
+    "jamql": JAMQL,
+    "jamql-naive": JAMQLNaive,
+    "fixed-leader": Fixed,
+    "alternating-leader": Alternating,
+    "vote-leader": Vote,
 }
 
 

@@ -1,0 +1,50 @@
+"""Run one configuration in this process, with the ClientApp called directly.
+
+The same round loop as a Flower run (``Federation.play``: rollout, one train message per
+agent, the ClientApp's ``train``, aggregation, the strategy's server-side learning,
+checkpoints, metrics.csv and summary.json), without Flower's transport: each message is
+handed to ``clients.client_app.train`` in turn, as the in-process reference of
+benchmarks/bench_round.py does. For studies of many short tabular runs (JAM-QL's matrix
+games: ~0.05 s per round here against ~0.3 s plus Ray's start-up in a simulation); the
+agents keep their learners in their own storage exactly as in a simulation.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from flwr.app import Context, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+from clients import client_app
+from federation.config import RunConfig
+from federation.server_app import Federation, save_policies
+
+
+def run_in_process(cfg: RunConfig, verbose: bool = False, checkpoints: bool = True) -> dict:
+    """Run (or, with ``resume``, continue) ``cfg``; return its summary as ``simulate`` does.
+    ``checkpoints=False`` skips OUT/checkpoint.pt (short runs that are simply run again)."""
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.execution.torch_threads)
+    federation = Federation(cfg)
+    federation.bind({a: a + 1 for a in range(cfg.agents)})  # node a + 1 plays agent a
+    contexts = {a + 1: Context(run_id=1, node_id=a + 1, node_config={"agent-id": a}, state=RecordDict(),
+                               run_config={}) for a in range(cfg.agents)}
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+
+    def exchange(messages):
+        return [client_app.train(m, contexts[m.metadata.dst_node_id]) for m in messages]
+
+    done = federation.restore() if cfg.execution.resume else 0
+    startup_s = time.perf_counter() - start
+    for rnd in range(done + 1, cfg.rounds + 1):
+        federation.play(rnd, exchange)
+        if checkpoints:
+            federation.checkpoint(rnd)
+    save_policies(federation, cfg)
+    return federation.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
+                                       "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
+                                       "build_s": startup_s, "wall_s": time.perf_counter() - start,
+                                       "runner": "in-process"})

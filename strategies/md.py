@@ -1,0 +1,194 @@
+r"""Mechanism design (``md``), its ablation without MRP (``md-nomrp``) and the paper's
+baselines ``iql`` and ``cen`` (seed 003, Figures 3, 4, 8, 9).
+
+**md.** A server-side, training-only mechanism (strategies/mechanism.py) reshapes the
+reward every agent trains on; the agents are DQN learners (``--learner dqn``) that act
+and learn alone, as under ``independent``, but never see the game's reward unless the
+fairness weight λ (``--md-lambda``, Appendix B.1) gives them λ·r_i + R̄_i. Metrics keep
+the game's rewards.
+
+**When R̄ is computed (decision).** Eq. 15 needs s and the joint action a of the step
+and the critic; it does not need s'. The world's reshaping hook (strategies/mediator.py)
+is called at every step with exactly (s, a, r), so R̄ is computed there, by the critic
+trained up to the previous round; ``train_rewards`` is then the world's reshaped
+rewards. After the agents' replies the mechanism trains (``federated_training``:
+Algorithm 1 lines 10-13, once per round, on the round's joint transitions).
+
+**The gradient norm.** |∇θ_i Q̄_i| is what agent i reports in its reply metrics
+(``q_grad_norm``, clients/dqn.py); ``aggregate_train`` reads it and the next round's
+rewards use it (one round of delay: the norm of round r is only known after the agent
+trained on round r's rewards). Before the first report it is 1. The mechanism never
+reads the agents' parameters (it does not even receive them: nothing is shared).
+
+**iql**: independent DQN learners on their own rewards (``independent`` under the
+paper's name). **cen**: "a single global reward signal is used to train a joint
+Q-network for all agents": one Q-network shared by every agent (FedAvg's averaging each
+round, every agent acting with the average; the games put the agent's index in its
+observation so the shared network can assign roles), trained on the summed reward
+Σ_j r_j. **Decision:** no mixing network (QMIX): the agents train locally, and a mixer
+would need their Q-values at the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from flwr.app import ArrayRecord, Message, MetricRecord
+
+from clients import protocol
+from strategies.base import FederationStrategy
+from strategies.fedavg import FedAvg
+from strategies.independent import Independent
+from strategies.mechanism import Mechanism, rollout_transitions
+from strategies.mediator import Mediator
+from strategies.participation import Participation
+
+
+@dataclass
+class MDConfig:
+    """The mechanism's settings (flags ``--md-lambda``, ...). Defaults: the paper's Tables 1
+    and 2 (γ, learning rates, τ, gradient clip 0.04, meta-gradient clip [0.001, 10],
+    dropout 0.5); η and h are not given by the paper ("grid search"): ours."""
+
+    md_lambda: float = 0.0  # fairness weight λ: agents train on λ·r_i + R̄_i (Appendix B.1)
+    md_eta: float = 0.5  # η: MRP(s) - Q*_tot above it gives the penalty branch of Eq. 15
+    md_penalty: float = 1.0  # h of Eq. 15
+    md_gamma: float = 0.99
+    md_critic_lr: float = 1e-3
+    md_mrp_lr: float = 1e-3
+    md_tau: float = 0.01  # soft target update of the critic per gradient step
+    md_grad_clip: float = 0.04
+    md_clip_min: float = 0.001
+    md_clip_max: float = 10.0
+    md_dropout: float = 0.5
+    md_buffer: int = 50_000  # joint transitions the critic replays
+    md_mrp_buffer: int = 100_000  # states the MRP buffer remembers
+    md_batch: int = 256
+    md_updates: int = 100  # critic and MRP gradient steps per round
+    md_sweeps: int = 1  # passes of the best-response search
+
+    def check(self) -> None:
+        """Raise ValueError naming the first invalid setting."""
+        for name in ("md_lambda", "md_eta", "md_penalty"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        for name in ("md_critic_lr", "md_mrp_lr", "md_grad_clip", "md_clip_min"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{_flag(name)} must be > 0, got {getattr(self, name)}")
+        for name in ("md_gamma", "md_tau"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{_flag(name)} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.md_dropout < 1:
+            raise ValueError(f"md-dropout must be in [0, 1), got {self.md_dropout}")
+        if self.md_clip_max < self.md_clip_min:
+            raise ValueError(f"md-clip-max ({self.md_clip_max}) must be >= md-clip-min ({self.md_clip_min})")
+        for name in ("md_buffer", "md_mrp_buffer", "md_batch", "md_updates", "md_sweeps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{_flag(name)} must be >= 1, got {getattr(self, name)}")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class MechanismMediator(Mediator):
+    """The world's reshaping hook: λ·r_i + R̄_i (Eq. 15) at every step."""
+
+    reshapes = True
+
+    def __init__(self, mechanism: Mechanism, cfg: MDConfig):
+        self.mechanism, self.cfg = mechanism, cfg
+        self.grad_norm = np.ones(mechanism.num_agents, np.float32)  # |∇θ_i Q̄_i| until agents report
+        self._sums = np.zeros(4)  # R̄ total, penalised, improved, samples
+
+    def reshape(self, t: int, state: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        c = self.cfg
+        r_bar, info = self.mechanism.reward(state, actions, self.grad_norm, c.md_eta, c.md_penalty, c.md_clip_min,
+                                            c.md_clip_max)
+        self._sums += (r_bar.mean(axis=1).sum(), info["penalised"].sum(), info["improved"].sum(), len(r_bar))
+        return c.md_lambda * np.asarray(rewards, np.float32) + r_bar
+
+    def end_of_rollout(self) -> dict[str, float]:
+        total, penalised, improved, n = self._sums
+        self._sums = np.zeros(4)
+        if n == 0:
+            return {}
+        return {"md_reward_mean": total / n, "md_penalised_share": penalised / n, "md_improved_share": improved / n,
+                "md_grad_norm": float(self.grad_norm.mean())}
+
+
+class MechanismDesign(FederationStrategy):
+    """``md``: DQN agents trained on the mechanism's reshaped rewards; nothing is shared."""
+
+    name = "md"
+    use_mrp = True
+    mediator_class = MechanismMediator
+
+    @classmethod
+    def check_learners(cls, learners: list[str]) -> None:
+        others = sorted(set(learners) - {"dqn"})
+        if others:
+            raise ValueError(f"{cls.name} needs dqn agents (they report the norm of their Q-gradient, Eq. 15); "
+                             f"got {', '.join(others)}")
+
+    @classmethod
+    def from_config(cls, cfg, game, init: ArrayRecord) -> "MechanismDesign":
+        strategy = cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed)
+        md = cfg.md
+        mechanism = Mechanism(game.state_dim, game.num_agents, game.num_actions, cfg.seed, use_mrp=cls.use_mrp,
+                              gamma=md.md_gamma, critic_lr=md.md_critic_lr, mrp_lr=md.md_mrp_lr, tau=md.md_tau,
+                              grad_clip=md.md_grad_clip, dropout=md.md_dropout, buffer=md.md_buffer,
+                              mrp_buffer=md.md_mrp_buffer, batch=md.md_batch, updates=md.md_updates,
+                              sweeps=md.md_sweeps)
+        strategy.mediator = MechanismMediator(mechanism, md)
+        return strategy
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Read each agent's reported |∇θ_i Q̄_i| (nothing else of the reply is used)."""
+        agent_of = {node: agent for agent, node in self.nodes.items()}
+        for reply in replies:
+            if reply.has_error() or protocol.METRICS not in reply.content:
+                continue
+            metrics = reply.content[protocol.METRICS]
+            agent = agent_of.get(reply.metadata.src_node_id)
+            if agent is not None and "q_grad_norm" in metrics:
+                self.mediator.grad_norm[agent] = float(metrics["q_grad_norm"])
+        return None, None
+
+    def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
+        played = rollout.actions if rollout.played is None else rollout.played
+        data = rollout_transitions(rollout.state, played, rollout.rewards, rollout.terminated, rollout.mask)
+        return arrays, self.mediator.mechanism.train(data, server_round)
+
+    def state_dict(self) -> dict:
+        return super().state_dict() | {"mechanism": self.mediator.mechanism.state_dict(),
+                                       "grad_norm": self.mediator.grad_norm.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.mediator.mechanism.load_state_dict(state["mechanism"])
+        self.mediator.grad_norm = np.asarray(state["grad_norm"], np.float32).copy()
+
+
+class MechanismDesignNoMRP(MechanismDesign):
+    """``md-nomrp`` (Figure 8's ablation): Eq. 15's first branch only, no MRP buffer or predictor."""
+
+    name = "md-nomrp"
+    use_mrp = False
+
+
+class IQL(Independent):
+    """``iql``: independent Q-learners on their own rewards (``independent`` by the paper's name)."""
+
+    name = "iql"
+
+
+class Centralised(FedAvg):
+    """``cen``: one Q-network shared by all agents, trained on the summed reward Σ_j r_j."""
+
+    name = "cen"
+
+    def train_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(rewards.sum(axis=-1, keepdims=True), rewards.shape).copy()
