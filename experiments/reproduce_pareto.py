@@ -128,7 +128,10 @@ def measure(settings: list[Setting], seeds: list[int], out: Path) -> dict:
     for s in settings:
         for m in s.methods:
             for seed in seeds:
-                cfg = config(s, m, seed, out)
+                try:
+                    cfg = config(s, m, seed, out)
+                except ValueError:  # Cleanup before its joint policies are trained
+                    continue
                 if not finished(cfg):
                     continue
                 rows = read_metrics(Path(cfg.out))

@@ -105,11 +105,12 @@ def test_a_resume_with_other_settings_is_refused(tmp_path):
     del older["ia-envy"]
     state["config"] = json.dumps(older, sort_keys=True)
     torch.save(state, out / "checkpoint.pt")
+    from federation.server_app import Federation
+
     same = cfg.replace(lambda_u=RunConfig().fpf.lambda_u)  # the settings of the first run
-    with pytest.raises(RunFailed, match=r"other settings \(ia-envy\)"):
-        simulate(same.replace(ia_envy=1.0))
-    simulate(same)
-    assert len(_rows(out)) == 3
+    with pytest.raises(ValueError, match=r"other settings \(ia-envy\)"):
+        Federation(same.replace(ia_envy=1.0)).restore()
+    assert Federation(same).restore() == 2
 
 
 def test_resume_of_a_directory_without_a_run_is_refused(tmp_path, capsys):

@@ -16,7 +16,7 @@ from envs.base import BatchedGame
 
 TEAM = {"cleanup": 3, "harvest": 3, "job": 3, "manufacturing": 3, "matching": 3, "matrix": 2, "matthew": 3,
         "mpe-crypto": 2, "mpe-deception": 2, "mpe-keep-away": 1, "mpe-predator-prey": 3, "normal-form": 3,
-        "restaurant": 3}
+        "restaurant": 3, "bandwidth": 3, "bidding": 3, "dilemma": 3, "escape-room": 4, "resource-grid": 2}
 # (game, mode, stackelberg) for every registered game, every mode, with and without
 # the leaders' slot (images have none).
 CASES = [
@@ -35,7 +35,7 @@ def case_id(case) -> str:
 
 def test_every_registered_game_has_cases():
     assert {c[0] for c in CASES} == set(envs.available()) == set(TEAM)
-    assert len(CASES) == 27  # job 5 (3 modes, 2 with a slot), cleanup and harvest 1 (image),
+    assert len(CASES) == 37  # job 5 (3 modes, 2 with a slot), cleanup and harvest 1 (image),
     # 2 each for the others
 
 
