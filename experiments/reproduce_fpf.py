@@ -37,6 +37,10 @@ It then writes into OUT:
   gains, (participants − others) under FPF minus the same difference for independent
   learners on the same split, seed by seed (a difference of differences), with its 95% CI.
 
+``--in-process`` runs each configuration without Flower's transport (federation/in_process.py:
+the same round loop and the same metrics for the same seed, checked by tests/test_simulation.py),
+which saves Ray's start-up and messaging on many short runs.
+
 Runs already finished with the planned number of rounds are not run again; a run killed
 midway, or finished with fewer rounds, continues from its checkpoint (``--resume``), so an
 interrupted reproduction resumes where it stopped and ``--rounds`` can be raised later.
@@ -299,8 +303,15 @@ def main() -> None:
                    help="default: each game's methods")
     p.add_argument("--learner", default=None, help="every agent's learner (ppo, dqn); default: each game's "
                    "(dqn on cleanup and harvest, as the paper's IDQN baselines; ppo elsewhere)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run each configuration in this process, without Flower's transport (the same round loop "
+                        "and metrics, tests/test_simulation.py; no Ray start-up per run)")
     p.add_argument("--report-only", action="store_true", help="only redraw figures and tables from finished runs")
     args = p.parse_args()
+    if args.in_process:
+        from federation.in_process import run_in_process as run
+    else:
+        run = simulate
     rounds = args.rounds or [SCENARIOS[g].rounds for g in args.games]
     if len(rounds) == 1:
         rounds = rounds * len(args.games)
@@ -319,7 +330,7 @@ def main() -> None:
                 shutil.rmtree(path)
             print(f"[{k}/{len(runs)}] {game} {variant} seed {cfg.seed}"
                   + (" (continuing from its checkpoint)" if resumable else ""), flush=True)
-            simulate(cfg.replace(resume=True) if resumable else cfg)
+            run(cfg.replace(resume=True) if resumable else cfg)
     results = load(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     baselines = ["independent", "avg", "min", "ia", "fedavg", "fpf"]

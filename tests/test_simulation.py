@@ -8,6 +8,7 @@ import pytest
 
 from clients import protocol
 from clients.networks import flat
+from federation.in_process import run_in_process
 from federation.simulation import simulate
 from federation.world import World
 from strategies.fpf import FPF
@@ -64,6 +65,9 @@ def test_same_seed_same_metrics(tiny, tmp_path):
     strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
     assert strip(rows_a) == strip(rows_b)
     assert strip(rows_a) != strip(rows_c)
+    # the in-process runner (no Flower transport) plays the same run: reproductions may use either
+    run_in_process(tiny.replace(out=str(tmp_path / "d")))
+    assert strip(read_rows(tmp_path / "d")) == strip(rows_a)
     summary = json.loads((a_out / "summary.json").read_text())
     assert summary["strategy"] == "fpf" and summary["events"] == []
     assert (a_out / "curves.png").stat().st_size > 10_000
