@@ -35,7 +35,9 @@ It then writes into OUT:
   participants' and non-participants' returns per game and method, mean ± sample std
   over seeds and the 95% confidence interval of the mean; ``opt_in.md``: what opting in
   gains, (participants − others) under FPF minus the same difference for independent
-  learners on the same split, seed by seed (a difference of differences), with its 95% CI.
+  learners on the same split, seed by seed (a difference of differences), with its 95% CI;
+  ``paired.md``: FPF, D&F and FPF (pull everyone) against IPPO and against each other, seed by
+  seed, with paired t-tests.
 
 ``--in-process`` runs each configuration without Flower's transport (federation/in_process.py:
 the same round loop and the same metrics for the same seed, checked by tests/test_simulation.py),
@@ -264,6 +266,38 @@ def opt_in_table(results, games, out: Path) -> str:
     return text
 
 
+PAIRS = (("fpf", "independent"), ("dnf", "independent"), ("fpf-everyone", "independent"), ("fpf", "dnf"),
+         ("fpf", "fpf-everyone"), ("lmf", "independent"))
+
+
+def paired_table(results, games, out: Path) -> str:
+    """Differences between two methods on the same seed (same games, same participation set),
+    last quarter of the rounds: collective return and CV; mean ± sample std [95% CI] and the
+    paired t-test's p-value (``paired.md``)."""
+    from scipy import stats
+
+    lines = ["| game | comparison | seeds | Δ collective | p | Δ CV | p |", "|---|---|---|---|---|---|---|"]
+    for game in games:
+        for a, b in PAIRS:
+            runs_a = {s["seed"]: m for s, m in results.get((game, a), [])}
+            runs_b = {s["seed"]: m for s, m in results.get((game, b), [])}
+            seeds = sorted(set(runs_a) & set(runs_b))
+            if len(seeds) < 2:
+                continue
+            cells = []
+            for key in ("collective_return", "cv"):
+                xa = [last_quarter(runs_a[k], key) for k in seeds]
+                xb = [last_quarter(runs_b[k], key) for k in seeds]
+                p = stats.ttest_rel(xa, xb).pvalue
+                cells += [fmt_mean_std([x - y for x, y in zip(xa, xb)]), f"{p:.2g}"]
+            la, lb = label(a, results[game, a]), label(b, results[game, b])
+            lines.append(f"| {game} | {la} − {lb} | {len(seeds)} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + ("\n\nLast quarter of the rounds, per seed; cells: mean ± sample std of the per-seed "
+                               "differences [± 95% CI half-width]; p: two-sided paired t-test.\n")
+    (out / "paired.md").write_text(text)
+    return text
+
+
 def table(results, games, out: Path) -> str:
     cols = [("collective_return_last", "collective (last 10%)"), ("collective_return_avg", "collective (avg)"),
             ("cv_last", "CV (last 10%)"), ("cv_avg", "CV (avg)"), ("jain_last", "Jain (last)"),
@@ -345,6 +379,7 @@ def main() -> None:
     plot_omega(results, list(games), args.out / "omega.png")
     print(table(results, list(games), args.out))
     print(opt_in_table(results, list(games), args.out))
+    print(paired_table(results, list(games), args.out))
 
 
 if __name__ == "__main__":
