@@ -3,7 +3,7 @@
 Pareto Mediator" (McAleer et al.): Figures 3, 4 and 5.
 
     python experiments/reproduce_pareto.py --seeds 0 1 2 --out docs/results/pareto
-    python experiments/reproduce_pareto.py --figures cleanup --seeds 0 1 2 --out docs/results/pareto
+    python experiments/reproduce_pareto.py --figures cleanup --seeds 0 1 2 --in-process --out docs/results/pareto
 
 Every setting runs the original game (``independent``) and its Pareto- and
 Punishing-mediated versions on the same seed, so the payoffs are the same across the
@@ -100,7 +100,7 @@ def finished(cfg: RunConfig) -> bool:
     return summary.exists() and json.loads(summary.read_text()).get("rounds_completed") == cfg.rounds
 
 
-def run(settings: list[Setting], seeds: list[int], out: Path) -> None:
+def run(settings: list[Setting], seeds: list[int], out: Path, runner=simulate) -> None:
     todo = [(s, m, seed) for seed in seeds for s in settings for m in s.methods]
     for k, (setting, method, seed) in enumerate(todo, 1):
         if setting.name == "cleanup" and not all(
@@ -112,7 +112,7 @@ def run(settings: list[Setting], seeds: list[int], out: Path) -> None:
             continue
         print(f"[{k}/{len(todo)}] {setting.name} {method} seed {seed}", flush=True)
         resumable = (Path(cfg.out) / "checkpoint.pt").exists()
-        simulate(cfg.replace(resume=True) if resumable else cfg)
+        runner(cfg.replace(resume=True) if resumable else cfg)
         if setting.figure != "cleanup":  # keep the pretrained policies; drop tabular agents' state
             discard_state(cfg.out)
 
@@ -259,13 +259,20 @@ def main() -> None:
                    choices=["fig3", "fig4", "fig5", "cleanup"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", type=Path, default=Path("docs/results/pareto"))
+    p.add_argument("--in-process", action="store_true",
+                   help="run each configuration in this process, without Flower's transport (same round loop and "
+                        "metrics for the same seed, tests/test_simulation.py; no Ray start-up per run)")
     p.add_argument("--report-only", action="store_true", help="only redraw figures and tables from finished runs")
     args = p.parse_args()
     chosen = [s for s in SETTINGS if s.figure in args.figures]
     if "cleanup" in args.figures:
         chosen += CLEANUP_PRETRAIN + [CLEANUP]
     if not args.report_only:
-        run(chosen, args.seeds, args.out)
+        if args.in_process:
+            from federation.in_process import run_in_process
+            run(chosen, args.seeds, args.out, run_in_process)
+        else:
+            run(chosen, args.seeds, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     every = SETTINGS + CLEANUP_PRETRAIN + [CLEANUP]  # the report covers every finished run in OUT
     results = measure(every, args.seeds, args.out)
