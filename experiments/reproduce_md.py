@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from federation.compare import fmt_mean_std, last_quarter, mean_curve  # noqa: E402
 from federation.config import RunConfig  # noqa: E402
 from federation.results import plt, read_metrics  # noqa: E402
-from federation.simulation import simulate  # noqa: E402
 
 EPS_DECAY = 3000  # agent env-steps (~60 rounds of Escape Room)
 UPDATES = 20
@@ -107,7 +106,13 @@ def rounds_done(path: Path) -> int:
     return int(json.loads(summary.read_text()).get("rounds_completed", 0)) if summary.exists() else 0
 
 
-def run_all(runs) -> None:
+def run_all(runs, simulation: bool = False) -> None:
+    """Run what is missing: in this process (federation/in_process.py, the default) or as a
+    Flower simulation (``--simulation``); both resume from OUT/checkpoint.pt."""
+    if simulation:
+        from federation.simulation import simulate as run
+    else:
+        from federation.in_process import run_in_process as run
     for scenario, variant, cfg in runs:
         path = Path(cfg.out)
         if rounds_done(path) == cfg.rounds:
@@ -115,7 +120,7 @@ def run_all(runs) -> None:
         if (path / "checkpoint.pt").exists():
             cfg = cfg.replace(resume=True)
         print(f"running {scenario} {variant} seed {cfg.seed} ({cfg.rounds} rounds)", flush=True)
-        summary = simulate(cfg)
+        summary = run(cfg)
         print(f"  collective {summary['collective_return_last']:.2f}, {summary['wall_s']:.0f} s", flush=True)
 
 
@@ -226,12 +231,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=100)
     p.add_argument("--out", default="docs/results/md")
     p.add_argument("--report-only", action="store_true", help="write tables and plots from the finished runs")
+    p.add_argument("--simulation", action="store_true",
+                   help="run through Flower's simulation engine (Ray) instead of in this process")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = plan(args.figures, args.seeds, args.rounds, out)
     if not args.report_only:
-        run_all(runs)
+        run_all(runs, args.simulation)
     results = load(runs)
     print(table(results, args.figures, out))
     names = {"3": "fig3_escape_room.png", "4": "fig4_bidding_bandwidth.png", "8": "fig8_mrp_ablation.png"}
