@@ -45,6 +45,7 @@ class Rollout:
     played: np.ndarray | None = None  # [T, B, N] actions played in the game (after the mediator)
     delegated: np.ndarray | None = None  # [T, B, N] bool
     leaders: np.ndarray | None = None  # [T, B, N] bool
+    at_horizon: bool = True  # the last step is the game's horizon (False: cut short by ``steps``)
 
     @property
     def returns(self) -> np.ndarray:
@@ -187,7 +188,7 @@ class World:
         played = np.zeros((T, B, N), np.int64) if delegation else None
         delegated = np.zeros((T, B, N), bool) if delegation else None
         leaders = np.zeros((T, B, N), bool) if stackelberg else None
-        alive = np.ones((B, N), bool)
+        alive, ended = np.ones((B, N), bool), False
         states[0] = game.state()
         for t in range(T):
             u = rng.random((B, N))
@@ -219,9 +220,10 @@ class World:
             states[t + 1] = game.state()
             alive = alive & ~term
             if not alive.any() or trunc.all():
-                T = t + 1
+                T, ended = t + 1, True
                 break
         out_obs[T] = obs
         cut = (lambda x: None if x is None else x[:T])
         return Rollout(out_obs[: T + 1], states[: T + 1], actions[:T], logp[:T], rewards[:T], terminated[:T],
-                       mask[:T], cut(shaped), cut(played), cut(delegated), cut(leaders))
+                       mask[:T], cut(shaped), cut(played), cut(delegated), cut(leaders),
+                       at_horizon=ended or T >= game.episode_length)
