@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -158,8 +159,8 @@ def claims(rows: list[dict], games: list[str], out: Path) -> str:
         return [r[key] for r in rows if r["game"] == game and r["method"] == method]
 
     lines = ["| game | JAM-QL min welfare | best baseline | JAM-QL highest? | var of min welfare, naive → JAM-QL "
-             "(episodes) | var across seeds, naive → JAM-QL | cut > 50%? | fair actions (Chicken) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "(episodes) | cut > 50%? | var across seeds, naive → JAM-QL | cut > 50%? | fair actions (Chicken) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for game in games:
         jam = values(game, "jamql", "min_welfare")
         if not jam:
@@ -172,17 +173,40 @@ def claims(rows: list[dict], games: list[str], out: Path) -> str:
         naive = values(game, "jamql-naive", "min_welfare")
         var_seed = (np.var(naive, ddof=1) if len(naive) > 1 else np.nan, np.var(jam, ddof=1) if len(jam) > 1 else np.nan)
         cut = "–" if not np.isfinite(var_in[0]) else ("yes" if var_in[1] < 0.5 * var_in[0] else "no")
+        # across seeds: H0 equal variances, one-sided F-test that the transfer lowers it
+        cut_seed = "–" if not np.isfinite(var_seed[0] + var_seed[1]) else (
+            ("yes" if var_seed[1] < 0.5 * var_seed[0] else "no")
+            + (f" (F-test p = {stats.f.sf(var_seed[0] / var_seed[1], len(naive) - 1, len(jam) - 1):.2g})"
+               if var_seed[1] > 0 else ""))
         fair = fmt_mean_std(values(game, "jamql", "fair_action_rate")) if game.startswith("chicken") else "–"
         best_txt = "–" if best is None else f"{LABELS[best]} {base[best]:.3g}"
         lines.append(f"| {game} | {fmt_mean_std(jam)} | {best_txt} | {highest} | {var_in[0]:.3g} → {var_in[1]:.3g} "
-                     f"| {var_seed[0]:.3g} → {var_seed[1]:.3g} | {cut} | {fair} |")
+                     f"| {cut} | {var_seed[0]:.3g} → {var_seed[1]:.3g} | {cut_seed} | {fair} |")
     text = "\n".join(lines) + ("\n\nMin welfare: the mean over episodes of the poorest agent's game return "
                                "(last quarter of the rounds). 'var (episodes)': the variance of the episode's minimum "
                                "welfare across the B episodes of a round, averaged over the last quarter and the "
-                               "seeds; 'across seeds': the sample variance of the per-seed means. 'cut > 50%?' uses "
-                               "the episode variance.\n")
+                               "seeds; 'across seeds': the sample variance of the per-seed means (the spread of the "
+                               "learning curves across runs), with a one-sided F-test of naive > JAM-QL.\n")
+    text += "\n" + paired(rows, games)
     (out / "claims.md").write_text(text)
     return text
+
+
+def paired(rows: list[dict], games: list[str]) -> str:
+    """JAM-QL minus each other method, seed by seed (the same payoffs and seeds), with a paired t-test."""
+    lines = ["| game | JAM-QL − | seeds | Δ min welfare | p |", "|---|---|---|---|---|"]
+    for game in games:
+        jam = {r["seed"]: r["min_welfare"] for r in rows if r["game"] == game and r["method"] == "jamql"}
+        for method in METHODS[1:]:
+            other = {r["seed"]: r["min_welfare"] for r in rows if r["game"] == game and r["method"] == method}
+            seeds = sorted(set(jam) & set(other))
+            if len(seeds) < 2:
+                continue
+            a, b = np.array([jam[k] for k in seeds]), np.array([other[k] for k in seeds])
+            p = stats.ttest_rel(a, b).pvalue if np.ptp(a - b) > 0 else float("nan")
+            lines.append(f"| {game} | {LABELS[method]} | {len(seeds)} | {fmt_mean_std(a - b)} | {p:.2g} |")
+    return ("Paired by seed, last-quarter means; cells: mean ± sample std of the per-seed differences "
+            "[± 95% CI half-width]; p: two-sided paired t-test.\n\n" + "\n".join(lines) + "\n")
 
 
 def plot(results, games: list[str], path: Path) -> None:
