@@ -10,7 +10,8 @@ reward is its data rate (Eq. 25, with k_1·B = ``bandwidth``)::
     R_i = bandwidth · log2(1 + P_i h_i / (σ² + Σ_{j≠i, c_j = c_i} P_j h_j))
 
 Raising one's power raises one's rate and the interference of everyone on the channel:
-the social dilemma. Nothing terminates; truncation after ``episode_length`` steps (10).
+the social dilemma. The episode ends after ``episode_length`` steps (10); the state
+carries t/T, so that last step reports ``terminated`` (no bootstrap past the horizon).
 No closed-form welfare optimum is reported (a joint search over (C·L)^N actions).
 
 Global state: the gains h (N) and t/T. Observation: the state and the agent's own index
@@ -30,6 +31,7 @@ class Bandwidth(BatchedGame):
     """Batched channel and power allocation; see the module docstring."""
 
     name = "bandwidth"
+    horizon_terminal = True  # t/T is in the state: the last step ends the game (envs/base.py)
     min_agents = 2
 
     def __init__(self, num_agents: int = 7, batch_size: int = 1, channels: int = 3, power_levels: int = 3,

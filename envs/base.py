@@ -40,7 +40,12 @@ Decisions shared by all games:
 
 - Actions are discrete, ``0 .. num_actions - 1``, the same set for every agent.
 - The episode is truncated for every agent and every copy when the step counter ``t``
-  reaches ``episode_length``. There is no autoreset: stepping a finished episode raises
+  reaches ``episode_length``. A game whose state and observations carry the time t/T
+  sets ``horizon_terminal = True``: its horizon is part of the game (a finite-horizon
+  game, as the LIO reference's Escape Room, whose episode is done after its last step),
+  so the last step also reports ``terminated`` and learners do not bootstrap from the
+  state at t/T = 1, which is never the start of a transition (its value is 0, while a
+  network's value there is an untrained extrapolation). There is no autoreset: stepping a finished episode raises
   ``RuntimeError`` until ``reset`` is called.
 - Each game owns one ``np.random.Generator``. ``reset(seed)`` replaces it with a fresh
   generator seeded by ``seed``; ``reset(None)`` keeps drawing from the current one.
@@ -82,6 +87,8 @@ class BatchedGame(ABC):
     observation_modes: tuple[str, ...] = ("vector",)
 
     num_actions: int
+    #: the horizon ends the game: the last step reports ``terminated`` (see the module docstring)
+    horizon_terminal: bool = False
     #: this step's leaders, set by the world in Stackelberg steps (None otherwise)
     leaders: np.ndarray | None = None
 
@@ -171,6 +178,8 @@ class BatchedGame(ABC):
         truncated = np.full(
             (self.batch_size, self.num_agents), self.t >= self.episode_length, dtype=bool
         )
+        if self.horizon_terminal:
+            terminated = np.asarray(terminated, bool) | truncated
         return self._publish(obs), rewards, terminated, truncated
 
     def state(self) -> np.ndarray:

@@ -7,7 +7,8 @@ A repeated sealed-bid auction of one item of hidden value ``item_value`` = c_h:
   uniform draw from the game's generator among the tied); the winner gets c_h - b.
   So r_i = 1[i wins]·(c_h - b_i) - c_i·1[b_i > 0]; bids are paid to the auctioneer, who is
   not a player, so the collective return of a step is c_h - b_win - c_i·#bidders.
-- Nothing terminates; the episode is truncated after ``episode_length`` steps (10).
+- The episode ends after ``episode_length`` steps (10); the state carries t/T, so that
+  last step reports ``terminated`` (no bootstrap past the horizon, envs/base.py).
 
 Social optimum: one agent bids the lowest price and the others abstain, c_h - 1 - c_i per
 step (3 with the defaults; ``optimal_welfare``, per episode, beside the returns, and
@@ -32,6 +33,7 @@ class Bidding(BatchedGame):
     """Batched repeated auction; see the module docstring."""
 
     name = "bidding"
+    horizon_terminal = True  # t/T is in the state: the last step ends the game (envs/base.py)
     min_agents = 2
 
     def __init__(self, num_agents: int = 4, batch_size: int = 1, item_value: float = 5.0, bid_cost: float = 1.0,

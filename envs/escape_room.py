@@ -8,8 +8,10 @@ Rules (the LIO reference's, which the paper cites):
 - Rewards: +``exit_reward`` (10) to an agent that chooses the door while it is open;
   otherwise 0 for staying where it is and -``move_cost`` (1) for moving.
 - The episode terminates (for every agent of the copy) when the door was open and some
-  agent is at the door after the step; it is truncated after ``episode_length`` steps
-  (default 5, LIO's). A terminated copy is frozen: further steps give 0 and change nothing.
+  agent is at the door after the step, and at the horizon, after ``episode_length`` steps
+  (default 5, LIO's; the state carries t/T, so the horizon is part of the game and the
+  last step reports ``terminated`` as well as ``truncated``: learners do not bootstrap
+  past it). A terminated copy is frozen: further steps give 0 and change nothing.
 
 **Decision (the paper's text vs its game).** The paper's ablation text calls (lever,
 lever, escape, escape, escape) optimal in ER(5, 3), two at the lever; with "the door
@@ -51,6 +53,7 @@ class EscapeRoom(BatchedGame):
     """Batched ER(N, M); see the module docstring."""
 
     name = "escape-room"
+    horizon_terminal = True  # t/T is in the state: the last step ends the game (envs/base.py)
     min_agents = 2
     num_actions = 3
 

@@ -83,3 +83,52 @@ def test_bandwidth_rates_are_eq_25():
     np.testing.assert_allclose(rates[0], expected)
     obs = g.reset(seed=1)
     assert obs.shape == (1, 3, 7) and g.num_actions == 4
+
+
+@pytest.mark.parametrize("name, n, options, idle", [("escape-room", 5, {"min_lever": 3}, START),
+                                                    ("bidding", 4, {}, 0), ("bandwidth", 3, {"channels": 2}, 0)])
+def test_the_horizon_ends_the_game_where_the_state_carries_time(name, n, options, idle):
+    """The state carries t/T, so the last step is terminal (no bootstrap from the state at
+    t/T = 1, which no transition starts from); the steps before it are not."""
+    g = envs.make_batched(name, n, batch_size=2, seed=0, **options)
+    g.reset(seed=0)
+    assert g.horizon_terminal
+    flags = []
+    for _ in range(g.episode_length):  # nobody exits, nobody bids: only the horizon can end it
+        _, _, term, trunc = g.step(np.full((2, n), idle))
+        flags.append((bool(term.any()), bool(term.all()), bool(trunc.all())))
+    assert flags[:-1] == [(False, False, False)] * (g.episode_length - 1)
+    assert flags[-1] == (True, True, True)
+    assert g.state()[0, -1] == 1.0  # t/T of the state after the last step
+
+
+def test_dqn_targets_do_not_bootstrap_past_the_horizon():
+    """Every agent stays at the start of Escape Room for the whole episode (reward 0 each
+    step): the double-DQN target of the last step is its reward, 0, exactly; the earlier
+    steps' targets are γ·Q_target(o') of an untrained network, not 0. Before the horizon
+    was terminal the last target was γ·Q_target(o_T) too, at t/T = 1, a state no
+    transition ever starts from."""
+    import torch
+
+    from clients.dqn import DQNLearner, double_dqn_target
+    from clients.experience import Experience
+    from clients.networks import NetworkConfig
+
+    T, B, N = 5, 2, 3
+    g = EscapeRoom(N, batch_size=B, min_lever=2, episode_length=T)
+    obs = [g.reset(seed=0)]
+    rewards, term = [], []
+    for _ in range(T):
+        o, r, d, _ = g.step(np.full((B, N), START))
+        obs.append(o), rewards.append(r), term.append(d)
+    exp = Experience(obs=np.stack(obs)[:, :, 0], actions=np.full((T, B), START), logp=np.zeros((T, B), np.float32),
+                     rewards=np.stack(rewards)[:, :, 0], terminated=np.stack(term)[:, :, 0],
+                     mask=np.ones((T, B), np.float32))
+    o, a, r, o2, done = exp.transitions()
+    np.testing.assert_array_equal(done.reshape(T, B), [[0, 0]] * (T - 1) + [[1, 1]])
+    np.testing.assert_array_equal(r, np.zeros(T * B))
+    net = DQNLearner.policy_network(g.observation_space, 3, NetworkConfig(16, 2), seed=0)
+    y = double_dqn_target(net, net, torch.as_tensor(r), torch.as_tensor(o2), torch.as_tensor(done), 0.99)
+    y = y.numpy().reshape(T, B)
+    np.testing.assert_array_equal(y[-1], [0.0, 0.0])
+    assert np.all(np.abs(y[:-1]) > 1e-4)
