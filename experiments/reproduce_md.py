@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Reproduce the mechanism-design paper's Figures 3, 4, 8 and 9 (seed 003).
 
-    python experiments/reproduce_md.py --figures 8 --seeds 0 1 2 --rounds 100 --out docs/results/md
+    python experiments/reproduce_md.py --figures 8 --seeds 0 1 2 --rounds 300 --out docs/results/md
     python experiments/reproduce_md.py --figures 3 4 8 9 --seeds 0 1 2 --out docs/results/md
 
 - Figure 3: welfare of md, iql and cen on Escape Room (5, 3), (8, 5), (10, 6);
@@ -15,9 +15,10 @@ Every run uses the paper's agents (Tables 1, 2): DQN with a 64-64 MLP (the proje
 MLP has tanh units, the paper's ReLU), learning rate 1e-4, γ = 0.99, τ = 0.01, ε from 1
 to 0.01; the mechanism's own defaults are Table 1 and 2's (strategies/md.py). What the
 paper leaves open, and our choice: a round is one episode in each of 16 game copies; ε
-falls linearly over ``EPS_DECAY`` agent steps (the paper's 5e-4 per episode is ~2,000
-episodes, ~125 rounds of 16); ``UPDATES`` gradient steps per round for every agent and
-for the mechanism (a compute budget; see docs/results/md/README.md).
+falls linearly over ``EPS_DECAY`` agent steps (``--eps-decay``; the paper's 5e-4 per
+episode is ~2,000 episodes, ~125 rounds of 16); ``UPDATES`` gradient steps per round for
+every agent and for the mechanism (``--updates``; Algorithm 1 takes one per environment
+step); see docs/results/md/README.md for the budget and its reasons.
 
 Runs already finished with the planned number of rounds are skipped; a run killed
 midway continues from its checkpoint. Writes into OUT: ``runs/<scenario>/<method>_seed<s>``,
@@ -46,11 +47,16 @@ from federation.compare import fmt_mean_std, last_quarter, mean_curve  # noqa: E
 from federation.config import RunConfig  # noqa: E402
 from federation.results import plt, read_metrics  # noqa: E402
 
-EPS_DECAY = 3000  # agent env-steps (~60 rounds of Escape Room)
-UPDATES = 20
+EPS_DECAY = 8000  # agent env-steps: ~2,000 Escape Room episodes of ~4 steps, as 1/5e-4 episodes
+UPDATES = 64  # gradient steps per round: ~one per step of the round's 16 copies (Algorithm 1: one per step)
 PAPER = dict(learner="dqn", batch=16, hidden=64, layers=2, dqn_lr=1e-4, dqn_gamma=0.99, dqn_tau=0.01,
              dqn_eps_start=1.0, dqn_eps_end=0.01, dqn_eps_decay=EPS_DECAY, dqn_updates=UPDATES, dqn_batch=64,
              md_updates=UPDATES, md_batch=128, progress=False)
+
+
+def budget(updates: int, eps_decay: int) -> dict:
+    """The agents' and the mechanism's settings with another compute budget."""
+    return PAPER | dict(dqn_updates=updates, md_updates=updates, dqn_eps_decay=eps_decay)
 LABELS = {"md": "MD", "md-nomrp": "MD w/o MRP", "iql": "IQL", "cen": "CEN"}
 LAMBDAS = (0.0, 0.5, 1.0, 2.0)
 
@@ -86,7 +92,8 @@ def variant_settings(variant: str) -> dict:
     return {"strategy": variant}
 
 
-def plan(figures: list[str], seeds: list[int], rounds: int, out: Path) -> list[tuple[str, str, RunConfig]]:
+def plan(figures: list[str], seeds: list[int], rounds: int, out: Path,
+         settings: dict | None = None) -> list[tuple[str, str, RunConfig]]:
     wanted = list(dict.fromkeys((s, v) for f in figures for s in FIGURES[f][0] for v in FIGURES[f][1]))
     runs = []
     for seed in seeds:  # seed outermost: an interrupted reproduction still has whole seeds
@@ -96,7 +103,7 @@ def plan(figures: list[str], seeds: list[int], rounds: int, out: Path) -> list[t
             sc = SCENARIOS[scenario]
             cfg = RunConfig.of(env=sc.env, agents=sc.agents, game_options=sc.options, rounds=rounds, seed=seed,
                                out=str(out / "runs" / scenario / f"{variant}_seed{seed}"),
-                               **{**PAPER, **variant_settings(variant)})
+                               **{**(settings or PAPER), **variant_settings(variant)})
             runs.append((scenario, variant, cfg))
     return runs
 
@@ -228,7 +235,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--figures", nargs="+", default=list(FIGURES), choices=list(FIGURES))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--rounds", type=int, default=100)
+    p.add_argument("--rounds", type=int, default=300)
+    p.add_argument("--updates", type=int, default=UPDATES,
+                   help="gradient steps per round of every agent and of the mechanism")
+    p.add_argument("--eps-decay", type=int, default=EPS_DECAY, help="agent env-steps over which ε falls to 0.01")
     p.add_argument("--out", default="docs/results/md")
     p.add_argument("--report-only", action="store_true", help="write tables and plots from the finished runs")
     p.add_argument("--simulation", action="store_true",
@@ -236,7 +246,7 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = plan(args.figures, args.seeds, args.rounds, out)
+    runs = plan(args.figures, args.seeds, args.rounds, out, budget(args.updates, args.eps_decay))
     if not args.report_only:
         run_all(runs, args.simulation)
     results = load(runs)
