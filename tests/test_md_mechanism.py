@@ -158,3 +158,39 @@ def test_agent_reports_the_norm_of_its_own_q_gradient():
     assert q_gradient_norm(net, obs, torch.tensor([1])) == pytest.approx(math.sqrt(9.0 + 1.0))
     two = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # mean over the minibatch: half each
     assert q_gradient_norm(net, two, torch.tensor([0, 0])) == pytest.approx(math.sqrt(0.25 + 0.25 + 1.0))
+
+
+def test_eq_15_with_an_exact_one_step_critic_on_escape_room_5_3():
+    """Eq. 15 at Escape Room (5, 3)'s start with the exact one-step values (Q_tot = Σ r,
+    Q_i = r_i, from the game's own rules), every |∇θ Q̄_i| = 1, h = 1, η = 0.5. By hand:
+
+    - the optimum (L, L, L, D, D) and the all-stay equilibrium (S, S, S, S, S) are both
+      best responses of every agent: no improvement, R̄ = 0 for everyone in both;
+    - (L, S, S, S, S): the search sends agent 0 back (a* = all stay, Q* = 0, Q_tot = -1):
+      agent 0's ratio 1/(0 - (-1)) = 1, the others' 1/0 -> clip_max = 10: the lone
+      lever-puller's co-players are paid the most;
+    - with an MRP that has seen the optimum (R_MRP = 17), every joint action whose search
+      ends below 17 - η is penalised (-1 for everyone), the optimum is not (0).
+
+    So without MRP the first branch cannot tell the optimum from the equilibrium where
+    nobody moves; with it the optimum is the only joint action at the start that is not
+    penalised, but the penalty is the same for every agent and every action."""
+    from envs.escape_room import EscapeRoom
+
+    def one_step(actions: torch.Tensor) -> torch.Tensor:  # [K, 5] -> [K, 5] rewards r_i
+        g = EscapeRoom(5, batch_size=len(actions), min_lever=3)
+        g.reset(seed=0)
+        return torch.as_tensor(g.step(actions.numpy())[1])
+
+    joint = torch.tensor([[0, 0, 0, 2, 2], [1, 1, 1, 1, 1], [0, 1, 1, 1, 1]])
+    state = torch.zeros(3, 1)
+    a_star, q_star = best_response(lambda s, a: one_step(a).sum(1), state, joint, 3)
+    np.testing.assert_array_equal(a_star.numpy(), [[0, 0, 0, 2, 2], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(q_star.numpy(), [17, 0, 0])
+    q_now, qi_now, qi_star = one_step(joint).sum(1), one_step(joint), one_step(a_star)
+    args = (q_now.numpy(), q_star.numpy(), qi_now.numpy(), qi_star.numpy(), np.ones(5))
+    r, _ = reshaped_reward(*args, mrp=None, eta=0.5, penalty=1.0)
+    np.testing.assert_allclose(r, [[0] * 5, [0] * 5, [1, 10, 10, 10, 10]])
+    r, pen = reshaped_reward(*args, mrp=np.full(3, 17.0), eta=0.5, penalty=1.0)
+    assert pen.tolist() == [False, True, True]
+    np.testing.assert_allclose(r, [[0] * 5, [-1] * 5, [-1] * 5])
