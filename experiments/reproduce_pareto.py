@@ -97,7 +97,8 @@ def config(setting: Setting, method: str, seed: int, out: Path) -> RunConfig:
 
 def finished(cfg: RunConfig) -> bool:
     summary = Path(cfg.out) / "summary.json"
-    return summary.exists() and json.loads(summary.read_text()).get("rounds_completed") == cfg.rounds
+    return (summary.exists() and (Path(cfg.out) / "metrics.csv").exists()  # the report reads the curves
+            and json.loads(summary.read_text()).get("rounds_completed") == cfg.rounds)
 
 
 def run(settings: list[Setting], seeds: list[int], out: Path, runner=simulate) -> None:
