@@ -93,9 +93,9 @@ def variant_settings(variant: str) -> dict:
 
 
 def plan(figures: list[str], seeds: list[int], rounds: int, out: Path, settings: dict | None = None,
-         scenarios: list[str] | None = None) -> list[tuple[str, str, RunConfig]]:
+         scenarios: list[str] | None = None, methods: list[str] | None = None) -> list[tuple[str, str, RunConfig]]:
     wanted = list(dict.fromkeys((s, v) for f in figures for s in FIGURES[f][0] for v in FIGURES[f][1]
-                                if scenarios is None or s in scenarios))
+                                if (scenarios is None or s in scenarios) and (methods is None or v in methods)))
     runs = []
     for seed in seeds:  # seed outermost: an interrupted reproduction still has whole seeds
         for scenario, variant in wanted:
@@ -238,6 +238,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--scenarios", nargs="+", choices=list(SCENARIOS),
                    help="only these scenarios of the figures (default: all of them)")
+    p.add_argument("--methods", nargs="+", help="only these methods or variants of the figures, e.g. md cen "
+                   "or md-lambda-1 (default: all of them)")
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--updates", type=int, default=UPDATES,
                    help="gradient steps per round of every agent and of the mechanism")
@@ -249,7 +251,8 @@ def main() -> None:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = plan(args.figures, args.seeds, args.rounds, out, budget(args.updates, args.eps_decay), args.scenarios)
+    runs = plan(args.figures, args.seeds, args.rounds, out, budget(args.updates, args.eps_decay), args.scenarios,
+                args.methods)
     if not args.report_only:
         run_all(runs, args.simulation)
     results = load(runs)
