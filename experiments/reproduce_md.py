@@ -57,6 +57,8 @@ PAPER = dict(learner="dqn", batch=16, hidden=64, layers=2, dqn_lr=1e-4, dqn_gamm
 def budget(updates: int, eps_decay: int) -> dict:
     """The agents' and the mechanism's settings with another compute budget."""
     return PAPER | dict(dqn_updates=updates, md_updates=updates, dqn_eps_decay=eps_decay)
+
+
 LABELS = {"md": "MD", "md-nomrp": "MD w/o MRP", "iql": "IQL", "cen": "CEN"}
 LAMBDAS = (0.0, 0.5, 1.0, 2.0)
 

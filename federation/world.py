@@ -45,7 +45,6 @@ class Rollout:
     played: np.ndarray | None = None  # [T, B, N] actions played in the game (after the mediator)
     delegated: np.ndarray | None = None  # [T, B, N] bool
     leaders: np.ndarray | None = None  # [T, B, N] bool
-    at_horizon: bool = True  # the last step is the game's horizon (False: cut short by ``steps``)
 
     @property
     def returns(self) -> np.ndarray:
@@ -188,7 +187,7 @@ class World:
         played = np.zeros((T, B, N), np.int64) if delegation else None
         delegated = np.zeros((T, B, N), bool) if delegation else None
         leaders = np.zeros((T, B, N), bool) if stackelberg else None
-        alive, ended = np.ones((B, N), bool), False
+        alive = np.ones((B, N), bool)
         states[0] = game.state()
         for t in range(T):
             u = rng.random((B, N))
@@ -220,10 +219,9 @@ class World:
             states[t + 1] = game.state()
             alive = alive & ~term
             if not alive.any() or trunc.all():
-                T, ended = t + 1, True
+                T = t + 1
                 break
         out_obs[T] = obs
         cut = (lambda x: None if x is None else x[:T])
         return Rollout(out_obs[: T + 1], states[: T + 1], actions[:T], logp[:T], rewards[:T], terminated[:T],
-                       mask[:T], cut(shaped), cut(played), cut(delegated), cut(leaders),
-                       at_horizon=ended or T >= game.episode_length)
+                       mask[:T], cut(shaped), cut(played), cut(delegated), cut(leaders))

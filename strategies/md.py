@@ -159,8 +159,7 @@ class MechanismDesign(FederationStrategy):
 
     def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
         played = rollout.actions if rollout.played is None else rollout.played
-        data = rollout_transitions(rollout.state, played, rollout.rewards, rollout.terminated, rollout.mask,
-                                   horizon_end=rollout.at_horizon)
+        data = rollout_transitions(rollout.state, played, rollout.rewards, rollout.terminated, rollout.mask)
         return arrays, self.mediator.mechanism.train(data, server_round)
 
     def state_dict(self) -> dict:

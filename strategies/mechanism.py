@@ -219,32 +219,24 @@ class Transitions:
 
 
 def rollout_transitions(state: np.ndarray, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray,
-                        mask: np.ndarray, horizon_end: bool = True) -> dict[str, np.ndarray]:
+                        mask: np.ndarray) -> dict[str, np.ndarray]:
     """A rollout's live joint transitions, flat: ``state [T+1, B, S]``, the others ``[T, B, N]``.
 
     A copy's step is live while any of its agents is; it is terminal when every agent of
     the copy has terminated. a' is the joint action played at s' (the step's own a at
     the last step, where none was played: only the search's starting point).
 
-    ``horizon_end``: the rollout's last step ends the episode, so its live steps are
-    terminal too (no bootstrap). **Decision:** a round's rollout is one whole episode
-    (federation/world.py: it stops at the game's horizon), and every game here puts t/T in
-    the global state, so the horizon is part of the MDP: the state after the last step
-    (t/T = 1) is never the start of a transition, the critic is never trained on it, and
-    bootstrapping from it adds γ·(an untrained network's extrapolation) to every last-step
-    target. The value of a state at the horizon is 0.
+    The critic follows the game's ``terminated``, as every learner does: the MD games
+    carry t/T in their state and so report their horizon as terminal
+    (``horizon_terminal``, envs/base.py), while a rollout cut short by ``--steps`` is not.
     """
     T = actions.shape[0]
     next_actions = np.concatenate([actions[1:], actions[-1:]], axis=0)
     live = (mask > 0).any(axis=-1).reshape(-1)
     flat = lambda x: x.reshape(T * x.shape[1], *x.shape[2:])[live]  # noqa: E731
-    done = terminated.all(axis=-1)
-    if horizon_end:
-        done = done.copy()
-        done[-1] = True
     return {"state": flat(state[:-1]), "actions": flat(actions), "rewards": flat(rewards * mask),
             "next_state": flat(state[1:]), "next_actions": flat(next_actions),
-            "done": flat(done.astype(np.float32))}
+            "done": flat(terminated.all(axis=-1).astype(np.float32))}
 
 
 class Mechanism:

@@ -141,10 +141,11 @@ def test_rollout_transitions_keep_live_steps_and_bootstrap_at_the_next_played_ac
     mask[2, 1] = 0  # copy 1 ended after step 1
     term = np.zeros((T, B, N), bool)
     term[1, 1] = True
-    d = rollout_transitions(state, actions, np.ones((T, B, N), np.float32), term, mask, horizon_end=False)
+    d = rollout_transitions(state, actions, np.ones((T, B, N), np.float32), term, mask)
     assert len(d["done"]) == 5
     assert d["done"].tolist() == [0, 0, 0, 1, 0]
-    # the round's last step is the game's horizon: terminal, no bootstrap from the state after it
+    # a game whose horizon is terminal (horizon_terminal) ends copy 0 there: no bootstrap past it
+    term[-1, 0] = True
     d = rollout_transitions(state, actions, np.ones((T, B, N), np.float32), term, mask)
     assert d["done"].tolist() == [0, 0, 0, 1, 1]
     np.testing.assert_array_equal(d["next_actions"][0], actions[1, 0])

@@ -71,15 +71,15 @@ def test_rollout_shapes_logp_and_returns():
     exp = ro.experience(2)
     np.testing.assert_array_equal(exp.actions, ro.actions[:, :, 2])
     assert exp.obs.shape == (11, 4, 6)
-    assert ro.at_horizon  # the whole episode: its last step ends it
 
 
-def test_a_rollout_cut_short_is_not_at_the_horizon():
-    """Learners that treat the last step as terminal must know when the game did not end there."""
-    game = envs.make_batched("matthew", 3, batch_size=2, episode_length=10)
+def test_a_rollout_cut_short_does_not_end_a_game_whose_horizon_is_terminal():
+    """Bidding's horizon is terminal (t/T is in its state): a whole episode's last step is
+    terminal for every agent, a rollout cut short by ``steps`` is not, so learners bootstrap there."""
+    game = envs.make_batched("bidding", 3, batch_size=2, episode_length=10)
     ro = world(game).rollout(1, steps=4)
-    assert ro.actions.shape[0] == 4 and not ro.at_horizon
-    assert world(game).rollout(1, steps=10).at_horizon
+    assert ro.actions.shape[0] == 4 and not ro.terminated.any()
+    assert world(game).rollout(1, steps=10).terminated[-1].all()
 
 
 def test_rollouts_are_seeded_by_round():
