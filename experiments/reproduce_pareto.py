@@ -230,14 +230,15 @@ def plot_cleanup(results: dict, out: Path) -> None:
         return
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for m in methods:
+        color = f"C{CLEANUP.methods.index(m)}"  # one colour per method on every panel
         runs = [v["rows"] for v in results[CLEANUP.name, m].values()]
         for ax, key in zip(axes, ("mean_return", "min_return", "delegation_rate")):
             if key == "delegation_rate" and m == "independent":
                 continue
             mean, half = mean_curve(runs, key, smoothing=0.05)
             x = np.arange(1, len(mean) + 1)
-            ax.plot(x, mean, label=f"{LABELS.get(m, m)} ({len(runs)} seeds)")
-            ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+            ax.plot(x, mean, color=color, label=f"{LABELS.get(m, m)} ({len(runs)} seeds)")
+            ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2)
             ax.set_title(key.replace("_", " "))
             ax.set_xlabel("round (8 episodes of 100 steps)")
     axes[0].legend(fontsize=8)
