@@ -69,8 +69,8 @@ SCENARIOS = {
     "chicken-2": Scenario("dilemma", 2, 150, "payoffs=chicken", TABULAR),
     "pd-4": Scenario("dilemma", 4, 200, "payoffs=pd", TABULAR),
     "chicken-4": Scenario("dilemma", 4, 200, "payoffs=chicken", TABULAR),
-    "grid-2": Scenario("resource-grid", 2, 1000, "episode_length=25",
-                       {"learner": "dqn", "batch": 8, "hidden": 32, "dqn_updates": 20, "dqn_batch": 128,
+    "grid-2": Scenario("resource-grid", 2, 1200, "episode_length=25",
+                       {"learner": "dqn", "batch": 32, "hidden": 32, "dqn_updates": 80, "dqn_batch": 128,
                         "dqn_eps_decay": 10_000, "dqn_buffer": 20_000, "reward_bin_width": 2.0}),
 }
 MATRIX = ("pd-2", "chicken-2", "pd-4", "chicken-4")
