@@ -17,7 +17,8 @@ another OUT, e.g. docs/results/ssd, since the tables cover the games of one invo
 - ``cleanup-3``, ``cleanup-5``, ``harvest-3``, ``harvest-5`` (Figures 4 and 6): DQN
   agents (the paper's IDQN baselines), 100-step episodes (Cleanup with the FPF authors'
   spawning constants), a small CNN (6 channels, 32 hidden units), 50 minibatches of 64
-  per round; independent, AVG, MIN, FPF, D&F, LMF;
+  per round for every agent and 50 of 128 for ω and ω̄; independent, AVG, MIN, FPF, D&F,
+  LMF;
 - ``mpe-deception``, ``mpe-crypto``, ``mpe-predator-prey``, ``mpe-keep-away``
   (Figure 7): the cooperative team against a random adversary, 1000-step episodes in 4
   copies per round; independent, D&F, LMF.
@@ -119,11 +120,12 @@ SCENARIOS = {
 # Figures 4 and 6: the paper's learners here are DQN (IDQN, IDQN-AVG, IDQN-MIN); 100-step
 # episodes and, on Cleanup, the spawning constants of the authors' code (``constants=fpf``);
 # the small CNN of the sequential-social-dilemma literature (6 channels, 32 hidden units)
-# and 50 minibatches of 64 per round (a replay ratio of 2 on the 1,600 transitions an
-# agent collects in a round) keep a 3-agent round at about 6 seconds on one core (the
-# learner's default, 200 minibatches of 256, costs 3.4 times as much: docs/results/ssd).
+# and 50 minibatches of 64 per round for every agent (a replay ratio of 2 on the 1,600
+# transitions an agent collects in a round) and 50 of 128 for each of FPF's ω and ω̄
+# (about one pass over the round's N·1,600 transitions) keep a round at seconds (the
+# defaults, 200 of 256 and 16 of 1,024, cost several times as much: docs/results/ssd).
 SSD = ("independent", "avg", "min", "fpf", "dnf", "lmf")
-SSD_DQN = {"channels": 6, "hidden": 32, "dqn_updates": 50, "dqn_batch": 64}
+SSD_DQN = {"channels": 6, "hidden": 32, "dqn_updates": 50, "dqn_batch": 64, "fed_updates": 50, "fed_batch": 128}
 for _game, _options in (("cleanup", "episode_length=100,constants=fpf"), ("harvest", "episode_length=100")):
     for _n in (3, 5):
         SCENARIOS[f"{_game}-{_n}"] = Scenario(_game, _n, 100, SSD, _options, "one 100-step episode", "dqn", SSD_DQN)

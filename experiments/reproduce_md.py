@@ -194,14 +194,22 @@ def plot_figure(results, figure: str, path: Path, key: str = "collective_return"
     for col, scenario in enumerate(scenarios):
         for row, (k, ylab) in enumerate([(key, ylabel)] + ([("bidders_per_step", "bidders per step")] if extra else [])):
             ax = axes[row][col]
+            drawn = False
             for c, variant in enumerate(variants):
                 runs = [r for r in results.get((scenario, variant), []) if k in r[-1]]
                 if not runs:
                     continue
                 mean, half = mean_curve(runs, k, smoothing=0.1)
                 x = np.arange(1, len(mean) + 1)
+                low = mean - half if k == key else np.maximum(mean - half, 0.0)  # a count is never negative
                 ax.plot(x, mean, color=f"C{c}", label=f"{label(variant)} (n={len(runs)})")
-                ax.fill_between(x, mean - half, mean + half, color=f"C{c}", alpha=0.15)
+                ax.fill_between(x, low, mean + half, color=f"C{c}", alpha=0.15)
+                drawn = True
+            if not drawn:  # a game without this quantity, or a scenario not run yet
+                ax.set_axis_off()
+                if k == key:
+                    ax.text(0.5, 0.5, f"{SCENARIOS[scenario].title}: not run", ha="center", transform=ax.transAxes)
+                continue
             if k == key and results.get((scenario, variants[0])):
                 optimum = results[scenario, variants[0]][0][-1].get("optimal_welfare", math.nan)
                 if math.isfinite(optimum):
