@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -362,9 +363,9 @@ def round_row(rnd: int, rollout, world: World, participants: frozenset[int], cli
             "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
     for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "td_loss", "epsilon", "buffer_size", "optimizer_steps",
                 "context_records", "update_norm", "pull_norm"):
-        vals = [s[key] for s in client_stats if key in s]
-        if vals:
-            row[f"agents_{key}"] = float(np.mean(vals))
+        vals = [float(s[key]) for s in client_stats if key in s]
+        if vals:  # fsum: exact, so the mean does not depend on the order the replies arrived in
+            row[f"agents_{key}"] = math.fsum(vals) / len(vals)
     return row
 
 

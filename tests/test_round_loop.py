@@ -103,3 +103,19 @@ def test_an_error_the_superlink_writes_for_an_unreachable_node_is_the_agents(tmp
             sent={"msg-of-agent-0": 0, "msg-of-agent-1": 1})
     assert [(e["kind"], e["detail"][:8]) for e in recorder.events] == [("agent_error", "agent 1:"),
                                                                        ("agent_timeout", "agent 0 ")]
+
+
+def test_agents_metric_means_do_not_depend_on_reply_order():
+    """Replies arrive in any order (Flower vs in-process); the row must be the same to the bit."""
+    from types import SimpleNamespace
+
+    from federation.server_app import round_row
+
+    rollout = SimpleNamespace(returns=np.array([1.0, 2.0, 3.0]), agent_steps=60, mediator_metrics=dict)
+    # 0.1 + 0.2 + 0.3 rounds differently from 0.3 + 0.2 + 0.1 in float64
+    stats = [{"update_norm": v, "client_s": 0.0} for v in (0.1, 0.2, 0.3)]
+    assert (0.1 + 0.2) + 0.3 != (0.3 + 0.2) + 0.1
+    timings = {"exchange_s": 0.0}
+    rows = [round_row(1, rollout, None, frozenset(), order, timings, 3) for order in (stats, stats[::-1])]
+    assert rows[0]["agents_update_norm"] == rows[1]["agents_update_norm"]
+    assert abs(rows[0]["agents_update_norm"] - 0.2) < 1e-15
