@@ -14,7 +14,12 @@ def cv(returns: np.ndarray) -> float:
 
 
 def jain(returns: np.ndarray) -> float:
-    """Jain's index (Σx)² / (N·Σx²): 1 when all equal, 1/N when one agent has everything."""
+    """Jain's index (Σx)² / (N·Σx²): 1 when all equal, 1/N when one agent has everything.
+
+    Meant for non-negative returns. It is computed as written for any sign: when every
+    return is negative it measures how equal the losses are, and gains and losses that
+    cancel push it toward 0, so read it together with the welfare.
+    """
     sq = float(np.sum(np.square(returns)))
     return float(np.sum(returns)) ** 2 / (len(returns) * sq) if sq > 0 else math.nan
 
