@@ -177,7 +177,15 @@ def load(runs) -> dict[tuple[str, str], list[tuple[dict, list[dict]]]]:
     return results
 
 
+def with_runs(results, games, variants) -> list[str]:
+    """The games among ``games`` that have a finished run of one of ``variants``."""
+    return [g for g in games if any(results.get((g, v)) for v in variants)]
+
+
 def plot(results, games, variants, key, path: Path, title: str, ylabel: str) -> None:
+    games = with_runs(results, games, variants)
+    if not games:  # nothing of this figure was run: leave no empty figure behind
+        return
     fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 4), squeeze=False)
     for ax, game in zip(axes[0], games):
         for c, variant in enumerate(variants):
@@ -200,19 +208,23 @@ def plot(results, games, variants, key, path: Path, title: str, ylabel: str) -> 
 
 def plot_participants(results, games, path: Path) -> None:
     """FPF's participants vs the others, and the same split under independent learners."""
+    games = with_runs(results, games, ["fpf"])
+    if not games:
+        return
     fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 4), squeeze=False)
     for ax, game in zip(axes[0], games):
+        ind = label("independent", results.get((game, "independent")))
         lines = [("fpf", "participants_return", "FPF participants", "C2", "-"),
                  ("fpf", "nonparticipants_return", "FPF non-participants", "C3", "-"),
-                 ("independent", "split_in_return", "IPPO, same split: 'participants'", "C2", ":"),
-                 ("independent", "split_out_return", "IPPO, same split: the others", "C3", ":")]
-        for variant, key, label, color, style in lines:
+                 ("independent", "split_in_return", f"{ind}, same split: 'participants'", "C2", ":"),
+                 ("independent", "split_out_return", f"{ind}, same split: the others", "C3", ":")]
+        for variant, key, name, color, style in lines:
             runs = results.get((game, variant))
             if not runs:
                 continue
             mean, half = mean_curve([m for _, m in runs], key, smoothing=0.1)
             x = np.arange(1, len(mean) + 1)
-            ax.plot(x, mean, color=color, linestyle=style, label=label)
+            ax.plot(x, mean, color=color, linestyle=style, label=name)
             ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.12)
         ax.set(title=f"{game}: mean return per agent (95% CI)", xlabel="round", ylabel="mean return per agent")
         if ax.get_legend_handles_labels()[0]:
@@ -224,6 +236,9 @@ def plot_participants(results, games, path: Path) -> None:
 
 def plot_omega(results, games, path: Path) -> None:
     """π_ω's and π_ω̄'s own collective return on held-out games, against FPF's agents."""
+    games = with_runs(results, games, ["fpf"])
+    if not games:
+        return
     fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 4), squeeze=False)
     for ax, game in zip(axes[0], games):
         runs = results.get((game, "fpf"))
@@ -252,7 +267,7 @@ def opt_in_table(results, games, out: Path) -> str:
     def gap(metrics, a, b):
         return last_quarter(metrics, a) - last_quarter(metrics, b)
 
-    lines = ["| game | method | seeds | participants − others | IPPO on the same split | difference of differences |",
+    lines = ["| game | method | seeds | participants − others | independent learners on the same split | difference of differences |",
              "|---|---|---|---|---|---|"]
     for game in games:
         control = {s["seed"]: gap(m, "split_in_return", "split_out_return") for s, m in results.get((game, "independent"), [])}
@@ -266,7 +281,7 @@ def opt_in_table(results, games, out: Path) -> str:
                          f"{fmt_mean_std([a - b for a, b in zip(own, ctl)])} |")
     text = "\n".join(lines) + ("\n\nMean return per agent over the last quarter of the rounds; cells: mean ± sample "
                                "std over seeds [± 95% CI half-width]. Seeds are paired: the participation set is "
-                               "drawn from the seed, so FPF and IPPO split the same agents.\n")
+                               "drawn from the seed, so FPF and the independent learners split the same agents.\n")
     (out / "opt_in.md").write_text(text)
     return text
 

@@ -1,5 +1,6 @@
 """Cleanup with PPO and DQN agents under FPF, and LMF on an MPE game, end to end."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,31 @@ def test_lmf_on_an_mpe_game_mixes_the_team(tiny):
     assert len(table) == 3 and "return_agent_2" not in table[0]
     assert all(r["consensus_gap"] >= 0 for r in table)
     assert table[-1]["consensus_gap"] > 0  # the agents' own training pulls them apart between mixes
+
+
+def _reproduce_fpf():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "reproduce_fpf.py"
+    spec = importlib.util.spec_from_file_location("reproduce_fpf", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reproduction_plans_whole_seeds_first_and_draws_only_what_was_run(tmp_path):
+    """An interrupted reproduction holds whole seeds (seed outermost); a figure none of whose
+    methods was run is not written, and panels are only the games that have runs."""
+    rep = _reproduce_fpf()
+    runs = rep.plan({"harvest-3": 100, "mpe-crypto": 100}, [0, 1], tmp_path, None)
+    assert [cfg.seed for _, _, cfg in runs] == [0] * 9 + [1] * 9  # 6 SSD methods + 3 MPE methods per seed
+    assert {v for g, v, _ in runs if g == "mpe-crypto"} == {"independent", "dnf", "lmf"}
+    metrics = [{"round": r, "collective_return": float(r)} for r in range(1, 5)]
+    results = {("mpe-crypto", "lmf"): [({"seed": 0, "learner": "ppo"}, metrics)]}
+    assert rep.with_runs(results, ["harvest-3", "mpe-crypto"], ["lmf", "dnf"]) == ["mpe-crypto"]
+    rep.plot(results, ["harvest-3", "mpe-crypto"], ["lmf-fix", "lmf-dynamic"], "collective_return",
+             tmp_path / "variants.png", "t", "y")
+    assert not (tmp_path / "variants.png").exists()
+    rep.plot(results, ["harvest-3", "mpe-crypto"], ["lmf"], "collective_return", tmp_path / "lmf.png", "t", "y")
+    assert (tmp_path / "lmf.png").exists()
