@@ -38,8 +38,9 @@ It then writes into OUT:
   over seeds and the 95% confidence interval of the mean; ``opt_in.md``: what opting in
   gains, (participants − others) under FPF minus the same difference for independent
   learners on the same split, seed by seed (a difference of differences), with its 95% CI;
-  ``paired.md``: FPF, D&F and FPF (pull everyone) against IPPO and against each other, seed by
-  seed, with paired t-tests.
+  ``paired.md``: FPF, D&F, FPF (pull everyone) and LMF against the independent learners and
+  against each other, AVG and MIN against the independent learners, seed by seed, with
+  paired t-tests.
 
 ``--in-process`` runs each configuration without Flower's transport (federation/in_process.py:
 the same round loop and the same metrics for the same seed, checked by tests/test_simulation.py),
@@ -287,7 +288,8 @@ def opt_in_table(results, games, out: Path) -> str:
 
 
 PAIRS = (("fpf", "independent"), ("dnf", "independent"), ("fpf-everyone", "independent"), ("fpf", "dnf"),
-         ("fpf", "fpf-everyone"), ("lmf", "independent"))
+         ("fpf", "fpf-everyone"), ("lmf", "independent"), ("lmf", "dnf"), ("fpf", "lmf"), ("avg", "independent"),
+         ("min", "independent"))
 
 
 def paired_table(results, games, out: Path) -> str:
