@@ -242,9 +242,7 @@ def plot_omega(results, games, path: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 4), squeeze=False)
     for ax, game in zip(axes[0], games):
-        runs = results.get((game, "fpf"))
-        if not runs:
-            continue
+        runs = results[game, "fpf"]  # with_runs kept only the games with FPF runs
         for key, label, color in (("collective_return", "FPF agents", "C0"), ("omega_eval_collective", "π_ω", "C1"),
                                   ("omega_bar_eval_collective", "π_ω̄", "C4")):
             rows = [[r for r in m if np.isfinite(r.get(key, np.nan))] for _, m in runs]
