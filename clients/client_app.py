@@ -54,6 +54,7 @@ def train(msg: Message, context: Context) -> Message:
     # apply the strategy's instructions, then train
     instructions.adopt_global_policy(policy, msg.content)
     instructions.add_neighbour_update(policy, msg.content, cfg)
+    instructions.adopt_neighbour_mix(policy, msg.content, cfg)
     learner.scale_lr(float(cfg.get("lr-scale", 1.0)))
     before = instructions.params(policy)
     anchors = instructions.anchors(msg.content, cfg)

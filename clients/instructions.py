@@ -1,7 +1,7 @@
 """The agent's half of each strategy: small steps named after the papers' concepts.
 
 The ClientApp applies, in order: what to do *before* training (adopt the global policy,
-add the neighbours' mixed update), the anchors to train with, and what to do *after*
+add the neighbours' mixed update or adopt their mix), the anchors to train with, and what to do *after*
 training (mix with the neighbours' parameters, withhold the update, decide whether to
 join the next round, and what to share). Each reads only the agent's own learner and what
 the strategy sent it.
@@ -45,6 +45,14 @@ def add_neighbour_update(policy: torch.nn.Module, content: RecordDict, config: C
     mix = content.get(protocol.MIX)
     if mix is not None and config.get("lmf-mode", "") == protocol.SHARE_GRADIENTS:
         set_params(policy, {k: v + mix[k].numpy() for k, v in params(policy).items()})
+
+
+def adopt_neighbour_mix(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord) -> None:
+    """LMF diffusion (adapt, then combine): θ <- Σ_j c(i,j)θ̃_j before this round's training,
+    so the agent's own step is taken from the mix (its neighbours' trained parameters θ̃_j)."""
+    mix = content.get(protocol.MIX)
+    if mix is not None and config.get("lmf-mode", "") == protocol.LMF_DIFFUSION:
+        set_params(policy, {k: v.numpy() for k, v in mix.items()})
 
 
 def anchors(content: RecordDict, config: ConfigRecord) -> Anchors:

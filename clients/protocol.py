@@ -16,6 +16,7 @@ Train message (server -> agent i)::
     "replace"     ArrayRecord   optional: parameters to adopt before training (FedAvg)
     "mix"         ArrayRecord   optional: the agent's neighbour mix (LMF): parameters to
                                 combine with its own update ("lmf-mode" = "parameters"),
+                                parameters to adopt before training ("diffusion"),
                                 or the mixed update to add before training ("gradients")
 
 Reply (agent i -> server)::
@@ -45,6 +46,10 @@ CONFIG, LEARNER, EXPERIENCE = "config", "learner", "experience"
 OMEGA, OMEGA_BAR, REPLACE, MIX = "omega", "omega-bar", "replace", "mix"
 ACTING, ACTING_SPEC, SHARED, METRICS = "acting", "acting-spec", "shared", "metrics"
 SHARE_NONE, SHARE_PARAMETERS, SHARE_GRADIENTS = "none", "parameters", "gradients"
+# LMF's exchanges: Eq. 13 (consensus, then the own step), Eq. 14 (mixed updates), and
+# diffusion (adapt, then combine: the own step is taken from the neighbours' mix)
+LMF_DIFFUSION = "diffusion"
+LMF_MODES = (SHARE_PARAMETERS, SHARE_GRADIENTS, LMF_DIFFUSION)
 # the per-step pull coefficients toward ω and ω̄ (FPF sends αλ_u and αλ_e)
 PULL_U, PULL_E = "alpha-lambda-u", "alpha-lambda-e"
 

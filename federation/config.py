@@ -25,6 +25,7 @@ from clients.ppo import PPOConfig
 from clients.qtable import QTableConfig
 from clients.anchors import Anchors
 from clients.attacks import ATTACKS, AttackConfig
+from clients.protocol import LMF_MODES
 from strategies.federated_policy import EGALITARIAN, OBJECTIVES
 from strategies.fpf import PULLS, FPFConfig
 from strategies.leaders import LeaderConfig
@@ -190,7 +191,7 @@ class RunConfig:
         name = self.strategy
         if self.strategy == "lmf":
             graph = "file" if self.lmf.graph_file else self.lmf.graph
-            name = f"lmf-{graph}" + ("-gradients" if self.lmf.lmf_mode == "gradients" else "")
+            name = f"lmf-{graph}" + ("" if self.lmf.lmf_mode == "parameters" else f"-{self.lmf.lmf_mode}")
         return name if self.learner == "ppo" else f"{name}-{self.learner}"
 
     def participation_note(self) -> str | None:
@@ -388,8 +389,8 @@ def _check_graph(cfg: RunConfig) -> None:
             _check_schedule_covers(cfg, schedule)
     elif lmf.graph not in SCHEDULES:
         raise ConfigError(f"unknown graph '{lmf.graph}'; valid choices: {', '.join(sorted(SCHEDULES))}")
-    if lmf.lmf_mode not in ("parameters", "gradients"):
-        raise ConfigError(f"unknown lmf-mode '{lmf.lmf_mode}'; valid choices: parameters, gradients")
+    if lmf.lmf_mode not in LMF_MODES:
+        raise ConfigError(f"unknown lmf-mode '{lmf.lmf_mode}'; valid choices: {', '.join(LMF_MODES)}")
     for name in ("graph_k", "graph_b", "group_size"):
         if getattr(lmf, name) < 1:
             raise ConfigError(f"{_flag(name)} must be >= 1, got {getattr(lmf, name)}")

@@ -151,7 +151,7 @@ class Federation:
         new_arrays, agg_metrics = strategy.aggregate_train(rnd, replies)
         arrays = new_arrays if new_arrays is not None else self.arrays
         self.arrays, fed_metrics = strategy.federated_training(rnd, rollout, arrays)
-        self._act_shared_policy()
+        self._act_strategy_policies()
         t4 = time.perf_counter()
 
         timings = {"rollout_s": t1 - t0, "exchange_s": t3 - t2, "aggregate_s": t4 - t3, "round_s": t4 - t0}
@@ -171,11 +171,11 @@ class Federation:
         self.recorder.add(row)
         return row
 
-    def _act_shared_policy(self) -> None:
-        """Strategies with one shared policy (FedAvg) have every agent act with it."""
-        if (shared := self.strategy.shared_policy(self.arrays)) is not None:
-            for agent in range(self.cfg.agents):
-                self.world.set_acting(agent, shared)
+    def _act_strategy_policies(self) -> None:
+        """The world plays the strategy's policies where it has them (FedAvg's shared one,
+        LMF-diffusion's mixes) and the agents' own replies elsewhere."""
+        for agent, record in self.strategy.acting_policies(self.arrays).items():
+            self.world.set_acting(agent, record)
 
     def checkpoint(self, rnd: int) -> None:
         """Save what the next round needs (written atomically to OUT/checkpoint.pt after the
@@ -207,7 +207,7 @@ class Federation:
         self.strategy.load_state_dict(state["strategy"])
         self.arrays = ArrayRecord({k: Array(v) for k, v in state["arrays"].items()})
         self.world.load_state_dict(state["world"])
-        self._act_shared_policy()
+        self._act_strategy_policies()
         self.recorder.rows, self.recorder.events = state["rows"], state["events"]
         torch.set_rng_state(state["torch_rng"])
         return int(state["round"])

@@ -22,7 +22,8 @@ Every round, in this order:
    (free entry and exit); the strategy owns its participation set;
 6. ``federated_training(round, rollout, arrays)``: the strategy's own server-side learners
    (FPF's ω and ω̄, a mediator's critic) train on the world's data;
-7. ``shared_policy(arrays)``: a policy every agent then acts with (FedAvg), or None;
+7. ``acting_policies(arrays)``: policies the world plays instead of the agents' own,
+   by agent (FedAvg's global policy for everyone, LMF-diffusion's neighbour mixes);
 8. ``participants()``: this round's participation set N_p, for the metrics;
 9. every few rounds, ``evaluation_policies()``: the strategy's own policies (FPF's ω and
    ω̄) that the loop evaluates in the world on games not used for training.
@@ -143,9 +144,10 @@ class FederationStrategy(Strategy):
         """Server-side training on the world's data; nothing by default."""
         return arrays, {}
 
-    def shared_policy(self, arrays: ArrayRecord) -> ArrayRecord | None:
-        """A policy every agent acts with after aggregation (FedAvg's global one); None: each its own."""
-        return None
+    def acting_policies(self, arrays: ArrayRecord) -> dict[int, ArrayRecord]:
+        """Policies the world plays after aggregation instead of the agents' own replies, by
+        agent (FedAvg: the global one for everyone); empty: each agent acts with its own."""
+        return {}
 
     def evaluation_policies(self) -> dict[str, ArrayRecord]:
         """Policies of the strategy's own to evaluate in the world (every agent acting with each)."""

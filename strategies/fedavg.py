@@ -29,8 +29,8 @@ class FedAvg(FederationStrategy):
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
         return {}, {protocol.REPLACE: arrays}
 
-    def shared_policy(self, arrays: ArrayRecord) -> ArrayRecord | None:
-        return arrays
+    def acting_policies(self, arrays: ArrayRecord) -> dict[int, ArrayRecord]:
+        return dict.fromkeys(range(self.participation.num_agents), arrays)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         uploads = shared_uploads(replies)

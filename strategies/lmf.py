@@ -17,6 +17,16 @@ other agent ever holds another agent's parameters (the world, a trusted simulato
 plays the acting weights). The exchange costs one round of delay: an agent acts with
 θ_{i,t+1} from the round after its neighbours' updates arrive.
 
+**Diffusion** (adapt, then combine; not in the paper): participants share their trained
+parameters θ̃_j = θ_j + Δ_j; the world plays each participant's mix
+:math:`θ_i = \sum_j c(i,j)\,θ̃_j`, and in the next round the agent trains from it, so its
+own step is taken at the point it acted from. On a complete graph with equal weights this
+is FedAvg. Eq. 13 instead takes the agent's step at its own θ_{i,t} and adds it to the
+mix: the consensus iteration of decentralised gradient descent, which can be unstable
+with steps each agent alone learns well with (Tu & Sayed 2012, "Diffusion strategies
+outperform consensus strategies for distributed estimation over adaptive networks");
+docs/results/ssd/README.md compares the two with DQN agents.
+
 Step size α_t = α_0 / t^β: the agents' learning rates are scaled by t^(-β) (``lmf_beta``;
 the theory wants β ∈ (1/2, 1); 0 keeps them constant). Non-participants train alone.
 """
@@ -36,7 +46,7 @@ from strategies.base import FederationStrategy
 from strategies.graphs import GraphSchedule, check_weights, load_schedule, make_schedule
 from strategies.participation import Participation
 
-MODES = (protocol.SHARE_PARAMETERS, protocol.SHARE_GRADIENTS)
+MODES = protocol.LMF_MODES
 
 
 @dataclass
@@ -50,7 +60,7 @@ class LMFConfig:
     graph_p: float = 0.3  # erdos_renyi: edge probability
     graph_b: int = 3  # b_connected: interval B
     group_size: int = 3  # dynamic: size of the overlapping federations
-    lmf_mode: str = "parameters"  # parameters (Eq. 13) or gradients (Eq. 14)
+    lmf_mode: str = "parameters"  # parameters (Eq. 13), gradients (Eq. 14) or diffusion
     lmf_beta: float = 0.0  # step size decay α_t = α_0 / t^β
 
     def schedule(self, num_agents: int, seed: int) -> GraphSchedule:
@@ -84,7 +94,7 @@ class LMF(FederationStrategy):
                  mode: str = protocol.SHARE_PARAMETERS, beta: float = 0.0):
         if mode not in MODES:
             raise ValueError(f"unknown LMF mode '{mode}'; valid choices: {', '.join(MODES)}")
-        self.share = mode
+        self.share = protocol.SHARE_GRADIENTS if mode == protocol.SHARE_GRADIENTS else protocol.SHARE_PARAMETERS
         super().__init__(participation, seed)
         self.schedule, self.mode, self.beta = schedule, mode, beta
         self.pending: dict[int, ArrayRecord] = {}
@@ -100,6 +110,11 @@ class LMF(FederationStrategy):
         mix = self.pending.pop(agent, None)
         entries = {"lmf-mode": self.mode, "lr-scale": float(server_round ** -self.beta)}
         return entries, ({} if mix is None else {protocol.MIX: mix})
+
+    def acting_policies(self, arrays: ArrayRecord) -> dict[int, ArrayRecord]:
+        """Diffusion: each participant acts with the mix it will train from (its experience is
+        then on-policy for that start); Eq. 13/14: each agent acts with its own reply."""
+        return dict(self.pending) if self.mode == protocol.LMF_DIFFUSION else {}
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"pending": {a: r.to_numpy_ndarrays() for a, r in self.pending.items()},

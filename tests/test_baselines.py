@@ -46,8 +46,8 @@ def test_fedavg_averages_shared_parameters_and_sends_the_global_policy():
     mean, metrics = fedavg.aggregate_train(1, [FakeReply({"shared": a}), FakeReply({"shared": b})])
     np.testing.assert_allclose(mean["w"].numpy(), [2.0, 4.0])
     assert fedavg.instructions(0, 1, mean) == ({}, {"replace": mean})
-    assert fedavg.shared_policy(mean) is mean  # everyone acts with the global policy
-    assert FedAvg.__mro__[1].shared_policy(fedavg, mean) is None  # other strategies: each its own
+    assert fedavg.acting_policies(mean) == {0: mean, 1: mean}  # everyone acts with the global policy
+    assert FedAvg.__mro__[1].acting_policies(fedavg, mean) == {}  # other strategies: each its own
 
 
 def test_voluntary_participation_follows_declarations():

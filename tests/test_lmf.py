@@ -75,7 +75,7 @@ def identity():
     TaskIdentity.run_id = TaskIdentity.node_id = TaskIdentity.task_id = None
 
 
-def _train(context, mode, share, mix=None, rnd=1, storage="/nonexistent"):
+def _train(context, mode, share, mix=None, rnd=1, storage="/nonexistent", replace=None):
     game = envs.make_batched("matthew", 2, batch_size=2, episode_length=20)
     w = world(game)
     exp = w.rollout(1).experience(0)
@@ -86,6 +86,8 @@ def _train(context, mode, share, mix=None, rnd=1, storage="/nonexistent"):
                           "experience": pack_experience(exp)})
     if mix is not None:
         content["mix"] = mix
+    if replace is not None:
+        content["replace"] = replace
     return client_app.train(Message(content, dst_node_id=1, message_type="train"), context).content
 
 
@@ -118,6 +120,49 @@ def test_agent_in_gradient_mode_shares_only_its_update(identity, tmp_path):
     nxt = _train(ctx, "gradients", "gradients", mix=mix, rnd=2)
     for k in theta0:  # θ_{t+1} = θ_t + Σ_j c(i,j) Δ_j, before this round's own update
         np.testing.assert_allclose(nxt["acting"][k].numpy(), theta0[k].numpy() + 0.5, atol=1e-6)
+
+
+def test_agent_in_diffusion_mode_trains_from_the_mix(identity, tmp_path):
+    theta0 = to_record(actor())
+    mix = rec(**{k: np.full_like(v.numpy(), 0.25) for k, v in theta0.items()})
+    diffused = _train(_ctx(tmp_path / "a"), "diffusion", "parameters", mix=mix)
+    adopted = _train(_ctx(tmp_path / "b"), "", "parameters", replace=mix)  # FedAvg: adopt, then train
+    own = _train(_ctx(tmp_path / "c"), "diffusion", "parameters")  # no mix yet: trains from its own θ
+    for k in theta0:  # θ <- Σ_j c(i,j)θ̃_j, then the own step from there; shares θ̃_i
+        np.testing.assert_array_equal(diffused["acting"][k].numpy(), adopted["acting"][k].numpy())
+        np.testing.assert_array_equal(diffused["shared"][k].numpy(), diffused["acting"][k].numpy())
+        assert not np.allclose(diffused["acting"][k].numpy(), own["acting"][k].numpy())
+
+
+def test_diffusion_has_participants_act_with_their_mix_and_eq13_does_not():
+    for mode, acts in (("diffusion", True), ("parameters", False)):
+        lmf = LMF(Participation.parse("ids:0,2", "fixed", 3), 0, make_schedule("complete"), mode=mode)
+        lmf.bind({0: 10, 1: 11, 2: 12})
+        lmf.members = frozenset({0, 2})
+        lmf.aggregate_train(1, [FakeReply(10, {"shared": rec(w=[2.0])}), FakeReply(12, {"shared": rec(w=[4.0])})])
+        acting = lmf.acting_policies(ArrayRecord())
+        assert lmf.share == "parameters"
+        if acts:  # the participants' mixes (Metropolis on one edge: 1/2, 1/2); agent 1 acts with its own
+            assert set(acting) == {0, 2}
+            np.testing.assert_allclose(acting[0]["w"].numpy(), [3.0])
+        else:
+            assert acting == {}
+
+
+def test_diffusion_on_a_complete_graph_is_fedavg(tmp_path):
+    from federation.in_process import run_in_process
+    import csv
+
+    base = RunConfig.of(agents=3, rounds=3, batch=2, steps=20, hidden=16, minibatch=64, epochs=2, progress=False)
+    curves = []
+    for name, extra in (("fedavg", {"strategy": "fedavg"}),
+                        ("diffusion", {"strategy": "lmf", "lmf_mode": "diffusion", "graph": "complete",
+                                       "participation": "1.0"})):
+        run_in_process(base.replace(out=str(tmp_path / name), **extra).validated())
+        with open(tmp_path / name / "metrics.csv") as f:
+            curves.append([[float(r[f"return_agent_{i}"]) for i in range(3)] for r in csv.DictReader(f)])
+    # Metropolis weights on K3 are 1/3 each: the mix is the mean, adopted and played by all
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
 
 
 def test_gradient_mode_never_moves_parameters_between_agents(tiny, monkeypatch):
@@ -183,7 +228,7 @@ def test_unknown_graph_and_mode_are_rejected(capsys):
     assert run_sim.main(["--strategy", "lmf", "--graph", "star"]) == 2
     assert "unknown graph 'star'; valid choices: b_connected, complete, dynamic, erdos_renyi, fixed, ring" in capsys.readouterr().err
     assert run_sim.main(["--strategy", "lmf", "--lmf-mode", "votes"]) == 2
-    assert "unknown lmf-mode 'votes'; valid choices: parameters, gradients" in capsys.readouterr().err
+    assert "unknown lmf-mode 'votes'; valid choices: parameters, gradients, diffusion" in capsys.readouterr().err
 
 
 def test_graph_file_must_cover_every_participant(tmp_path, capsys):
