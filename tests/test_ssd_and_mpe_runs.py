@@ -72,3 +72,33 @@ def test_the_reproduction_plans_whole_seeds_first_and_draws_only_what_was_run(tm
     assert not (tmp_path / "variants.png").exists()
     rep.plot(results, ["harvest-3", "mpe-crypto"], ["lmf"], "collective_return", tmp_path / "lmf.png", "t", "y")
     assert (tmp_path / "lmf.png").exists()
+
+
+def test_the_exchange_comparison_pairs_seeds_over_the_window(tmp_path):
+    """experiments/lmf_exchange.py: window means by hand, the paired difference against
+    Eq. 13, and the same settings as the reproduction's LMF but for the exchange."""
+    _reproduce_fpf()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    import lmf_exchange
+
+    def write(path, returns):
+        path.mkdir(parents=True)
+        lines = ["round,collective_return,cv"] + [f"{r},{c},0.5" for r, c in enumerate(returns, 1)]
+        (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+
+    ref, out = tmp_path / "ref", tmp_path / "diag"
+    for seed, (eq13, diffusion) in enumerate([([0, 10, 20, 99], [0, 30, 50, 99]), ([0, 4, 6, 99], [0, 9, 11, 99])]):
+        write(ref / f"lmf_seed{seed}", eq13)
+        write(ref / f"independent_seed{seed}", [0, 0, 0, 0])
+        write(out / f"harvest-3_lmf-diffusion_seed{seed}", diffusion)
+    assert lmf_exchange.window_mean(ref / "lmf_seed0", "collective_return", (2, 3)) == 15.0
+    assert lmf_exchange.window_mean(ref / "lmf_seed0", "collective_return", (4, 5)) is None  # not reached
+    text = lmf_exchange.report("harvest-3", ["diffusion"], [0, 1], out, ref, (2, 3))
+    assert "| LMF, Eq. 13 (the reproduction's) | 15.0 · 5.0 |" in text
+    assert "| lmf-diffusion | 40.0 · 10.0 |" in text
+    # differences 25 and 5: mean 15, sample sd 14.1
+    assert "| lmf-diffusion − LMF, Eq. 13 (the reproduction's) | 2 | 15 ± 14 [" in text
+    cfg = lmf_exchange.config("harvest-3", "diffusion", 0, 60, tmp_path)
+    reproduction = _reproduce_fpf().plan({"harvest-3": 60}, [0], tmp_path, ["lmf"])[0][2]
+    assert cfg.lmf.lmf_mode == "diffusion" and reproduction.lmf.lmf_mode == "parameters"
+    assert cfg.replace(lmf_mode="parameters", out=reproduction.out) == reproduction
