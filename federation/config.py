@@ -224,7 +224,7 @@ class RunConfig:
         if self.world.steps < 0:
             raise ConfigError(f"steps must be >= 0 (0 = one whole episode), got {self.world.steps}")
         for name in ("lambda_u", "lambda_e", "lambda_h", "fed_alpha", "ent_coef", "ia_envy", "ia_guilt",
-                     "dqn_eps_decay"):
+                     "dqn_eps_decay", "fed_conservative"):
             if self.get(name) < 0:
                 raise ConfigError(f"{_flag(name)} must be >= 0, got {self.get(name)}")
         for name in ("fed_lr", "fed_critic_lr", "lr_actor", "lr_critic", "client_cpus", "node_timeout",

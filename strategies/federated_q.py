@@ -23,6 +23,19 @@ DQN on them, with a Huber loss and, when an anchor is given, the proximal term o
     y = r_team + γ·(1 - done_i)·Q_target(o', argmax_a Q_ω(o', a))
     L(ω) = mean Huber(Q_ω(o_i, a_i) - y) + λ/2·||ω - anchor||²
 
+**Conservative term** (``conservative`` = α_c > 0; CQL, Kumar et al. 2020)::
+
+    L(ω) += α_c · mean[logsumexp_a Q_ω(o_i, a) - Q_ω(o_i, a_i)]
+
+ω never acts while it learns: its data come from the agents' ε-greedy policies, so the
+actions the agents rarely take get almost no samples, and the bootstrapped max of Q
+learning overestimates them (the extrapolation error of off-policy learning from
+another policy's data; Fujimoto et al. 2019). The term pushes down Q on every action
+and up on the action taken, so ω's greedy policy stays on the data's support, as
+advantage-weighted regression keeps the policy-gradient ω (strategies/federated_policy.py).
+Measured without it (docs/results/ssd): on Harvest ω's greedy policy turns or stays for
+most of its steps, actions the agents take a few percent of the time.
+
 Q_ω then estimates the discounted *team* return of agent i taking a_i at o_i and
 following ω's greedy action from o', while the other agents behave as in the data: the
 approximation independent learners on a shared reward make (Claus & Boutilier 1998),
@@ -66,11 +79,19 @@ from clients.networks import NetworkConfig, load_record, network, to_record
 MAX_GRAD_NORM = 10.0  # as the agents' dqn_max_grad_norm default
 
 
+def conservative_gap(q_all: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """CQL's term: mean over the batch of logsumexp_a Q(o, a) - Q(o, a_data) (>= 0)."""
+    return (torch.logsumexp(q_all, dim=-1) - q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)).mean()
+
+
 class FederatedQ:
     """One server-side Q-network with its target network and optimiser."""
 
     def __init__(self, init: ArrayRecord, space, num_actions: int, state_space, net: NetworkConfig,
-                 lr: float, critic_lr: float, seed: int):
+                 lr: float, critic_lr: float, seed: int, conservative: float = 0.0):
+        if conservative < 0:
+            raise ValueError(f"the conservative weight must be >= 0, got {conservative}")
+        self.conservative = conservative
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.q = network(space, num_actions, net, out_gain=1.0)
@@ -114,6 +135,8 @@ class FederatedQ:
 
         self.target.load_state_dict(self.q.state_dict())
         stats = {"td_loss": 0.0, "q_mean": 0.0, "target_mean": 0.0, "prox": 0.0}
+        if self.conservative > 0:
+            stats["conservative_gap"] = 0.0
         if len(live) == 0 or updates <= 0:
             return stats | {"samples": float(len(live))}
         params = list(self.q.named_parameters())
@@ -122,14 +145,16 @@ class FederatedQ:
             o, a = torch.as_tensor(obs[pick]), torch.as_tensor(act[pick])
             y = double_dqn_target(self.q, self.target, torch.as_tensor(reward[pick]), torch.as_tensor(nxt[pick]),
                                   torch.as_tensor(done[pick]), gamma)
-            q = self.q(o).gather(-1, a.unsqueeze(-1)).squeeze(-1)
+            q_all = self.q(o)
+            q = q_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
             td_loss = F.smooth_l1_loss(q, y)
             prox = anchor_weight / 2 * proximal(params, anchor_params) if use_anchor else torch.zeros(())
-            loss = td_loss + prox
+            gap = conservative_gap(q_all, a)
+            loss = td_loss + prox + (self.conservative * gap if self.conservative > 0 else 0.0)
             self.opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(self.q.parameters(), MAX_GRAD_NORM)
             self.opt.step()
-            for key, val in zip(stats, (td_loss, q.mean(), y.mean(), prox)):
+            for key, val in zip(stats, (td_loss, q.mean(), y.mean(), prox, gap)):
                 stats[key] += float(val.detach()) / updates
         return stats | {"samples": float(len(live))}

@@ -82,6 +82,9 @@ class FPFConfig:
     # gradient (is-pg) or advantage-weighted regression (awr); strategies/federated_policy.py
     # (awr by default: measured in docs/ARCHITECTURE.md, "Training ω and ω̄")
     fed_objective: str = "awr"
+    # DQN agents: weight of the conservative term of ω's and ω̄'s Q-learning (CQL, Kumar et
+    # al. 2020; strategies/federated_q.py); 0 is plain double DQN
+    fed_conservative: float = 0.0
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
@@ -116,7 +119,8 @@ class FPF(FederationStrategy):
                  state_space, learner: str = "ppo", lambda_u: float = 0.1, lambda_e: float = 0.025, lambda_h: float = 0.01,
                  eta: float = 1.0, fed_alpha: float = 0.1, fed_lr: float = 1e-3, fed_critic_lr: float = 1e-3,
                  fed_updates: int = 16, fed_batch: int = 1024, anchor_step: str = "round",
-                 pull: str = "participants", egalitarian: str = "return-std", fed_objective: str = "awr", net=None,
+                 pull: str = "participants", egalitarian: str = "return-std", fed_objective: str = "awr",
+                 fed_conservative: float = 0.0, net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97):
         super().__init__(participation, seed)
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
@@ -134,6 +138,7 @@ class FPF(FederationStrategy):
                     critic_lr=fed_critic_lr)
         if learner == "dqn":
             federated = FederatedQ
+            dims["conservative"] = fed_conservative
         else:
             federated = FederatedPolicy
             dims["objective"] = fed_objective

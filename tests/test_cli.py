@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
     (["--draw", "sometimes"], "unknown draw 'sometimes'; valid choices: fixed, first, random"),
     (["--lambda-u", "-1"], "lambda-u must be >= 0, got -1.0"),
     (["--lambda-e", "-0.5"], "lambda-e must be >= 0"),
+    (["--fed-conservative", "-0.1"], "fed-conservative must be >= 0"),
     (["--rounds", "0"], "rounds must be >= 1, got 0"),
     (["--agents", "0"], "agents must be >= 1, got 0"),
     (["--eta", "0"], "eta must be in (0, 2]"),

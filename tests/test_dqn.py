@@ -14,7 +14,7 @@ from clients.dqn import DQNConfig, DQNLearner, ReplayBuffer, double_dqn_target, 
 from clients.experience import Experience
 from clients.networks import NetworkConfig, Table, to_record
 from clients.policies import EPSILON_GREEDY
-from strategies.federated_q import FederatedQ
+from strategies.federated_q import FederatedQ, conservative_gap
 
 BOX = spaces.Box(-1.0, 1.0, (4,), np.float32)
 IMAGE = spaces.Box(0, 255, (3, 3, 1), np.uint8)
@@ -203,10 +203,10 @@ def rollout(T=3, B=2, N=2, seed=0) -> Rollout:
                    mask=mask, state=np.zeros((T + 1, B, 5), np.float32))
 
 
-def federated(init=None) -> FederatedQ:
+def federated(init=None, conservative=0.0) -> FederatedQ:
     init = init or to_record(DQNLearner.policy_network(BOX, A, NET, seed=3))
     return FederatedQ(init, space=BOX, num_actions=A, state_space=spaces.Box(-1, 1, (5,), np.float32), net=NET,
-                      lr=1e-2, critic_lr=1e-3, seed=1)
+                      lr=1e-2, critic_lr=1e-3, seed=1, conservative=conservative)
 
 
 def test_federated_q_moves_toward_team_reward():
@@ -259,3 +259,35 @@ def test_federated_q_anchor_and_bootstrap():
     live = np.flatnonzero(data.mask.reshape(-1) > 0)
     pick = live[torch.randint(len(live), (len(live),), generator=torch.Generator().manual_seed(0)).numpy()]
     assert stats["target_mean"] == pytest.approx(float((1 + 0.9 * q_next.reshape(-1)[pick]).mean()), abs=1e-5)
+
+
+def test_conservative_gap_by_hand():
+    q = torch.tensor([[0.0, np.log(3.0), 0.0], [1.0, 1.0, 1.0]])
+    # row 0: logsumexp = log(1 + 3 + 1) = log 5, action 1 -> log 5 - log 3; row 1: log 3 + 1 - 1
+    gap = conservative_gap(q, torch.tensor([1, 2]))
+    assert float(gap) == pytest.approx((np.log(5 / 3) + np.log(3)) / 2, abs=1e-6)
+
+
+def test_conservative_q_keeps_omega_on_the_actions_in_the_data():
+    """Data where the agents only ever take action 0 (reward 0): plain Q-learning leaves the
+    untaken actions' values where the initialisation put them, the conservative term pushes
+    them below the taken one, so ω's greedy action is the data's."""
+    data, team = rollout(T=3, B=2, N=2), np.zeros((3, 2), np.float32)
+    data.actions[:] = 0
+    init = to_record(DQNLearner.policy_network(BOX, A, NET, seed=3))
+    for k, v in init.items():  # a head that prefers action 2 everywhere
+        if k.endswith("bias") and v.numpy().shape == (A,):
+            init[k] = type(v)(np.array([0.0, 0.0, 5.0], np.float32))
+    obs = torch.as_tensor(data.obs[:-1].reshape(-1, 4))
+    greedy = {}
+    for weight in (0.0, 1.0):
+        omega = federated(init, conservative=weight)
+        stats = omega.update(data, team, updates=200, batch=64, gamma=0.9, gae_lambda=0.0, ent_coef=0.0, anchor=None,
+                             anchor_weight=0.0, gen=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            greedy[weight] = omega.q(obs).argmax(-1).numpy()
+        assert ("conservative_gap" in stats) == (weight > 0)
+    assert (greedy[0.0] == 2).mean() > 0.9  # extrapolation: the untaken action stays the best
+    assert (greedy[1.0] == 0).all()
+    with pytest.raises(ValueError, match="conservative weight must be >= 0"):
+        federated(init, conservative=-1.0)
