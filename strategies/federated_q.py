@@ -33,8 +33,9 @@ learning overestimates them (the extrapolation error of off-policy learning from
 another policy's data; Fujimoto et al. 2019). The term pushes down Q on every action
 and up on the action taken, so ω's greedy policy stays on the data's support, as
 advantage-weighted regression keeps the policy-gradient ω (strategies/federated_policy.py).
-Measured without it (docs/results/ssd): on Harvest ω's greedy policy turns or stays for
-most of its steps, actions the agents take a few percent of the time.
+Measured on Harvest (docs/results/ssd): without it ω̄'s greedy action is to stay in three
+quarters of the agents' states, which the agents do 1% of the time, and ω and ω̄ collect
+almost nothing; with weight 1 both collect as much as the agents.
 
 Q_ω then estimates the discounted *team* return of agent i taking a_i at o_i and
 following ω's greedy action from o', while the other agents behave as in the data: the
