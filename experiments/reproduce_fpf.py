@@ -131,8 +131,8 @@ for _game, _options in (("cleanup", "episode_length=100,constants=fpf"), ("harve
     for _n in (3, 5):
         SCENARIOS[f"{_game}-{_n}"] = Scenario(_game, _n, 100, SSD, _options, "one 100-step episode", "dqn", SSD_DQN)
 # Figure 7: the cooperative team against a random adversary; 1000-step episodes (the
-# paper's "returns per 1000 steps"), 4 copies a round; crypto and predator-prey run until
-# their curves are flat, deception's still rise at 100 rounds (docs/results/mpe).
+# paper's "returns per 1000 steps"), 4 copies a round; each game runs until its curves are
+# flat (deception's seed-averaged curves are level within noise at 100; docs/results/mpe).
 for _game, _n, _rounds in (("mpe-deception", 2, 100), ("mpe-crypto", 2, 200), ("mpe-predator-prey", 3, 300),
                            ("mpe-keep-away", 1, 100)):
     SCENARIOS[_game] = Scenario(_game, _n, _rounds, ("independent", "dnf", "lmf"), note="one 1000-step episode",

@@ -150,12 +150,14 @@ class FederatedQ:
             q = q_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
             td_loss = F.smooth_l1_loss(q, y)
             prox = anchor_weight / 2 * proximal(params, anchor_params) if use_anchor else torch.zeros(())
-            gap = conservative_gap(q_all, a)
-            loss = td_loss + prox + (self.conservative * gap if self.conservative > 0 else 0.0)
+            loss, values = td_loss + prox, [td_loss, q.mean(), y.mean(), prox]
+            if self.conservative > 0:
+                gap = conservative_gap(q_all, a)
+                loss, values = loss + self.conservative * gap, values + [gap]
             self.opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(self.q.parameters(), MAX_GRAD_NORM)
             self.opt.step()
-            for key, val in zip(stats, (td_loss, q.mean(), y.mean(), prox, gap)):
+            for key, val in zip(stats, values, strict=True):
                 stats[key] += float(val.detach()) / updates
         return stats | {"samples": float(len(live))}
