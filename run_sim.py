@@ -1,8 +1,7 @@
 #!/usr/bin/env python
 """Command line: run federations of egoistic agents in Flower's simulation runtime.
 
-    python run_sim.py --env matthew --strategy fpf --agents 10 --participation 0.5 \
-        --rounds 100 --seed 0 --out runs/fpf
+    python run_sim.py --env matthew --strategy fpf --agents 10 --participation 0.5 --rounds 100 --out runs/fpf
 
 Several strategies, LMF graphs and seeds at once write one run directory each plus a
 comparison table and plot:
@@ -10,8 +9,10 @@ comparison table and plot:
     python run_sim.py --strategy fpf dnf independent --seeds 0 1 2 --out runs/cmp
     python run_sim.py --env job --strategy lmf avg --graph ring fixed dynamic --out runs/lmf
 
-Every key of federation.config.RunConfig is a flag (``--lambda-u 0.5``); ``flwr run .``
-takes the same keys through ``--run-config``.
+Every key of federation.config.RunConfig is a flag (``--lambda-u 0.5``); a flag that the
+chosen strategies and learners do not read is refused. ``--preset NAME`` starts from a
+named set of values (``--list-presets``). ``flwr run .`` takes the same keys through
+``--run-config``.
 """
 
 from __future__ import annotations
@@ -20,95 +21,138 @@ import argparse
 import sys
 from pathlib import Path
 
-from federation.config import ConfigError, RunConfig
+from federation import presets
+from federation.config import ALIASES, GROUPS, ConfigError, RunConfig, check_applies
 
-HELP = {
-    "env": "game to play", "strategy": "federation strategies to run (one or more)",
-    "agents": "number of agents N", "rounds": "federation rounds", "seed": "random seed",
-    "out": "output directory",
-    "participation": "fraction in [0,1] of agents that join, ids:0,3,7, or voluntary (each agent decides each round)",
-    "learner": "every agent's learner (ppo, dqn, q-table), or per agent, e.g. ppo:0-4,dqn:5-9",
-    "observation": "the game's observation mode (job: vector, discrete, image); empty: the game's default",
-    "game_options": "more keywords for the game, e.g. episode_length=100 or, for cleanup, map=lio-7",
-    "draw": "fixed (a set drawn once from the seed), first (the first agents), or random (a fresh draw each round)",
-    "batch": "parallel game copies B per round", "steps": "steps per round (0: one episode)",
-    "lambda_u": "pull toward the utilitarian policy ω", "lambda_e": "pull toward the egalitarian policy ω̄",
-    "lambda_h": "entropy bonus of ω̄", "eta": "federation update rate η", "fed_alpha": "α in Eq. 10",
-    "client_cpus": "CPUs per simulated agent (Ray resources)", "progress": "show a progress bar",
-    "attack": "what the attackers upload: none, sign-flip, noise, free-ride (clients/attacks.py)",
-    "attackers": "the attacking agents' ids, e.g. 0 or 0,3", "attack_scale": "sign-flip amplification / noise std",
-    "robust": "how uploads are combined: mean, median, trimmed-mean, krum, multikrum, bulyan (strategies/robust.py)",
-    "robust_f": "attackers the robust rule must withstand", "trim": "trimmed-mean: fraction cut at each end",
-}
+#: flags that take several values, one run each
+MULTI = {"strategy": "STRATEGY", "graph": "GRAPH"}
+#: what ``--resume OUT`` may change about the run it continues
+RESUMABLE = {"rounds", "progress", "verbose", "resume"}
 
 
 def parser() -> argparse.ArgumentParser:
-    import envs
-    import strategies
-    from strategies.graphs import SCHEDULES
+    """Every configuration key as a flag, one section per group. No flag has a default
+    here (absent flags are absent from the namespace), so an explicit value, even one
+    equal to the default, is told apart from a missing one."""
+    from clients.settings import choices_of, flag_of, range_text
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=argparse.SUPPRESS,
+                                usage="%(prog)s [--preset NAME] [--FLAG VALUE ...]   (flags by section below)")
+    sections = {None: p.add_argument_group(RunConfig.title)}
+    sections |= {name: p.add_argument_group(cls.title, cls.__doc__.split("\n")[0]) for name, cls in GROUPS.items()}
     defaults = RunConfig()
-    for name, (group, f) in RunConfig.keys().items():
-        flag = "--" + name.replace("_", "-")
-        default = defaults.get(name)
-        help_text = HELP.get(name, name.replace("_", " ")) + f" (default: {default})"
-        if name == "strategy":
-            p.add_argument(flag, nargs="+", default=[default], help=help_text + f"; choices: {', '.join(strategies.available())}")
-        elif name == "graph":
-            p.add_argument(flag, nargs="+", default=[default], help="LMF's graph schedules (one or more; each is a run)"
-                           f" (default: {default}); choices: {', '.join(sorted(SCHEDULES))}")
-        elif name == "env":
-            p.add_argument(flag, default=default, help=help_text + f"; choices: {', '.join(envs.available())}")
-        elif name == "resume":
-            p.add_argument(flag, metavar="OUT", default=None,
-                           help="continue the run in OUT from its last completed round, with the settings in "
-                                "OUT/config.json (--rounds, if given, extends it; other flags are ignored)")
-        elif name == "progress":
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+    for key, (group, f) in RunConfig.keys().items():
+        owner = RunConfig if group is None else GROUPS[group]
+        flags = ["--" + flag_of(owner, f)] + ["--" + a for a in f.metadata.get("aliases", ()) if a != flag_of(owner, f)]
+        default = defaults.get(key)
+        help_text = f.metadata["help"] + f" (default: {default if default != '' else 'none'}"
+        if (choices := choices_of(f)) is not None:
+            help_text += f"; choices: {', '.join(choices)}"
+        elif range_text(f):
+            help_text += f"; range: {range_text(f)}"
+        help_text += ")"
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        section = sections[group]
+        if key in MULTI:
+            section.add_argument(*flags, dest=key, nargs="+", metavar=MULTI[key],
+                                 help=help_text + "; several values give one run each")
+        elif key == "resume":
+            section.add_argument(*flags, dest=key, metavar="OUT",
+                                 help="continue the run in OUT from its last completed round, with the settings in "
+                                      "OUT/config.json; only --rounds (to extend it) and --progress may be given")
+        elif kind == "bool":
+            section.add_argument(*flags, dest=key, action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            kind = f.type if isinstance(f.type, str) else f.type.__name__
-            p.add_argument(flag, type={"int": int, "float": float, "str": str}[kind], default=default, help=help_text)
-    p.add_argument("--seeds", type=int, nargs="+", help="several seeds (overrides --seed)")
+            metavar = {"int": "N", "float": "X"}.get(kind, "NAME" if choices is not None else "TEXT")
+            section.add_argument(*flags, dest=key, type={"int": int, "float": float, "str": str}[kind],
+                                 metavar=metavar, help=help_text)
+    p.add_argument("--seeds", type=int, nargs="+", help="several seeds, one run each (overrides --seed)")
+    p.add_argument("--preset", metavar="NAME",
+                   help="start from a named set of flag values (see --list-presets) or a TOML file of your own; "
+                        "flags given here win")
+    p.add_argument("--list-presets", action="store_true", help="list the shipped presets and exit")
     p.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     return p
 
 
-def plan(args: argparse.Namespace) -> list[RunConfig]:
+def given(args: argparse.Namespace) -> dict:
+    """The configuration keys given on the command line (flags not given are absent)."""
+    return {k: v for k, v in vars(args).items() if k in RunConfig.keys()}
+
+
+def plan(args: argparse.Namespace, argv: list[str] | None = None) -> list[RunConfig]:
     """One validated RunConfig per (strategy, graph for LMF, seed).
 
     A single run writes to OUT; several write to OUT/<label>_seed<s>, where the label is
-    the strategy (with the graph and mode for LMF).
+    the strategy (with the graph and mode for LMF). Values come from the preset, if any,
+    then from the flags given, which win.
     """
-    if args.resume:
+    _warn_aliases(argv if argv is not None else sys.argv[1:])
+    if getattr(args, "resume", None):
         return [resumed(args)]
-    values = {name: getattr(args, name) for name in RunConfig.keys() if name != "resume"}
-    seeds = list(dict.fromkeys(args.seeds or [args.seed]))
-    variants = [{"strategy": s, "graph": g} for s in dict.fromkeys(args.strategy)
-                for g in (dict.fromkeys(args.graph) if s == "lmf" else [args.graph[0]])]
+    values = presets.load(args.preset) if getattr(args, "preset", None) else {}
+    values |= given(args)
+    defaults = RunConfig()
+    strategies_ = _several(values.pop("strategy", defaults.strategy))
+    graphs = _several(values.pop("graph", defaults.lmf.graph))
+    seeds = list(dict.fromkeys(getattr(args, "seeds", None) or [values.get("seed", defaults.seed)]))
+    out = values.get("out", defaults.out)
+    variants = [{"strategy": s, "graph": g} for s in dict.fromkeys(strategies_)
+                for g in (dict.fromkeys(graphs) if s == "lmf" else [graphs[0]])]
     runs = []
     for variant in variants:
         for seed in seeds:
             cfg = RunConfig.from_mapping(values | variant | {"seed": seed})
-            out = args.out if len(variants) * len(seeds) == 1 else str(Path(args.out) / f"{cfg.label}_seed{seed}")
-            runs.append(cfg.replace(out=out))
+            run_out = out if len(variants) * len(seeds) == 1 else str(Path(out) / f"{cfg.label}_seed{seed}")
+            runs.append(cfg.replace(out=run_out))
+    explicit = set(values) | ({"graph"} if len(graphs) > 1 or "graph" in given(args) or _preset_sets(args, "graph")
+                               else set())
+    check_applies(explicit, runs)
     return runs
+
+
+def _several(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _preset_sets(args: argparse.Namespace, key: str) -> bool:
+    return bool(getattr(args, "preset", None)) and key in presets.load(args.preset)
+
+
+def _warn_aliases(argv: list[str]) -> None:
+    for arg in argv:
+        name = arg.removeprefix("--").split("=")[0].replace("-", "_")
+        if arg.startswith("--") and name in ALIASES:
+            print(f"note: --{name.replace('_', '-')} is deprecated; use --{ALIASES[name].replace('_', '-')}",
+                  file=sys.stderr)
 
 
 def resumed(args: argparse.Namespace) -> RunConfig:
     """The configuration of the run in ``args.resume``, to be continued."""
+    others = sorted(k for k in given(args) if k not in RESUMABLE)
+    if getattr(args, "preset", None):
+        others.append("preset")
+    if others:
+        raise ConfigError(f"--resume continues a run with the settings in its config.json; "
+                          f"{', '.join('--' + k.replace('_', '-') for k in others)} cannot be given with it "
+                          "(only --rounds, to extend the run, and --progress)")
     path = Path(args.resume) / "config.json"
     if not path.is_file():
         raise ConfigError(f"resume '{args.resume}': no config.json there (is it a run's output directory?)")
     cfg = RunConfig.from_json(path.read_text())
-    rounds = args.rounds if args.rounds != RunConfig().rounds else cfg.rounds
-    return cfg.replace(resume=True, out=str(args.resume), rounds=rounds, progress=args.progress)
+    rounds = getattr(args, "rounds", cfg.rounds)
+    return cfg.replace(resume=True, out=str(args.resume), rounds=rounds,
+                       progress=getattr(args, "progress", cfg.execution.progress))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "list_presets", False):
+        print(presets.describe())
+        return 0
     try:
-        runs = plan(args)
+        runs = plan(args, argv)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -120,15 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     summaries = []
     for cfg in runs:
         try:
-            summaries.append(simulate(cfg, verbose=args.verbose))
+            summaries.append(simulate(cfg, verbose=getattr(args, "verbose", False)))
         except RunFailed as err:
             print(f"error: run {cfg.strategy} seed {cfg.seed} failed: {err}", file=sys.stderr)
             return 1
         print(format_summary([summaries[-1]]))
+    root = Path(runs[0].out) if len(runs) == 1 else Path(runs[0].out).parent
     if len(runs) > 1:
-        table = compare([Path(c.out) for c in runs], Path(args.out))
-        print(table)
-    print(f"results in {runs[0].out if args.resume else args.out}")
+        print(compare([Path(c.out) for c in runs], root))
+    print(f"results in {root}")
     return 0
 
 

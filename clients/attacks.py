@@ -21,31 +21,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from typing import ClassVar
+from clients.settings import Settings, setting
 
 ATTACKS = ("none", "sign-flip", "noise", "free-ride")
 
 
 @dataclass
-class AttackConfig:
-    """Poisoning participants (flags --attack, --attackers, --attack-scale)."""
+class AttackConfig(Settings):
+    """Poisoning participants: which agents attack, and how."""
 
-    attack: str = "none"  # one of ATTACKS
-    attackers: str = ""  # agent ids, e.g. "0" or "0,3"
-    attack_scale: float = 10.0  # s: the amplification (sign-flip) or the noise's std (noise)
+    prefix: ClassVar[str] = "attack"
+    title: ClassVar[str] = "Attacks (strategies that share parameters)"
+
+    kind: str = setting("none", "what the attackers upload: none, sign-flip (their update reversed and scaled), "
+                                "noise (Gaussian), free-ride (ω or their old parameters back)", flag="attack",
+                        choices=ATTACKS)
+    agents: str = setting("", "the attacking agents' ids, e.g. 0 or 0,3", flag="attackers")
+    scale: float = setting(10.0, "s: the sign-flip's amplification or the noise's standard deviation", ge=0.0,
+                           le=1e6)
 
     def ids(self, num_agents: int) -> list[int]:
         """The attackers' ids, checked against the population."""
-        text = self.attackers.removeprefix("ids:").strip()
+        text = self.agents.removeprefix("ids:").strip()
         try:
-            ids = sorted({int(p) for p in text.split(",") if p.strip()})
+            listed = [int(p) for p in text.split(",") if p.strip()]
         except ValueError:
-            raise ValueError(f"attackers '{self.attackers}' must be agent ids, e.g. 0,3") from None
+            raise ValueError(f"attackers '{self.agents}' must be agent ids, e.g. 0,3") from None
+        if len(set(listed)) != len(listed):
+            raise ValueError(f"attackers '{self.agents}' names an agent twice")
+        ids = sorted(listed)
         unknown = [i for i in ids if not 0 <= i < num_agents]
         if unknown:
             raise ValueError(f"attackers names unknown agents {unknown}; valid agent ids: 0..{num_agents - 1}")
-        if self.attack != "none" and not ids:
-            raise ValueError(f"attack {self.attack} needs --attackers (agent ids)")
-        return ids if self.attack != "none" else []
+        if self.kind != "none" and not ids:
+            raise ValueError(f"attack {self.kind} needs --attackers (agent ids)")
+        return ids if self.kind != "none" else []
 
 
 def poison(kind: str, after: dict[str, np.ndarray], before: dict[str, np.ndarray], gradients: bool,

@@ -56,22 +56,28 @@ from clients.experience import Experience
 from clients.learners import Learner, set_lr
 from clients.networks import NetworkConfig, initial_network
 from clients.policies import EPSILON_GREEDY
+from typing import ClassVar
+from clients.settings import INT_MAX, Settings, setting
 
 
 @dataclass
-class DQNConfig:
-    """Hyperparameters of the DQN learner (flags ``--dqn-lr``, ...; see the module docstring)."""
+class DQNConfig(Settings):
+    """Hyperparameters of the DQN learner (see the module docstring for the defaults)."""
 
-    dqn_lr: float = 1e-3
-    dqn_gamma: float = 0.98
-    dqn_buffer: int = 50_000  # replay capacity, in transitions
-    dqn_batch: int = 256
-    dqn_updates: int = 200  # gradient steps per round
-    dqn_tau: float = 0.01  # soft target update per gradient step
-    dqn_eps_start: float = 1.0
-    dqn_eps_end: float = 0.05
-    dqn_eps_decay: int = 20_000  # agent env-steps over which ε falls linearly (0: ε_end at once)
-    dqn_max_grad_norm: float = 10.0
+    prefix: ClassVar[str] = "dqn"
+    title: ClassVar[str] = "DQN learner (--learner dqn)"
+
+    lr: float = setting(1e-3, "Adam learning rate of the Q-network", gt=0.0, le=1.0)
+    gamma: float = setting(0.98, "discount factor γ", ge=0.0, le=1.0)
+    buffer: int = setting(50_000, "replay capacity, in transitions", ge=1, le=100_000_000)
+    batch: int = setting(256, "minibatch size of each gradient step", ge=1, le=10_000_000)
+    updates: int = setting(200, "gradient steps per round", ge=1, le=10_000_000)
+    tau: float = setting(0.01, "soft update of the target network per gradient step", ge=0.0, le=1.0)
+    eps_start: float = setting(1.0, "ε of ε-greedy exploration at the start", ge=0.0, le=1.0)
+    eps_end: float = setting(0.05, "ε's floor", ge=0.0, le=1.0)
+    eps_decay: int = setting(20_000, "the agent's env-steps over which ε falls linearly to its floor (0: at once)",
+                             ge=0, le=INT_MAX)
+    max_grad_norm: float = setting(10.0, "gradients are clipped to this norm", gt=0.0, le=1e9)
 
 
 def linear_epsilon(steps: int, start: float, end: float, decay: int) -> float:
@@ -164,8 +170,8 @@ class DQNLearner(Learner):
         self.target = copy.deepcopy(self.policy)
         for p in self.target.parameters():
             p.requires_grad_(False)
-        self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.dqn_lr)
-        self.buffer = ReplayBuffer(cfg.dqn_buffer, tuple(space.shape), space.dtype)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        self.buffer = ReplayBuffer(cfg.buffer, tuple(space.shape), space.dtype)
         self.steps_seen = 0  # the agent's live env-steps added to the buffer so far
         self.optimizer_steps = 0  # cumulative gradient steps
 
@@ -176,14 +182,14 @@ class DQNLearner(Learner):
 
     @classmethod
     def initial_epsilon(cls, cfg: DQNConfig) -> float:
-        return linear_epsilon(0, cfg.dqn_eps_start, cfg.dqn_eps_end, cfg.dqn_eps_decay)
+        return linear_epsilon(0, cfg.eps_start, cfg.eps_end, cfg.eps_decay)
 
     def epsilon(self) -> float:
         c = self.cfg
-        return linear_epsilon(self.steps_seen, c.dqn_eps_start, c.dqn_eps_end, c.dqn_eps_decay)
+        return linear_epsilon(self.steps_seen, c.eps_start, c.eps_end, c.eps_decay)
 
     def scale_lr(self, scale: float) -> None:
-        set_lr(self.opt, self.cfg.dqn_lr * scale)
+        set_lr(self.opt, self.cfg.lr * scale)
 
     def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
         """Add ``exp`` to the buffer, then ``dqn_updates`` double-DQN steps with the anchors' pull."""
@@ -196,21 +202,21 @@ class DQNLearner(Learner):
         params = list(self.policy.named_parameters())
         pull = anchors.per_step
         td_loss = q_mean = 0.0
-        n_updates = cfg.dqn_updates if len(self.buffer) > 0 else 0
+        n_updates = cfg.updates if len(self.buffer) > 0 else 0
         for _ in range(n_updates):
-            obs, actions, rewards, next_obs, dones = self.buffer.sample(cfg.dqn_batch, gen)
-            y = double_dqn_target(self.policy, self.target, rewards, next_obs, dones, cfg.dqn_gamma)
+            obs, actions, rewards, next_obs, dones = self.buffer.sample(cfg.batch, gen)
+            y = double_dqn_target(self.policy, self.target, rewards, next_obs, dones, cfg.gamma)
             q = self.policy(obs).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
             loss = F.smooth_l1_loss(q, y)
             if anchors.in_loss:
                 loss = loss + anchors.penalty(params)
             self.opt.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.dqn_max_grad_norm)
+            nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
             self.opt.step()
             if pull:
                 anchors.pull(params, self.opt.param_groups[0]["lr"])
-            soft_update(self.target, self.policy, cfg.dqn_tau)
+            soft_update(self.target, self.policy, cfg.tau)
             self.optimizer_steps += 1
             td_loss += float(loss.detach()) / n_updates
             q_mean += float(q.detach().mean()) / n_updates

@@ -28,15 +28,20 @@ import torch
 from flwr.app import ArrayRecord
 from gymnasium import spaces
 from torch import nn
+from typing import ClassVar
+from clients.settings import ConfigError, Settings, setting
 
 
 @dataclass
-class NetworkConfig:
+class NetworkConfig(Settings):
     """Size of every agent's networks (policy, critic, Q-network)."""
 
-    hidden: int = 256
-    layers: int = 2
-    channels: int = 16  # CNN: channels of the first convolution (the second has twice as many)
+    title: ClassVar[str] = "Networks (ppo, dqn)"
+
+    hidden: int = setting(256, "units in each hidden layer of the MLPs", ge=1, le=65_536)
+    layers: int = setting(2, "hidden layers of the MLPs", ge=1, le=64)
+    channels: int = setting(16, "CNN: channels of the first convolution (the second has twice as many)", ge=1,
+                            le=4096)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int, layers: int, out_gain: float) -> nn.Sequential:

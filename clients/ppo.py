@@ -35,22 +35,27 @@ from clients.experience import Experience
 from clients.learners import Learner, restore, set_lr, snapshot
 from clients.networks import NetworkConfig, initial_network, network
 from clients.policies import SOFTMAX
+from typing import ClassVar
+from clients.settings import ConfigError, Settings, setting
 
 
 @dataclass
-class PPOConfig:
-    """Hyperparameters of the PPO learner (defaults: the FPF paper's code, but lr_actor)."""
+class PPOConfig(Settings):
+    """Hyperparameters of the PPO learner (defaults: the FPF authors' code, but lr_actor)."""
 
-    lr_actor: float = 1e-3
-    lr_critic: float = 1e-3
-    gamma: float = 0.98
-    gae_lambda: float = 0.97
-    clip: float = 0.2
-    epochs: int = 4
-    minibatch: int = 1024
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
+    prefix: ClassVar[str] = "ppo"
+    title: ClassVar[str] = "PPO learner (--learner ppo)"
+
+    lr_actor: float = setting(1e-3, "Adam learning rate of the actor", gt=0.0, le=1.0, aliases=("lr-actor",))
+    lr_critic: float = setting(1e-3, "Adam learning rate of the critic", gt=0.0, le=1.0, aliases=("lr-critic",))
+    gamma: float = setting(0.98, "discount factor γ", ge=0.0, le=1.0, aliases=("gamma",))
+    gae_lambda: float = setting(0.97, "λ of generalised advantage estimation", ge=0.0, le=1.0, aliases=("gae-lambda",))
+    clip: float = setting(0.2, "PPO's clipping range ε of the probability ratio", ge=0.0, le=1.0, aliases=("clip",))
+    epochs: int = setting(4, "passes over the round's experience", ge=1, le=10_000, aliases=("epochs",))
+    minibatch: int = setting(1024, "samples per gradient step", ge=1, le=10_000_000, aliases=("minibatch",))
+    ent_coef: float = setting(0.01, "weight of the entropy bonus", ge=0.0, le=1e6, aliases=("ent-coef",))
+    vf_coef: float = setting(0.5, "weight of the value loss", ge=0.0, le=1e6, aliases=("vf-coef",))
+    max_grad_norm: float = setting(0.5, "gradients are clipped to this norm", gt=0.0, le=1e9, aliases=("max-grad-norm",))
 
 
 def gae(rewards, values, terminated, gamma: float, lam: float):

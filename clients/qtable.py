@@ -49,18 +49,24 @@ from clients.experience import Experience
 from clients.learners import Learner
 from clients.networks import NetworkConfig, Table
 from clients.policies import EPSILON_GREEDY
+from typing import ClassVar
+from clients.settings import Settings, setting
 
 SCHEDULES = ("constant", "1/t")
 
 
 @dataclass
-class QTableConfig:
-    """Hyperparameters of the tabular Q learner (flags ``--q-lr``, ...; see the module docstring)."""
+class QTableConfig(Settings):
+    """Hyperparameters of the tabular Q learner (see the module docstring)."""
 
-    q_lr: float = 0.1
-    q_gamma: float = 0.95
-    q_epsilon: float = 0.1
-    q_epsilon_schedule: str = "constant"  # or "1/t"
+    prefix: ClassVar[str] = "q"
+    title: ClassVar[str] = "Tabular Q-learning (--learner q-table)"
+
+    lr: float = setting(0.1, "the Q-learning rate", gt=0.0, le=1.0)
+    gamma: float = setting(0.95, "discount factor γ", ge=0.0, le=1.0)
+    epsilon: float = setting(0.1, "ε of ε-greedy exploration", ge=0.0, le=1.0)
+    epsilon_schedule: str = setting("constant", "constant ε, or ε/t in the agent's t-th round of training (1/t)",
+                                    choices=("constant", "1/t"))
 
 
 def q_epsilon(schedule: str, epsilon: float, rounds_trained: int) -> float:
@@ -99,12 +105,12 @@ class QTableLearner(Learner):
 
     def __init__(self, space: spaces.Space, num_actions: int, cfg: QTableConfig, net: NetworkConfig, seed: int,
                  agent: int):
-        if cfg.q_epsilon_schedule not in SCHEDULES:
-            raise ValueError(f"unknown q-epsilon-schedule '{cfg.q_epsilon_schedule}'; "
+        if cfg.epsilon_schedule not in SCHEDULES:
+            raise ValueError(f"unknown q-epsilon-schedule '{cfg.epsilon_schedule}'; "
                              f"valid choices: {', '.join(SCHEDULES)}")
         self.cfg = cfg
         self.policy = self.policy_network(space, num_actions, net, seed)
-        self.lr = cfg.q_lr
+        self.lr = cfg.lr
         self.rounds_trained = 0
         self.updates = 0  # cumulative table updates
 
@@ -118,20 +124,20 @@ class QTableLearner(Learner):
 
     @classmethod
     def initial_epsilon(cls, cfg: QTableConfig) -> float:
-        return q_epsilon(cfg.q_epsilon_schedule, cfg.q_epsilon, 0)
+        return q_epsilon(cfg.epsilon_schedule, cfg.epsilon, 0)
 
     def epsilon(self) -> float:
-        return q_epsilon(self.cfg.q_epsilon_schedule, self.cfg.q_epsilon, self.rounds_trained)
+        return q_epsilon(self.cfg.epsilon_schedule, self.cfg.epsilon, self.rounds_trained)
 
     def scale_lr(self, scale: float) -> None:
-        self.lr = self.cfg.q_lr * scale
+        self.lr = self.cfg.lr * scale
 
     def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
         """One pass of Q-learning over ``exp``, then the anchors' pull once; ``seed`` is unused."""
         start = time.perf_counter()
         table = self.policy.q
         q = table.detach().numpy().astype(np.float64)
-        deltas, n = q_learning(q, exp, self.lr, self.cfg.q_gamma)
+        deltas, n = q_learning(q, exp, self.lr, self.cfg.gamma)
         with torch.no_grad():
             table.copy_(torch.as_tensor(q, dtype=table.dtype))
             if anchors.per_step:

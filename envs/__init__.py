@@ -130,7 +130,7 @@ def make_batched(
     """Build the game ``name`` with ``num_agents`` agents and ``batch_size`` copies.
 
     Extra keyword arguments go to the game's constructor (e.g. ``episode_length``,
-    ``seed``, ``observation``, ``stackelberg``, ``payoffs`` for "matrix").
+    ``seed``, ``observation``, ``payoffs`` for "matrix").
     ``num_agents=None`` means the game's default.
     """
     return _build(name, num_agents, batch_size, kwargs)
@@ -138,7 +138,7 @@ def make_batched(
 
 def options(name: str) -> list[str]:
     """The constructor keywords of the game ``name`` a run may set (``--game-options``)."""
-    taken = {"self", "num_agents", "batch_size", "seed", "observation", "stackelberg"}
+    taken = {"self", "num_agents", "batch_size", "seed", "observation"}
     params = inspect.signature(_game_class(name).__init__).parameters.values()
     return [p.name for p in params if p.name not in taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 

@@ -36,15 +36,14 @@ class Bandwidth(BatchedGame):
 
     def __init__(self, num_agents: int = 7, batch_size: int = 1, channels: int = 3, power_levels: int = 3,
                  p_max: float = 1.0, noise: float = 0.1, bandwidth: float = 1.0, episode_length: int = 10,
-                 seed: int | None = None, observation: str | None = None, stackelberg: bool = False) -> None:
+                 seed: int | None = None, observation: str | None = None) -> None:
         self.channels = check_positive_int("channels", channels)
         self.power_levels = check_positive_int("power_levels", power_levels)
         if p_max <= 0 or noise <= 0 or bandwidth <= 0:
             raise ValueError(f"p_max, noise and bandwidth must be > 0, got {p_max}, {noise}, {bandwidth}")
         self.p_max, self.noise, self.bandwidth = float(p_max), float(noise), float(bandwidth)
         self.num_actions = self.channels * self.power_levels
-        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation,
-                         stackelberg=stackelberg)
+        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation)
         self.gain: np.ndarray  # [B, N] this step's channel gains
         self.reset()
 

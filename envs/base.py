@@ -20,22 +20,6 @@ A game may offer several observation modes (``observation_modes``, the first is 
 default), chosen with the constructor keyword ``observation``; the modes differ only in
 what the agents see, never in the dynamics.
 
-Stackelberg steps (``stackelberg=True``, for vector or discrete observations only): the
-observation gets a fixed slot for the leaders' actions of the current step.
-
-- Vector: ``N * A`` extra floats at the end (``A = num_actions``); block ``j`` is the
-  one-hot of agent ``j``'s action if ``j`` leads this step, else zeros.
-- Discrete (at most one leader per copy): index ``o`` becomes ``o * (1 + N * A) + s``
-  with ``s = 0`` for "no leader action" and ``s = 1 + j * A + a`` when leader ``j``
-  played ``a``.
-
-``reset`` and ``step`` return observations with an empty slot (zeros, ``s = 0``).
-``observe_leaders(obs, leader_actions, leaders)`` fills the followers' slots once the
-leaders have acted; the leaders' own slots stay empty. Games need not know about it.
-In Stackelberg steps the world also sets ``game.leaders`` (bool ``[B, N]``) before
-``step``; a game whose rules favour leaders (e.g. ``resource-grid``: leaders move first)
-reads it, the others ignore it.
-
 Decisions shared by all games:
 
 - Actions are discrete, ``0 .. num_actions - 1``, the same set for every agent.
@@ -56,6 +40,9 @@ than ``("vector",)``), implements ``_observation_space`` (for ``self.observation
 ``_reset`` and ``_step``, and calls ``self.reset()`` at the end of its constructor. It
 overrides ``_state_space`` and ``_state`` when it has a natural global state; the
 default state is all agents' last observations flattened and concatenated (float32).
+A game may also define optional hooks that others look up by name, e.g.
+``leader_rules(leaders)`` when its rules depend on who leads the next step
+(``resource-grid``).
 """
 
 from __future__ import annotations
@@ -89,8 +76,6 @@ class BatchedGame(ABC):
     num_actions: int
     #: the horizon ends the game: the last step reports ``terminated`` (see the module docstring)
     horizon_terminal: bool = False
-    #: this step's leaders, set by the world in Stackelberg steps (None otherwise)
-    leaders: np.ndarray | None = None
 
     def __init__(
         self,
@@ -100,7 +85,6 @@ class BatchedGame(ABC):
         seed: int | None = None,
         *,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         self.num_agents = check_positive_int("num_agents", num_agents)
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -112,34 +96,17 @@ class BatchedGame(ABC):
                 f"{self.name}: unknown observation mode {observation!r}; valid choices: "
                 f"{', '.join(self.observation_modes)}"
             )
-        if not isinstance(stackelberg, (bool, np.bool_)):
-            raise ValueError(f"stackelberg must be a bool, got {stackelberg!r}")
         self.observation = observation
-        self.stackelberg = bool(stackelberg)
         self.rng = np.random.default_rng(seed)
         self.t = 0
-        self._obs: np.ndarray | None = None  # last observations, without the slot
+        self._obs: np.ndarray | None = None  # last observations
 
     # ------------------------------------------------------------------ spaces
 
     @cached_property
     def observation_space(self) -> spaces.Box | spaces.Discrete:
-        """Each agent's observation space, with the leaders' slot if ``stackelberg``."""
-        base = self._observation_space()
-        if not self.stackelberg:
-            return base
-        slot = self.num_agents * self.num_actions
-        if isinstance(base, spaces.Discrete):
-            return spaces.Discrete(int(base.n) * (1 + slot))
-        if not (isinstance(base, spaces.Box) and len(base.shape) == 1
-                and base.dtype == np.float32):
-            raise ValueError(
-                "stackelberg needs vector or discrete observations, got "
-                f"observation={self.observation!r} with space {base}"
-            )
-        low = np.concatenate([base.low, np.zeros(slot, dtype=np.float32)])
-        high = np.concatenate([base.high, np.ones(slot, dtype=np.float32)])
-        return spaces.Box(low, high, dtype=np.float32)
+        """Each agent's observation space."""
+        return self._observation_space()
 
     @cached_property
     def state_space(self) -> spaces.Box:
@@ -193,62 +160,11 @@ class BatchedGame(ABC):
         central planner's welfare per episode); none by default."""
         return {}
 
-    def observe_leaders(
-        self, obs: np.ndarray, leader_actions: np.ndarray, leaders: np.ndarray
-    ) -> np.ndarray:
-        """A copy of ``obs`` whose followers' slots hold this step's leaders' actions.
-
-        ``obs`` is ``[B, N, ...]`` as returned by ``reset``/``step``; ``leaders`` is bool
-        ``[B, N]``; ``leader_actions`` is int ``[B, N]``, only read where ``leaders`` is
-        True. Every leader's slot is left empty. With discrete observations a copy may
-        have at most one leader.
-        """
-        if not self.stackelberg:
-            raise ValueError("observe_leaders needs a game built with stackelberg=True")
-        b, n, a = self.batch_size, self.num_agents, self.num_actions
-        space = self.observation_space
-        obs = np.asarray(obs)
-        leaders = np.asarray(leaders)
-        leader_actions = np.asarray(leader_actions)
-        if obs.shape != (b, n, *space.shape):
-            raise ValueError(
-                f"obs must have shape {(b, n, *space.shape)}, got {obs.shape}"
-            )
-        if leaders.shape != (b, n) or leaders.dtype != bool:
-            raise ValueError(
-                f"leaders must be bool of shape {(b, n)}, got "
-                f"{leaders.dtype} {leaders.shape}"
-            )
-        integer = np.issubdtype(leader_actions.dtype, np.integer)
-        if leader_actions.shape != (b, n) or not integer:
-            raise ValueError(
-                f"leader_actions must be integers of shape {(b, n)}, got "
-                f"{leader_actions.dtype} {leader_actions.shape}"
-            )
-        played = np.where(leaders, leader_actions, 0)
-        if played.min() < 0 or played.max() >= a:
-            raise ValueError(f"leader actions must be in [0, {a})")
-
-        if isinstance(space, spaces.Discrete):
-            count = leaders.sum(axis=1)
-            if count.max() > 1:
-                raise ValueError("discrete observations take at most one leader per copy")
-            j = leaders.argmax(axis=1)
-            s = np.where(count == 1, 1 + j * a + played[np.arange(b), j], 0)  # [B]
-            s = np.where(leaders, 0, s[:, None])
-            return (obs // (1 + n * a)) * (1 + n * a) + s.astype(np.int64)
-
-        onehot = (np.arange(a) == played[..., None]) & leaders[..., None]  # [B, N, A]
-        slot = np.where(leaders[..., None], False, onehot.reshape(b, 1, n * a))
-        out = obs.astype(np.float32, copy=True)
-        out[..., -n * a :] = slot
-        return out
-
     # ------------------------------------------------------------ for subclasses
 
     @abstractmethod
     def _observation_space(self) -> spaces.Box | spaces.Discrete:
-        """The observation space of mode ``self.observation``, without any slot."""
+        """The observation space of mode ``self.observation``."""
 
     def _state_space(self) -> spaces.Box:
         """Default: the space of all agents' observations flattened side by side."""
@@ -265,7 +181,7 @@ class BatchedGame(ABC):
         )
 
     def _state(self) -> np.ndarray:
-        """Default: the last observations (without slots) flattened, as float32."""
+        """Default: the last observations flattened, as float32."""
         return self._obs.reshape(self.batch_size, -1).astype(np.float32)
 
     @abstractmethod
@@ -279,15 +195,10 @@ class BatchedGame(ABC):
     # ------------------------------------------------------------------ helpers
 
     def _publish(self, obs: np.ndarray) -> np.ndarray:
-        """Remember the observations and add the empty leaders' slot if needed."""
+        """Remember the observations (for the default state) and return them."""
         self._obs = obs
-        space = self.observation_space  # built (and checked) on the constructor's reset
-        if not self.stackelberg:
-            return obs
-        if isinstance(space, spaces.Discrete):
-            return obs * (1 + self.num_agents * self.num_actions)
-        slot = np.zeros((*obs.shape[:2], self.num_agents * self.num_actions), np.float32)
-        return np.concatenate([obs, slot], axis=-1)
+        self.observation_space  # built (and checked) on the constructor's reset
+        return obs
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)

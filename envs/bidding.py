@@ -37,16 +37,15 @@ class Bidding(BatchedGame):
     min_agents = 2
 
     def __init__(self, num_agents: int = 4, batch_size: int = 1, item_value: float = 5.0, bid_cost: float = 1.0,
-                 max_bid: int = 4, episode_length: int = 10, seed: int | None = None, observation: str | None = None,
-                 stackelberg: bool = False) -> None:
+                 max_bid: int = 4, episode_length: int = 10, seed: int | None = None,
+                 observation: str | None = None) -> None:
         if isinstance(max_bid, bool) or not isinstance(max_bid, (int, np.integer)) or max_bid < 1:
             raise ValueError(f"max_bid must be an integer >= 1, got {max_bid!r}")
         if item_value < 0 or bid_cost < 0:
             raise ValueError(f"item_value (c_h) and bid_cost (c_i) must be >= 0, got {item_value} and {bid_cost}")
         self.num_actions = int(max_bid) + 1
         self.item_value, self.bid_cost, self.max_bid = float(item_value), float(bid_cost), int(max_bid)
-        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation,
-                         stackelberg=stackelberg)
+        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation)
         self.last: np.ndarray  # [B, N] previous bids, -1 before the first step
         self.reset()
 

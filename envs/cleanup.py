@@ -158,7 +158,6 @@ class Cleanup(SocialDilemma):
         episode_length: int | None = None,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
         map: str | Sequence[str] = "canonical",
         constants: str | CleanupConstants | None = None,
         timeout: int = 0,
@@ -167,7 +166,7 @@ class Cleanup(SocialDilemma):
         if episode_length is None:
             episode_length = EPISODE_LENGTHS.get(named, 1000)
         super().__init__(num_agents, batch_size, episode_length, seed, observation,
-                         stackelberg, map, timeout)
+                         map, timeout)
         if constants is None:
             constants = named if named in CONSTANTS else "canonical"
         if isinstance(constants, str):

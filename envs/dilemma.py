@@ -23,8 +23,8 @@ the same, and the largest equal, payoff (2 and 3).
 - **Observation** (``discrete``): ``t * (A^N + 1) + m`` with t the step and m = 0 at the
   first step, else ``1 + Σ_j a_j A^j`` the previous joint action (agent 0 in the lowest
   digit), the same for every agent; ``Discrete(T (A^N + 1))`` (12·5 = 60 with 2 players,
-  12·17 = 204 with 4). With ``stackelberg=True`` the leader's slot multiplies it by
-  1 + N·A (envs/base.py).
+  12·17 = 204 with 4). A view that adds the leader's action to the observation
+  multiplies it by 1 + N·A (strategies/leaders.py).
 - **Global state**: the one-hot of m, A^N + 1 floats (the step is not in it; a mediator
   knows t). ``mediator_state(state)`` gives m as an index (``mediator_states`` = A^N + 1):
   the game's state part of a mediator's augmented state.
@@ -55,9 +55,8 @@ class IteratedDilemma(BatchedGame):
     fair_action = 0
 
     def __init__(self, num_agents: int = 2, batch_size: int = 1, payoffs: str = "pd", episode_length: int = 12,
-                 seed: int | None = None, observation: str | None = None, stackelberg: bool = False) -> None:
-        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation,
-                         stackelberg=stackelberg)
+                 seed: int | None = None, observation: str | None = None) -> None:
+        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation)
         if payoffs not in PAIRWISE:
             raise ValueError(f"unknown payoffs {payoffs!r}; valid choices: {', '.join(PAIRWISE)}")
         self.payoffs = payoffs

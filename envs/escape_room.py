@@ -58,10 +58,9 @@ class EscapeRoom(BatchedGame):
     num_actions = 3
 
     def __init__(self, num_agents: int = 5, batch_size: int = 1, min_lever: int = 3, episode_length: int = 5,
-                 seed: int | None = None, observation: str | None = None, stackelberg: bool = False,
+                 seed: int | None = None, observation: str | None = None,
                  exit_reward: float = 10.0, move_cost: float = 1.0) -> None:
-        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation,
-                         stackelberg=stackelberg)
+        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation)
         if isinstance(min_lever, bool) or not isinstance(min_lever, (int, np.integer)) or not 1 <= min_lever < num_agents:
             raise ValueError(f"min_lever (M) must be an integer in [1, N - 1] = [1, {num_agents - 1}], got {min_lever!r}")
         if exit_reward < 0 or move_cost < 0:

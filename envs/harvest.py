@@ -67,12 +67,11 @@ class Harvest(SocialDilemma):
         episode_length: int = 1000,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
         map: str | Sequence[str] = "canonical",
         timeout: int = 0,
     ) -> None:
         super().__init__(num_agents, batch_size, episode_length, seed, observation,
-                         stackelberg, map, timeout)
+                         map, timeout)
         lay = self.layout
         self._apples = lay.cells("A")  # [M] apple cells
         self._apples_occ = self._apples + self._offset  # their index into the occupancy

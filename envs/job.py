@@ -121,12 +121,11 @@ class JobScheduling(BatchedGame):
         episode_length: int = 200,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
         rules: str = RULES[0],
     ) -> None:
         super().__init__(
             num_agents, batch_size, episode_length, seed,
-            observation=observation, stackelberg=stackelberg,
+            observation=observation,
         )
         if rules not in RULES:
             raise ValueError(

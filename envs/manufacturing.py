@@ -147,13 +147,12 @@ class ManufacturingPlant(BatchedGame):
         episode_length: int = 200,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
         rules: str = RULES[0],
     ) -> None:
         req = _requirements(num_agents, requirements)
         super().__init__(
             len(req), batch_size, episode_length, seed,
-            observation=observation, stackelberg=stackelberg,
+            observation=observation,
         )
         self.requirements = req
         self.num_types = req.shape[1]

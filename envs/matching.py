@@ -66,9 +66,8 @@ class MatchingGame(OneShotGame):
         episode_length: int = 1,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
-        super().__init__(num_agents, batch_size, episode_length, seed, payoff_seed, observation, stackelberg)
+        super().__init__(num_agents, batch_size, episode_length, seed, payoff_seed, observation)
         self.num_actions = self.num_agents - 1
         n = self.num_agents
         rewards = self.payoff_rng().random((n, n))

@@ -56,11 +56,10 @@ class MatrixGame(BatchedGame):
         episode_length: int = 10,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         super().__init__(
             num_agents, batch_size, episode_length, seed,
-            observation=observation, stackelberg=stackelberg,
+            observation=observation,
         )
         if self.num_agents != 2:
             raise ValueError(f"matrix takes exactly 2 agents, got {self.num_agents}")

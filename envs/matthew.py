@@ -61,11 +61,10 @@ class MatthewEffect(BatchedGame):
         episode_length: int = 200,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         super().__init__(
             num_agents, batch_size, episode_length, seed,
-            observation=observation, stackelberg=stackelberg,
+            observation=observation,
         )
         self.num_resources = check_positive_int("num_resources", num_resources)
         self.pos: np.ndarray

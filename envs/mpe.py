@@ -64,7 +64,6 @@ class MPEGame(PettingZooGame):
         seed: int | None,
         adversary_policy: FixedPolicy | None,
         observation: str | None,
-        stackelberg: bool,
     ) -> None:
         check_positive_int("episode_length", episode_length)
         if adversary_policy is not None and not callable(adversary_policy):
@@ -80,7 +79,6 @@ class MPEGame(PettingZooGame):
         super().__init__(
             env_fn, learners, batch_size, episode_length, seed,
             fixed_policy=adversary_policy, observation=observation,
-            stackelberg=stackelberg,
         )
 
 
@@ -104,12 +102,11 @@ class PhysicalDeception(MPEGame):
         *,
         adversary_policy: FixedPolicy | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         num_agents = check_positive_int("num_agents", num_agents)
         super().__init__(
             [f"agent_{i}" for i in range(num_agents)], {"N": num_agents},
-            batch_size, episode_length, seed, adversary_policy, observation, stackelberg,
+            batch_size, episode_length, seed, adversary_policy, observation,
         )
 
 
@@ -134,13 +131,12 @@ class CovertCommunication(MPEGame):
         *,
         adversary_policy: FixedPolicy | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         if num_agents != 2:
             raise ValueError(f"{self.name} has exactly 2 learners (Alice, Bob), got {num_agents}")
         super().__init__(
             ["alice_0", "bob_0"], {},
-            batch_size, episode_length, seed, adversary_policy, observation, stackelberg,
+            batch_size, episode_length, seed, adversary_policy, observation,
         )
 
 
@@ -166,7 +162,6 @@ class PredatorPrey(MPEGame):
         num_obstacles: int = 2,
         adversary_policy: FixedPolicy | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         num_agents = check_positive_int("num_agents", num_agents)
         num_prey = check_positive_int("num_prey", num_prey)
@@ -176,7 +171,7 @@ class PredatorPrey(MPEGame):
             [f"adversary_{i}" for i in range(num_agents)],
             {"num_adversaries": num_agents, "num_good": num_prey,
              "num_obstacles": num_obstacles},
-            batch_size, episode_length, seed, adversary_policy, observation, stackelberg,
+            batch_size, episode_length, seed, adversary_policy, observation,
         )
 
 
@@ -200,11 +195,10 @@ class KeepAway(MPEGame):
         *,
         adversary_policy: FixedPolicy | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         if num_agents != 1:
             raise ValueError(f"{self.name} has exactly 1 learner, got {num_agents}")
         super().__init__(
             ["agent_0"], {},
-            batch_size, episode_length, seed, adversary_policy, observation, stackelberg,
+            batch_size, episode_length, seed, adversary_policy, observation,
         )

@@ -69,10 +69,9 @@ class NormalFormGame(OneShotGame):
         episode_length: int = 1,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         self.num_actions = check_positive_int("actions", actions)
-        super().__init__(num_agents, batch_size, episode_length, seed, payoff_seed, observation, stackelberg)
+        super().__init__(num_agents, batch_size, episode_length, seed, payoff_seed, observation)
         n, a = self.num_agents, self.num_actions
         if payoffs == "uniform":
             table = self.payoff_rng().random((a,) * n + (n,))

@@ -38,9 +38,8 @@ class OneShotGame(BatchedGame):
     observation_modes = ("discrete",)
 
     def __init__(self, num_agents: int, batch_size: int, episode_length: int, seed: int | None,
-                 payoff_seed: int | None, observation: str | None, stackelberg: bool) -> None:
-        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation,
-                         stackelberg=stackelberg)
+                 payoff_seed: int | None, observation: str | None) -> None:
+        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation)
         if payoff_seed is None:
             payoff_seed = 0 if seed is None else seed
         self.payoff_seed = int(payoff_seed)

@@ -71,7 +71,6 @@ class PettingZooGame(BatchedGame):
         *,
         fixed_policy: FixedPolicy | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         batch_size = check_positive_int("batch_size", batch_size)
         self.envs: list[ParallelEnv] = [env_fn() for _ in range(batch_size)]
@@ -95,7 +94,7 @@ class PettingZooGame(BatchedGame):
 
         super().__init__(
             len(learners), batch_size, episode_length, seed,
-            observation=observation, stackelberg=stackelberg,
+            observation=observation,
         )
         self._raw: list[dict[str, np.ndarray]] = []
         # seeds of the copies' last reset, and the fixed agents' actions of the last step

@@ -18,10 +18,10 @@ Rules (defaults in brackets):
   The first ``greedy`` agents [N // 2, at least 1] are greedy: alone, they prefer unfair
   resources (2 > 1); the others prefer fair ones (1 > 1/2). Minimum welfare wants fair
   collection only.
-- **Leaders move first.** Agents move one after another: this step's leaders (set by the
-  world in Stackelberg steps, ``self.leaders``; none otherwise) in index order, then the
-  others in a random order. A move onto a cell an agent already occupies (after the moves
-  so far) fails (the agent stays), so a leader wins a contested cell or resource.
+- **Leaders move first.** Agents move one after another: this step's leaders (given by
+  :meth:`ResourceGrid.leader_rules` before the step; none otherwise) in index order, then
+  the others in a random order. A move onto a cell an agent already occupies (after the
+  moves so far) fails (the agent stays), so a leader wins a contested cell or resource.
 - Finite horizon: the last step (``episode_length`` [25]) is terminal.
 
 Observation (``vector``, 4·size² + 1 floats): the agent's own cell (one-hot), the other
@@ -54,9 +54,8 @@ class ResourceGrid(BatchedGame):
 
     def __init__(self, num_agents: int = 2, batch_size: int = 1, size: int = 5, fair: int = 2, unfair: int = 2,
                  greedy: int | None = None, greed: float = 2.0, harm: float = 0.5, episode_length: int = 25,
-                 seed: int | None = None, observation: str | None = None, stackelberg: bool = False) -> None:
-        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation,
-                         stackelberg=stackelberg)
+                 seed: int | None = None, observation: str | None = None) -> None:
+        super().__init__(num_agents, batch_size, episode_length, seed, observation=observation)
         self.size = int(size)
         self.fair, self.unfair = int(fair), int(unfair)
         self.greedy = max(1, self.num_agents // 2) if greedy is None else int(greedy)
@@ -67,11 +66,16 @@ class ResourceGrid(BatchedGame):
             raise ValueError(f"{self.num_agents} agents and {self.fair + self.unfair} resources do not fit a "
                              f"{self.size}x{self.size} grid")
         self.greed, self.harm = float(greed), float(harm)
-        self.leaders: np.ndarray | None = None
+        self._leaders: np.ndarray | None = None  # [B, N] bool: who moves first in the next step
         self.pos: np.ndarray  # [B, N] flat cells
         self.kind: np.ndarray  # [B, size²] 0 empty, 1 fair, 2 unfair
         self.collected = np.zeros((batch_size, 2))
         self.reset()
+
+    def leader_rules(self, leaders: np.ndarray) -> None:
+        """The rules that favour leaders: in the next step the agents where ``leaders``
+        (bool ``[B, N]``) is True move first, in index order (for that step only)."""
+        self._leaders = np.asarray(leaders, bool)
 
     # ---------------------------------------------------------------- spaces
     def _observation_space(self) -> spaces.Box:
@@ -97,12 +101,12 @@ class ResourceGrid(BatchedGame):
         self.kind[rows, cells[:, self.num_agents: self.num_agents + self.fair]] = 1
         self.kind[rows, cells[:, self.num_agents + self.fair: self.num_agents + self.fair + self.unfair]] = 2
         self.collected = np.zeros((B, 2))
-        self.leaders = None
+        self._leaders = None
         return self._observe()
 
     def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         B, N, S = self.batch_size, self.num_agents, self.size
-        lead = np.zeros((B, N), bool) if self.leaders is None else np.asarray(self.leaders, bool)
+        lead = np.zeros((B, N), bool) if self._leaders is None else self._leaders
         # move order: leaders by index, then followers in a random order
         order = np.argsort(np.where(lead, np.arange(N), N + self.rng.random((B, N))), axis=1)
         rewards = np.zeros((B, N), np.float32)
@@ -128,7 +132,7 @@ class ResourceGrid(BatchedGame):
             hit = fair | unfair
             if hit.any():
                 self._respawn(rows[hit], kind[hit], new[hit])
-        self.leaders = None  # a role holds for one step
+        self._leaders = None  # a role holds for one step
         end = self.t + 1 >= self.episode_length
         terminated = np.full((B, N), end, dtype=bool)
         return self._observe(step=self.t + 1), rewards, terminated

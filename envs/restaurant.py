@@ -113,7 +113,6 @@ class RestaurantGame(OneShotGame):
         episode_length: int = 1,
         seed: int | None = None,
         observation: str | None = None,
-        stackelberg: bool = False,
     ) -> None:
         self.num_actions = check_positive_int("restaurants", restaurants)
         check_positive_int("max_capacity", max_capacity)
@@ -121,7 +120,7 @@ class RestaurantGame(OneShotGame):
             raise ValueError(f"a must be a number >= 0, got {a!r}")
         if not (isinstance(quality, (int, float)) and 0 <= quality <= 1):
             raise ValueError(f"quality must be in [0, 1], got {quality!r}")
-        super().__init__(num_agents, batch_size, episode_length, seed, payoff_seed, observation, stackelberg)
+        super().__init__(num_agents, batch_size, episode_length, seed, payoff_seed, observation)
         n, r = self.num_agents, self.num_actions
         rng = self.payoff_rng()
         capacities = rng.integers(1, max_capacity + 1, r)

@@ -101,11 +101,11 @@ class SocialDilemma(BatchedGame):
 
     def __init__(
         self, num_agents: int, batch_size: int, episode_length: int, seed: int | None,
-        observation: str | None, stackelberg: bool, map: str | Sequence[str], timeout: int,
+        observation: str | None, map: str | Sequence[str], timeout: int,
     ) -> None:
         super().__init__(
             num_agents, batch_size, episode_length, seed,
-            observation=observation, stackelberg=stackelberg,
+            observation=observation,
         )
         if isinstance(timeout, bool) or not isinstance(timeout, (int, np.integer)) or timeout < 0:
             raise ValueError(f"timeout must be an integer >= 0, got {timeout!r}")

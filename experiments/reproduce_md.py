@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reproduce the mechanism-design paper's Figures 3, 4, 8 and 9 (seed 003).
+"""Reproduce the mechanism-design paper's Figures 3, 4, 8 and 9 ([MD]).
 
     python experiments/reproduce_md.py --figures 8 --seeds 0 1 2 --rounds 300 --out docs/results/md
     python experiments/reproduce_md.py --figures 3 4 8 9 --seeds 0 1 2 --out docs/results/md

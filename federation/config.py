@@ -1,10 +1,14 @@
 """The run configuration: one schema for ``run_sim.py`` and ``flwr run``, validated once.
 
-Settings are grouped by concern; each group is the dataclass of the module that owns the
-concept (``PPOConfig`` in clients/ppo.py, ``FPFConfig`` in strategies/fpf.py, ...), so
-every hyperparameter has one definition. On the command line and in
-``[tool.flwr.app.config]`` every field is one flat kebab-case key (``lambda_u`` ->
-``--lambda-u``), unique across groups. The server is the single source of truth: it
+Settings are grouped by concern; each group is a :class:`clients.settings.Settings`
+dataclass of the module that owns the concept (``PPOConfig`` in clients/ppo.py,
+``FPFConfig`` in strategies/fpf.py, ...), whose fields carry their help sentence and valid
+range. On the command line and in ``[tool.flwr.app.config]`` every field is one flat
+kebab-case flag, the group's prefix and the field's name (``DQNConfig.lr`` -> ``--dqn-lr``),
+unique across groups; ``--help`` lists one section per group. Each strategy declares the
+groups it reads (``FederationStrategy.reads``); a flag outside them, and outside the
+learners' groups, is refused (:func:`check_applies`). Old flag spellings are kept as
+deprecated aliases (:data:`ALIASES`). The server is the single source of truth: it
 validates the configuration and sends each client what it needs inside the messages.
 """
 
@@ -15,114 +19,124 @@ import json
 import math
 import os
 import tempfile
+import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from clients.attacks import AttackConfig
 from clients.dqn import DQNConfig
 from clients.networks import NetworkConfig
 from clients.ppo import PPOConfig
 from clients.qtable import QTableConfig
-from clients.anchors import Anchors
-from clients.attacks import ATTACKS, AttackConfig
-from clients.protocol import LMF_MODES
-from strategies.federated_policy import EGALITARIAN, OBJECTIVES
-from strategies.fpf import PULLS, FPFConfig
+from clients.settings import ConfigError, Settings, check_value, choices_of, flag_of, setting
+from strategies.fpf import FPFConfig
 from strategies.leaders import LeaderConfig
 from strategies.lmf import LMFConfig
 from strategies.md import MDConfig
 from strategies.participation import JoiningConfig
-from strategies.policy_mediator import SCOPES, DelegationConfig
+from strategies.policy_mediator import DelegationConfig
 from strategies.reward_sharing import IAConfig
-from strategies.robust import RULES, RobustConfig, minimum_uploads
+from strategies.robust import RobustConfig, minimum_uploads
 
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names it and the valid choices."""
+__all__ = ["ConfigError", "RunConfig", "GROUPS", "ALIASES", "check_applies", "parse_game_options"]
 
 
 @dataclass
-class WorldConfig:
+class WorldConfig(Settings):
     """The world: B parallel games, each played for `steps` steps per round (0: one episode)."""
 
-    batch: int = 16
-    steps: int = 0
-    # the game's observation mode (e.g. job: vector, discrete, image); "" = the game's default
-    observation: str = ""
-    # more keywords for the game's constructor, "key=value,key=value"
-    # (e.g. cleanup: "map=lio-7,episode_length=50"; every game: episode_length)
-    game_options: str = ""
-    # evaluate the strategy's own policies (FPF's ω, ω̄) every k rounds on `eval_batch`
-    # games not used for training (0: never)
-    eval_every: int = 5
-    eval_batch: int = 16
+    title: ClassVar[str] = "World"
+
+    batch: int = setting(16, "parallel copies B of the game played each round", ge=1, le=65_536)
+    steps: int = setting(0, "steps of each copy per round (0: one whole episode)", ge=0, le=10_000_000)
+    observation: str = setting("", "the game's observation mode (job: vector, discrete, image); empty: the game's "
+                                   "default")
+    game_options: str = setting("", "more keywords for the game's constructor, key=value,key=value (e.g. "
+                                    "episode_length=100, or for cleanup map=lio-7)")
+    eval_every: int = setting(5, "play the strategy's own policies (FPF's ω, ω̄) every k rounds on games not used "
+                                 "for training (0: never)", ge=0, le=10_000_000)
+    eval_batch: int = setting(16, "parallel games of each such evaluation", ge=1, le=65_536)
 
 
 @dataclass
-class ExecutionConfig:
+class ExecutionConfig(Settings):
     """How the run executes (not what it computes)."""
 
-    client_cpus: float = 1.0
-    torch_threads: int = 1
-    node_timeout: float = 300.0
-    reply_timeout: float = 1800.0
-    progress: bool = True
-    # where agents keep their learner state ("" = OUT/agents); a SuperNode's own
-    # --node-config "storage-dir=..." takes precedence
-    storage_dir: str = ""
-    # continue the run in OUT from its last checkpoint (run_sim.py --resume OUT)
-    resume: bool = False
+    title: ClassVar[str] = "Execution"
+
+    client_cpus: float = setting(1.0, "CPUs each simulated agent reserves (Ray resources); at most this machine's",
+                                 gt=0.0, le=float(os.cpu_count() or 1))
+    torch_threads: int = setting(1, "torch threads of the server and of each agent", ge=1, le=1024)
+    node_timeout: float = setting(300.0, "seconds to wait for the agents' nodes to connect", gt=0.0, le=1e7)
+    reply_timeout: float = setting(1800.0, "seconds to wait for the agents' replies in a round", gt=0.0, le=1e7)
+    progress: bool = setting(True, "show a progress bar")
+    storage_dir: str = setting("", "where agents keep their learner state between rounds (empty: OUT/agents); a "
+                                   "SuperNode's own --node-config storage-dir takes precedence")
+    resume: bool = setting(False, "continue the run in OUT from its last checkpoint (run_sim.py --resume OUT)")
 
 
-# group attribute -> dataclass, in the order flags are listed
+#: group attribute -> dataclass, in the order ``--help`` lists them
 GROUPS: dict[str, type] = {
-    "joining": JoiningConfig, "world": WorldConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig,
-    "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig, "qtable": QTableConfig, "attack": AttackConfig,
-    "robust": RobustConfig, "delegation": DelegationConfig, "md": MDConfig, "leaders": LeaderConfig,
+    "world": WorldConfig, "joining": JoiningConfig, "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig,
+    "qtable": QTableConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig, "delegation": DelegationConfig,
+    "md": MDConfig, "leaders": LeaderConfig, "attack": AttackConfig, "robust": RobustConfig,
     "execution": ExecutionConfig,
 }
+#: groups every run reads, whatever its strategy and learners
+UNIVERSAL = ("world", "joining", "execution")
+#: the groups each learner reads
+LEARNER_GROUPS = {"ppo": ("ppo", "net"), "dqn": ("dqn", "net"), "q-table": ("qtable",)}
+
+
+def _strategy_choices() -> list[str]:
+    import strategies
+
+    return strategies.available()
+
+
+def _env_choices() -> list[str]:
+    import envs
+
+    return envs.available()
 
 
 @dataclass
 class RunConfig:
-    # What to run
-    env: str = "matthew"
-    strategy: str = "fpf"
-    # every agent's learner (ppo, dqn, q-table), or per agent: "ppo:0-4,dqn:5-9"
-    learner: str = "ppo"
-    agents: int = 10
-    rounds: int = 80
-    seed: int = 0
-    out: str = "runs/latest"
-    # Groups (see GROUPS)
-    joining: JoiningConfig = field(default_factory=JoiningConfig)
+    """What to run; the groups hold everything else (see GROUPS)."""
+
+    title: ClassVar[str] = "Run"
+
+    env: str = setting("matthew", "the game to play", choices=_env_choices)
+    strategy: str = setting("fpf", "the federation strategy", choices=_strategy_choices)
+    learner: str = setting("ppo", "every agent's learner (ppo, dqn, q-table), or per agent, e.g. ppo:0-4,dqn:5-9")
+    agents: int = setting(10, "the number of agents N", ge=1, le=100_000)
+    rounds: int = setting(80, "federation rounds", ge=1, le=10_000_000)
+    seed: int = setting(0, "random seed; the same seed gives the same metrics", ge=0, le=2**31 - 1)
+    out: str = setting("runs/latest", "output directory")
     world: WorldConfig = field(default_factory=WorldConfig)
-    fpf: FPFConfig = field(default_factory=FPFConfig)
-    lmf: LMFConfig = field(default_factory=LMFConfig)
-    ia: IAConfig = field(default_factory=IAConfig)
+    joining: JoiningConfig = field(default_factory=JoiningConfig)
     net: NetworkConfig = field(default_factory=NetworkConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     dqn: DQNConfig = field(default_factory=DQNConfig)
     qtable: QTableConfig = field(default_factory=QTableConfig)
-    attack: AttackConfig = field(default_factory=AttackConfig)
-    robust: RobustConfig = field(default_factory=RobustConfig)
+    fpf: FPFConfig = field(default_factory=FPFConfig)
+    lmf: LMFConfig = field(default_factory=LMFConfig)
+    ia: IAConfig = field(default_factory=IAConfig)
     delegation: DelegationConfig = field(default_factory=DelegationConfig)
     md: MDConfig = field(default_factory=MDConfig)
     leaders: LeaderConfig = field(default_factory=LeaderConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    robust: RobustConfig = field(default_factory=RobustConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     # ------------------------------------------------------------------ flat keys
     @staticmethod
     def keys() -> dict[str, tuple[str | None, dataclasses.Field]]:
-        """Every flat key (snake_case) -> (group attribute or None for top level, field)."""
-        out: dict[str, tuple[str | None, dataclasses.Field]] = {}
-        for f in fields(RunConfig):
-            if f.name in GROUPS:
-                for g in fields(GROUPS[f.name]):
-                    out[g.name] = (f.name, g)
-            else:
-                out[f.name] = (None, f)
-        return out
+        """Every flat key (the flag in snake_case) -> (group attribute or None for the run
+        fields, field)."""
+        return dict(_KEYS)
 
     @classmethod
     def of(cls, **values: Any) -> "RunConfig":
@@ -135,17 +149,12 @@ class RunConfig:
         return cls()._with(values).validated()
 
     def _with(self, values: dict[str, Any]) -> "RunConfig":
-        known = self.keys()
         top: dict[str, Any] = {}
         groups: dict[str, dict[str, Any]] = {}
-        for key, value in values.items():
-            name = key.replace("-", "_")
-            if name not in known:
-                raise ConfigError(f"unknown config key '{key}'; valid keys: "
-                                  f"{', '.join(sorted(k.replace('_', '-') for k in known))}")
-            group, f = known[name]
-            value = _coerce(name, value, f.type)
-            (top if group is None else groups.setdefault(group, {}))[name] = value
+        for key, value in canonical(values).items():
+            group, f = _KEYS[key]
+            value = _coerce(key, value, f.type)
+            (top if group is None else groups.setdefault(group, {}))[f.name] = value
         changed = {g: dataclasses.replace(getattr(self, g), **v) for g, v in groups.items()}
         return dataclasses.replace(self, **top, **changed)
 
@@ -155,21 +164,32 @@ class RunConfig:
 
     def get(self, name: str) -> Any:
         """The value of a flat key."""
-        group, _ = self.keys()[name.replace("-", "_")]
-        return getattr(self if group is None else getattr(self, group), name.replace("-", "_"))
+        key = canonical({name: None}).popitem()[0]
+        group, f = _KEYS[key]
+        return getattr(self if group is None else getattr(self, group), f.name)
 
     def to_flat(self) -> dict[str, Any]:
         """Kebab-case dict, as in ``[tool.flwr.app.config]``."""
-        return {k.replace("_", "-"): self.get(k) for k in self.keys()}
+        return {k.replace("_", "-"): self.get(k) for k in _KEYS}
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        """Read a run's config.json (grouped as ``to_json`` writes it; other keys, such as
-        ``notes``, are ignored)."""
-        data = json.loads(text)
-        flat = {k: v for k, v in data.items() if k in cls.keys() and not isinstance(v, dict)}
-        for group in GROUPS:
-            flat |= data.get(group, {})
+        """Read a run's config.json (grouped as ``to_json`` writes it, or as older versions
+        did; other keys, such as ``notes``, are ignored)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config.json is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config.json must hold a JSON object, got {type(data).__name__}")
+        flat = {k: v for k, v in data.items() if k in _KEYS and _KEYS[k][0] is None}
+        for group, cls_ in GROUPS.items():
+            values = data.get(group, {})
+            if not isinstance(values, dict):
+                raise ConfigError(f"config.json: '{group}' must be a JSON object")
+            by_field = {f.name: f for f in fields(cls_)}
+            for name, value in values.items():  # a field's name, or an older flat key
+                flat[flag_of(cls_, by_field[name]).replace("-", "_") if name in by_field else name] = value
         return cls.from_mapping(flat)
 
     def to_json(self) -> str:
@@ -182,6 +202,13 @@ class RunConfig:
 
         return parse_assignment(self.learner, self.agents)
 
+    def reads(self) -> tuple[str, ...]:
+        """The groups this run reads: every run's, its learners' and its strategy's."""
+        import strategies
+
+        learner_groups = [g for name in dict.fromkeys(self.learners()) for g in LEARNER_GROUPS.get(name, ())]
+        return tuple(dict.fromkeys((*UNIVERSAL, *learner_groups, *strategies.strategy_class(self.strategy).reads)))
+
     def storage_dir(self) -> str:
         return self.execution.storage_dir or str(Path(self.out) / "agents")
 
@@ -191,7 +218,7 @@ class RunConfig:
         name = self.strategy
         if self.strategy == "lmf":
             graph = "file" if self.lmf.graph_file else self.lmf.graph
-            name = f"lmf-{graph}" + ("" if self.lmf.lmf_mode == "parameters" else f"-{self.lmf.lmf_mode}")
+            name = f"lmf-{graph}" + ("" if self.lmf.mode == "parameters" else f"-{self.lmf.mode}")
         return name if self.learner == "ppo" else f"{name}-{self.learner}"
 
     def participation_note(self) -> str | None:
@@ -202,77 +229,28 @@ class RunConfig:
 
     # ------------------------------------------------------------------ validation
     def validated(self) -> "RunConfig":
-        """Check every value; raise ConfigError naming the problem and the valid choices."""
+        """Check every value; raise ConfigError naming the flag and the valid range or choices."""
         import envs
         import strategies
         from strategies.participation import Participation
 
-        if self.env not in envs.available():
-            raise ConfigError(f"unknown env '{self.env}'; valid choices: {', '.join(envs.available())}")
-        if self.strategy not in strategies.available():
-            raise ConfigError(f"unknown strategy '{self.strategy}'; valid choices: {', '.join(strategies.available())}")
-        for name, value in _numbers(self):
-            if not math.isfinite(value):
-                raise ConfigError(f"{_flag(name)} must be a finite number, got {value}")
-        for name in ("agents", "rounds", "batch", "epochs", "minibatch", "hidden", "layers", "channels",
-                     "fed_updates", "fed_batch", "torch_threads", "dqn_buffer", "dqn_batch", "dqn_updates"):
-            if self.get(name) < 1:
-                raise ConfigError(f"{_flag(name)} must be >= 1, got {self.get(name)}")
-        if self.world.eval_every < 0 or self.world.eval_batch < 1:
-            raise ConfigError(f"eval-every must be >= 0 and eval-batch >= 1, got {self.world.eval_every} and "
-                              f"{self.world.eval_batch}")
-        if self.world.steps < 0:
-            raise ConfigError(f"steps must be >= 0 (0 = one whole episode), got {self.world.steps}")
-        for name in ("lambda_u", "lambda_e", "lambda_h", "fed_alpha", "ent_coef", "ia_envy", "ia_guilt",
-                     "dqn_eps_decay", "fed_conservative"):
-            if self.get(name) < 0:
-                raise ConfigError(f"{_flag(name)} must be >= 0, got {self.get(name)}")
-        for name in ("fed_lr", "fed_critic_lr", "lr_actor", "lr_critic", "client_cpus", "node_timeout",
-                     "reply_timeout", "dqn_lr", "q_lr", "dqn_max_grad_norm"):
-            if self.get(name) <= 0:
-                raise ConfigError(f"{_flag(name)} must be > 0, got {self.get(name)}")
-        if not 0 < self.fpf.eta <= 2:
-            raise ConfigError(f"eta must be in (0, 2] (1 = plain averaging, > 1 extrapolates), got {self.fpf.eta}")
-        for name in ("gamma", "gae_lambda", "clip", "vol_epsilon", "vol_memory", "dqn_gamma", "dqn_tau",
-                     "dqn_eps_start", "dqn_eps_end", "q_gamma", "q_epsilon"):
-            if not 0 <= self.get(name) <= 1:
-                raise ConfigError(f"{_flag(name)} must be in [0, 1], got {self.get(name)}")
-        if self.fpf.anchor_step not in Anchors.STEPS:
-            raise ConfigError(f"unknown anchor-step '{self.fpf.anchor_step}'; valid choices: {', '.join(Anchors.STEPS)}")
-        if self.fpf.egalitarian not in EGALITARIAN:
-            raise ConfigError(f"unknown egalitarian '{self.fpf.egalitarian}'; valid choices: {', '.join(EGALITARIAN)}")
-        if self.fpf.fed_objective not in OBJECTIVES:
-            raise ConfigError(f"unknown fed-objective '{self.fpf.fed_objective}'; valid choices: {', '.join(OBJECTIVES)}")
-        if self.fpf.pull not in PULLS:
-            raise ConfigError(f"unknown pull '{self.fpf.pull}'; valid choices: {', '.join(PULLS)}")
-        if self.fpf.anchor_step == "round" and self.fpf.fed_alpha * (self.fpf.lambda_u + self.fpf.lambda_e) > 1:
-            raise ConfigError(f"the per-round pull fed-alpha·(lambda-u + lambda-e) = "
-                              f"{self.fpf.fed_alpha * (self.fpf.lambda_u + self.fpf.lambda_e):g} must be <= 1 "
-                              "(a larger step overshoots the anchors)")
-        if self.delegation.delegate not in SCOPES:
-            raise ConfigError(f"unknown delegate '{self.delegation.delegate}'; valid choices: {', '.join(SCOPES)}")
-        if self.qtable.q_epsilon_schedule not in ("constant", "1/t"):
-            raise ConfigError(f"unknown q-epsilon-schedule '{self.qtable.q_epsilon_schedule}'; "
-                              "valid choices: constant, 1/t")
-        try:
-            self.md.check()
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        for f in fields(self):
+            if f.name in GROUPS:
+                getattr(self, f.name).validate()
+            else:
+                check_value(f.name, getattr(self, f.name), f)
         _check_graph(self)
         _check_attack_and_defence(self)
-        try:
-            game = envs.make_batched(self.env, self.agents, batch_size=1, **self.game_options())
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
-        except TypeError:  # a keyword the game's constructor does not take
-            raise ConfigError(f"game-options {self.world.game_options!r} does not fit {self.env}; it takes: "
-                              f"{', '.join(envs.options(self.env))}") from None
+        game = _game(self)
         try:
             Participation.parse(self.joining.participation, self.joining.draw, self.agents)
             learners = self.learners()
-            strategies.strategy_class(self.strategy).check_learners(learners)
-            strategies.strategy_class(self.strategy).check_game(game)
-            strategies.strategy_class(self.strategy).check_config(self, game)
+            strategy = strategies.strategy_class(self.strategy)
+            strategy.check_learners(learners)
+            strategy.check_game(game)
+            strategy.check_config(self, game)
+        except ConfigError:
+            raise
         except ValueError as err:
             raise ConfigError(str(err)) from None
         _check_learners_fit(learners, game)
@@ -321,25 +299,36 @@ def _option_value(value: str) -> Any:
     return value
 
 
+def _game(cfg: RunConfig):
+    """A one-copy game of the run, built to check the game options against the game."""
+    import envs
+
+    options = cfg.game_options()
+    try:
+        return envs.make_batched(cfg.env, cfg.agents, batch_size=1, **options)
+    except TypeError as err:
+        known = envs.options(cfg.env)
+        unknown = sorted(set(options) - set(known) - {"observation"})
+        if unknown:
+            raise ConfigError(f"--game-options: {cfg.env} takes no option {', '.join(map(repr, unknown))}; it takes: "
+                              f"{', '.join(known)}") from None
+        raise ConfigError(f"--game-options {cfg.world.game_options!r} does not fit {cfg.env}: {err}") from None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    except (KeyError, IndexError, AttributeError) as err:  # a game that did not check its options
+        raise ConfigError(f"--game-options {cfg.world.game_options!r} does not fit {cfg.env} "
+                          f"({type(err).__name__}: {err})") from None
+
+
 def _check_attack_and_defence(cfg: RunConfig) -> None:
     from strategies.participation import Participation
 
     attack, robust = cfg.attack, cfg.robust
-    if attack.attack not in ATTACKS:
-        raise ConfigError(f"unknown attack '{attack.attack}'; valid choices: {', '.join(ATTACKS)}")
     try:
         attack.ids(cfg.agents)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    if attack.attack_scale < 0:
-        raise ConfigError(f"attack-scale must be >= 0, got {attack.attack_scale}")
-    if robust.robust not in RULES:
-        raise ConfigError(f"unknown robust rule '{robust.robust}'; valid choices: {', '.join(RULES)}")
-    if robust.robust_f < 0:
-        raise ConfigError(f"robust-f must be >= 0, got {robust.robust_f}")
-    if not 0 <= robust.trim < 0.5:
-        raise ConfigError(f"trim must be in [0, 0.5), got {robust.trim}")
-    need = minimum_uploads(robust.robust, robust.robust_f)
+    need = minimum_uploads(robust.rule, robust.f)
     if need > 1 and cfg.strategy in ("fpf", "dnf", "fedavg"):
         try:
             p = Participation.parse(cfg.joining.participation, cfg.joining.draw, cfg.agents)
@@ -347,7 +336,7 @@ def _check_attack_and_defence(cfg: RunConfig) -> None:
             return  # reported by the participation check
         uploads = cfg.agents if cfg.strategy != "fpf" or p.voluntary else p.size
         if uploads < need:
-            raise ConfigError(f"robust {robust.robust} with robust-f {robust.robust_f} needs at least {need} uploads "
+            raise ConfigError(f"robust {robust.rule} with robust-f {robust.f} needs at least {need} uploads "
                               f"per round; {cfg.strategy} gets at most {uploads}")
 
 
@@ -360,19 +349,12 @@ def _check_learners_fit(learners: list[str], game) -> None:
                           "matrix, normal-form, matching, restaurant")
 
 
-def _numbers(cfg: RunConfig):
-    for name in cfg.keys():
-        value = cfg.get(name)
-        if isinstance(value, float):
-            yield name, value
-
-
 def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
 def _check_graph(cfg: RunConfig) -> None:
-    from strategies.graphs import SCHEDULES, load_schedule
+    from strategies.graphs import load_schedule
 
     lmf = cfg.lmf
     if lmf.graph_file:
@@ -387,24 +369,11 @@ def _check_graph(cfg: RunConfig) -> None:
                               f"valid agent ids: 0..{cfg.agents - 1}")
         if cfg.strategy == "lmf":
             _check_schedule_covers(cfg, schedule)
-    elif lmf.graph not in SCHEDULES:
-        raise ConfigError(f"unknown graph '{lmf.graph}'; valid choices: {', '.join(sorted(SCHEDULES))}")
-    if lmf.lmf_mode not in LMF_MODES:
-        raise ConfigError(f"unknown lmf-mode '{lmf.lmf_mode}'; valid choices: {', '.join(LMF_MODES)}")
-    for name in ("graph_k", "graph_b", "group_size"):
-        if getattr(lmf, name) < 1:
-            raise ConfigError(f"{_flag(name)} must be >= 1, got {getattr(lmf, name)}")
-    if lmf.group_size < 2:
-        raise ConfigError(f"group-size must be >= 2, got {lmf.group_size}")
     if cfg.strategy == "lmf" and not lmf.graph_file:
         for name, used_by in (("graph_k", "fixed"), ("group_size", "dynamic")):
             if lmf.graph == used_by and getattr(lmf, name) > cfg.agents:
                 raise ConfigError(f"{_flag(name)} must be in [{1 if name == 'graph_k' else 2}, {cfg.agents}] "
                                   f"(the number of agents) for graph {used_by}, got {getattr(lmf, name)}")
-    if not 0 <= lmf.graph_p <= 1:
-        raise ConfigError(f"graph-p must be in [0, 1], got {lmf.graph_p}")
-    if not 0 <= lmf.lmf_beta < 1:
-        raise ConfigError(f"lmf-beta must be in [0, 1), got {lmf.lmf_beta}")
 
 
 def _check_schedule_covers(cfg: RunConfig, schedule) -> None:
@@ -446,6 +415,7 @@ def check_writable(out: str, flag: str) -> None:
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """``value`` as the field's type (strings from ``--run-config`` or JSON), or ConfigError."""
     type_name = annotation if isinstance(annotation, str) else annotation.__name__
     kind = {"int": int, "float": float, "str": str, "bool": bool}[type_name]
     if kind is bool and isinstance(value, str):
@@ -454,9 +424,86 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if value.lower() in ("false", "0", "no"):
             return False
         raise ConfigError(f"{_flag(name)} must be true or false, got {value!r}")
-    if kind is int and isinstance(value, float) and not value.is_integer():
+    if kind is int and isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         raise ConfigError(f"{_flag(name)} must be an integer, got {value}")
+    if kind in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{_flag(name)} must be a number, got {value!r}")
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(f"{_flag(name)} must be text, got {value!r}")
     try:
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{_flag(name)} must be of type {kind.__name__}, got {value!r}") from None
+
+
+# ---------------------------------------------------------------------- flags
+def _build_keys() -> dict[str, tuple[str | None, dataclasses.Field]]:
+    keys: dict[str, tuple[str | None, dataclasses.Field]] = {}
+    for f in fields(RunConfig):
+        if f.name in GROUPS:
+            for g in fields(GROUPS[f.name]):
+                key = flag_of(GROUPS[f.name], g).replace("-", "_")
+                assert key not in keys, f"flag {key} defined twice"
+                keys[key] = (f.name, g)
+        else:
+            keys[f.name] = (None, f)
+    return keys
+
+
+_KEYS = _build_keys()
+
+#: old flag spellings (snake_case) -> today's, accepted with a deprecation warning
+ALIASES: dict[str, str] = {alias.replace("-", "_"): key for key, (_, f) in _KEYS.items()
+                           for alias in f.metadata.get("aliases", ()) if alias.replace("-", "_") != key}
+
+
+def canonical(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with snake_case keys, old spellings replaced (with a DeprecationWarning),
+    unknown keys refused."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name in ALIASES:
+            warnings.warn(f"--{_flag(name)} is deprecated; use --{_flag(ALIASES[name])}", DeprecationWarning,
+                          stacklevel=3)
+            name = ALIASES[name]
+        if name not in _KEYS:
+            raise ConfigError(f"unknown config key '{key}'; valid keys: "
+                              f"{', '.join(sorted(k.replace('_', '-') for k in _KEYS))}")
+        if name in out:
+            raise ConfigError(f"--{_flag(name)} is given twice (once under an old spelling)")
+        out[name] = value
+    return out
+
+
+def owner(key: str) -> str:
+    """The group attribute that holds the flat key (``'run'`` for the run fields)."""
+    return _KEYS[canonical({key: None}).popitem()[0]][0] or "run"
+
+
+def check_applies(explicit: Iterable[str], runs: Iterable[RunConfig]) -> None:
+    """Refuse a flag that none of ``runs`` reads: the user asked for something that would
+    be silently ignored. ``explicit``: the flat keys the user set."""
+    runs = list(runs)
+    read = {"run"} | {g for cfg in runs for g in cfg.reads()}
+    for key in explicit:
+        group = owner(key)
+        if group in read:
+            continue
+        name = canonical({key: None}).popitem()[0]
+        chosen = sorted({cfg.strategy for cfg in runs})
+        learners = sorted({n for cfg in runs for n in cfg.learners()})
+        readers = _readers(group)
+        raise ConfigError(f"--{_flag(name)} ({GROUPS[group].title}) does not apply: strategy "
+                          f"{', '.join(chosen)} with learner {', '.join(learners)} reads only "
+                          f"{', '.join(sorted(read - {'run'}))}" + (f"; it is read by {readers}" if readers else ""))
+
+
+def _readers(group: str) -> str:
+    import strategies
+
+    learners = [name for name, groups in LEARNER_GROUPS.items() if group in groups]
+    if learners:
+        return "learner " + ", ".join(learners)
+    names = [n for n in strategies.available() if group in strategies.strategy_class(n).reads]
+    return "strategy " + ", ".join(names) if names else ""

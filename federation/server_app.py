@@ -34,8 +34,9 @@ import strategies
 from clients import joint_policy, learners, protocol
 from clients.networks import flat, to_record
 from clients.policies import ActingSpec
+from envs.stackelberg import StackelbergView
 from federation.agents import discover_agents, rediscover
-from federation.config import ExecutionConfig, RunConfig
+from federation.config import ALIASES, RunConfig, check_applies, owner
 from federation.metrics import cv, group_mean, welfare_row
 from federation.results import RunRecorder, one_line
 from federation.world import World
@@ -75,9 +76,9 @@ def _hyper(cfg: RunConfig, learner: str):
 def build(cfg: RunConfig):
     """The game, the strategy and the world of a run, consistent with each other."""
     mediator = strategies.strategy_class(cfg.strategy).mediator_class or Mediator
-    options = {"stackelberg": True} if mediator.stackelberg else {}
-    game = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.world.batch, seed=cfg.seed,
-                             **cfg.game_options(), **options)
+    game = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.world.batch, seed=cfg.seed, **cfg.game_options())
+    if mediator.stackelberg:  # followers observe the leaders' actions of each step
+        game = StackelbergView(game)
     assignment = cfg.learners()
     init = to_record(World.initial_policy(assignment[0], game, mediator.agent_actions(game.num_actions), cfg.net,
                                           cfg.seed))
@@ -197,6 +198,8 @@ class Federation:
             return 0
         state = torch.load(path, weights_only=False)
         theirs, ours = json.loads(state["config"]), json.loads(_resumable(self.cfg))
+        theirs = {ALIASES.get(k.replace("-", "_"), k.replace("-", "_")).replace("_", "-"): v  # older spellings
+                  for k, v in theirs.items() if _owner(k) != "execution"}
         defaults = RunConfig().to_flat()
         # a setting the checkpoint predates matches when this run leaves it at its default
         diff = sorted(k for k in set(theirs) | set(ours)
@@ -295,8 +298,16 @@ def save_policies(federation: Federation, cfg: RunConfig) -> None:
 def _resumable(cfg: RunConfig) -> str:
     """The settings a checkpoint must share with the run that resumes it: all but the
     number of rounds (a run may be extended) and how it executes."""
-    flat = {k: v for k, v in cfg.to_flat().items() if k not in ("rounds", *ExecutionConfig.__dataclass_fields__.keys())}
+    flat = {k: v for k, v in cfg.to_flat().items() if k != "rounds" and owner(k) != "execution"}
     return json.dumps(flat, sort_keys=True)
+
+
+def _owner(key: str) -> str | None:
+    """The group of a flat key, None for a key that no longer exists."""
+    try:
+        return owner(key)
+    except ValueError:
+        return None
 
 
 def _notes(cfg: RunConfig, split: list[int] | None) -> list[str]:
@@ -400,5 +411,9 @@ app = ServerApp()
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    """Entry point for ``flwr run``: the same loop, configured from the run config."""
-    run_federation(grid, RunConfig.from_mapping(dict(context.run_config)))
+    """Entry point for ``flwr run``: the same loop, configured from the run config (every
+    key is there, from pyproject.toml; those that differ from the defaults count as set)."""
+    cfg = RunConfig.from_mapping(dict(context.run_config))
+    defaults = RunConfig().to_flat()
+    check_applies([k for k, v in cfg.to_flat().items() if v != defaults[k]], [cfg])
+    run_federation(grid, cfg)

@@ -10,8 +10,9 @@ per step (clients.policies.StackedPolicies), and the group's policy kind turns o
 into actions with the world's seeded uniforms.
 
 A strategy's mediator (strategies.mediator) hooks into every step: Stackelberg leaders
-act first and followers see their actions; delegators' actions are replaced by the
-mediator's; rewards may be reshaped for training.
+act first and followers see their actions (the game is then wrapped in
+envs.stackelberg.StackelbergView); delegators' actions are replaced by the mediator's;
+rewards may be reshaped for training.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from clients.experience import Experience
 from clients.networks import NetworkConfig, to_record
 from clients.policies import ActingSpec, StackedPolicies, act
 from envs.base import BatchedGame
+from envs.stackelberg import StackelbergView
 from strategies.mediator import Mediator
 
 
@@ -97,12 +99,15 @@ class PolicyGroup:
 class World:
     """Plays B copies of a game for one episode per round with the agents' acting policies."""
 
-    def __init__(self, game: BatchedGame, learners: list[str], net: NetworkConfig, seed: int,
+    def __init__(self, game: BatchedGame | StackelbergView, learners: list[str], net: NetworkConfig, seed: int,
                  mediator: Mediator | None = None, epsilons: dict[str, float] | None = None):
         """``epsilons``: each learner's exploration rate until its agents report their own
         (the first round); 0 where not given."""
         if len(learners) != game.num_agents:
             raise ValueError(f"{len(learners)} learners for {game.num_agents} agents")
+        if mediator is not None and mediator.stackelberg and not isinstance(game, StackelbergView):
+            raise ValueError("a mediator with Stackelberg leaders needs the game wrapped in StackelbergView "
+                             "(envs/stackelberg.py)")
         self.game, self.seed, self.mediator = game, seed, mediator
         self.num_actions = (mediator or Mediator).agent_actions(game.num_actions)
         self.groups: list[PolicyGroup] = []
@@ -116,13 +121,13 @@ class World:
             self._where |= {a: (group, k) for k, a in enumerate(agents)}
 
     @staticmethod
-    def initial_policy(learner: str, game: BatchedGame, num_actions: int, net: NetworkConfig,
+    def initial_policy(learner: str, game: BatchedGame | StackelbergView, num_actions: int, net: NetworkConfig,
                        seed: int) -> torch.nn.Module:
         """The common initial policy of every agent with this learner."""
         return learner_registry.learner_class(learner).policy_network(game.observation_space, num_actions, net, seed)
 
     def set_acting(self, agent: int, record: ArrayRecord, spec: ActingSpec | None = None) -> None:
-        """Replace one agent's acting policy (and its ε, from the spec it reported)."""
+        """Replace one agent's acting policy (and its ε, from the acting spec it reported)."""
         group, k = self._where[agent]
         if spec is not None:
             if spec.learner != group.learner or spec.kind != group.kind:
@@ -199,7 +204,7 @@ class World:
                 choice, lp = np.where(lead, choice, follow_choice), np.where(lead, lp, follow_lp)
                 obs = seen  # leaders' slots stay empty: observe_leaders leaves them so
                 leaders[t] = lead
-                game.leaders = lead  # games whose rules favour leaders read it (envs/base.py)
+                game.set_leaders(lead)  # for games whose rules favour leaders (envs/stackelberg.py)
             play = choice
             if delegation:  # the agent's choice is (action, delegate); the mediator acts for delegators
                 own, delegate = choice % game.num_actions, choice >= game.num_actions

@@ -61,6 +61,9 @@ class FederationStrategy(Strategy):
     mixes_parameters = False
     #: learners the strategy cannot federate (e.g. FPF's ω for tabular agents)
     refuses_learners: tuple[str, ...] = ()
+    #: the configuration groups the strategy reads, besides every run's (world, joining,
+    #: execution) and its learners'; a flag of any other group is refused
+    reads: tuple[str, ...] = ()
     #: poisoning participants (clients.attacks) and how uploads are combined (strategies.robust)
     attack: AttackConfig = AttackConfig()
     attackers: frozenset[int] = frozenset()
@@ -172,14 +175,14 @@ class FederationStrategy(Strategy):
     def _attack_config(self, agent: int) -> dict:
         if agent not in self.attackers:
             return {}
-        return {"attack": self.attack.attack, "attack-scale": self.attack.attack_scale}
+        return {"attack": self.attack.kind, "attack-scale": self.attack.scale}
 
     def aggregate_uploads(self, uploads: list[list[np.ndarray]]) -> tuple[list[np.ndarray], dict[str, float]]:
         """The uploads combined by the run's rule (``robust``; the mean by default) and the
         metrics that say how (strategies.robust)."""
         rule = self.robust
-        out, fell_back = robust_aggregate(uploads, rule.robust, rule.robust_f, rule.trim)
-        return out, ({"robust_fallback": float(fell_back)} if rule.robust != "mean" else {})
+        out, fell_back = robust_aggregate(uploads, rule.rule, rule.f, rule.trim)
+        return out, ({"robust_fallback": float(fell_back)} if rule.rule != "mean" else {})
 
     def _volunteer_config(self) -> dict:
         p = self.participation

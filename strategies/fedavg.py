@@ -22,6 +22,7 @@ from strategies.base import FederationStrategy, shared_uploads
 
 class FedAvg(FederationStrategy):
     name = "fedavg"
+    reads = ("attack", "robust")
     share = protocol.SHARE_PARAMETERS
     mandatory = True
     mixes_parameters = True

@@ -51,40 +51,49 @@ from flwr.supercore import log
 from clients import protocol
 from clients.networks import NetworkConfig
 from strategies.base import FederationStrategy, shared_uploads
-from strategies.federated_policy import EGALITARIAN, FederatedPolicy, egalitarian_reward, utilitarian_reward
+from clients.anchors import Anchors
+from strategies.federated_policy import EGALITARIAN, OBJECTIVES, FederatedPolicy, egalitarian_reward, utilitarian_reward
 from strategies.federated_q import FederatedQ
 from strategies.participation import Participation
+from typing import ClassVar
+from clients.settings import ConfigError, Settings, setting
 
 
 @dataclass
-class FPFConfig:
-    """FPF / D&F in the paper's notation (flags --lambda-u, --lambda-e, ...)."""
+class FPFConfig(Settings):
+    """FPF / D&F in the paper's notation. Defaults of the pull from the pull sweep
+    (docs/results/pull/README.md): αλ_u = 0.01, αλ_e = 0.0025, so λ_u > 2√2·λ_e [FPF Thm. 1]."""
 
-    # defaults chosen by the pull sweep (docs/ARCHITECTURE.md, "FPF's pull: defaults"):
-    # αλ_u = 0.01, αλ_e = 0.0025, so λ_u > 2√2·λ_e (Theorem 1)
-    lambda_u: float = 0.1  # pull toward the utilitarian policy ω
-    lambda_e: float = 0.025  # pull toward the egalitarian policy ω̄
-    lambda_h: float = 0.01  # entropy bonus of ω̄
-    eta: float = 1.0  # federation update rate η
-    fed_alpha: float = 0.1  # α of Eqs. 9-10
-    fed_lr: float = 1e-3  # learning rate of the server-side training of ω, ω̄
-    fed_critic_lr: float = 1e-3
-    fed_updates: int = 16  # minibatch steps of ω and ω̄ per round
-    fed_batch: int = 1024
-    # how the pull is applied: once per round (round), after each optimiser step (sgd),
-    # or inside the loss (adam); see clients.anchors
-    anchor_step: str = "round"
-    # who is pulled toward ω and ω̄: the participants, or everyone (ablation)
-    pull: str = "participants"
-    # ω̄'s team reward: variance (Eq. 3), return-std (the D&F code), min (max-min)
-    egalitarian: str = "return-std"
-    # how ω and ω̄ learn from the agents' data (PPO agents): importance-weighted policy
-    # gradient (is-pg) or advantage-weighted regression (awr); strategies/federated_policy.py
-    # (awr by default: measured in docs/ARCHITECTURE.md, "Training ω and ω̄")
-    fed_objective: str = "awr"
-    # DQN agents: weight of the conservative term of ω's and ω̄'s Q-learning (CQL, Kumar et
-    # al. 2020; strategies/federated_q.py); 0 is plain double DQN
-    fed_conservative: float = 0.0
+    title: ClassVar[str] = "FPF and D&F (fpf, dnf)"
+
+    lambda_u: float = setting(0.1, "λ_u of [FPF Eq. 5]: the pull toward the utilitarian policy ω", ge=0.0, le=1e6)
+    lambda_e: float = setting(0.025, "λ_e of [FPF Eq. 5]: the pull toward the egalitarian policy ω̄", ge=0.0, le=1e6)
+    lambda_h: float = setting(0.01, "λ_h: the entropy bonus of the egalitarian policy ω̄'s training", ge=0.0, le=1e6)
+    eta: float = setting(1.0, "η, the federation's update rate [FPF Eq. 11] (1: plain averaging, > 1 extrapolates)",
+                         gt=0.0, le=2.0)
+    fed_alpha: float = setting(0.1, "α of [FPF Eqs. 9-10]: the step of the pull and of a participant's upload",
+                               ge=0.0, le=1.0)
+    fed_lr: float = setting(1e-3, "learning rate of the server's training of ω and ω̄", gt=0.0, le=1.0)
+    fed_critic_lr: float = setting(1e-3, "learning rate of the critics of ω and ω̄", gt=0.0, le=1.0)
+    fed_updates: int = setting(16, "minibatch steps of ω and ω̄ per round", ge=1, le=1_000_000)
+    fed_batch: int = setting(1024, "minibatch size of the server's training of ω and ω̄", ge=1, le=10_000_000)
+    anchor_step: str = setting("round", "how the pull is applied: once per round after training (round), after each "
+                                        "optimiser step (sgd), or inside the loss (adam; FedProx convention)",
+                               choices=Anchors.STEPS)
+    pull: str = setting("participants", "who is pulled toward ω and ω̄: the participants (the paper's text) or "
+                                        "everyone (ablation)", choices=lambda: PULLS)
+    egalitarian: str = setting("return-std", "ω̄'s team reward: variance ([FPF Eq. 3] as written), return-std (the "
+                                             "D&F authors' code) or min (max-min)", choices=EGALITARIAN)
+    fed_objective: str = setting("awr", "how ω and ω̄ learn from PPO agents' data: importance-weighted policy "
+                                        "gradient (is-pg) or advantage-weighted regression (awr)", choices=OBJECTIVES)
+    fed_conservative: float = setting(0.0, "DQN agents: weight of the conservative (CQL) term of ω's and ω̄'s "
+                                           "Q-learning; 0 is plain double DQN", ge=0.0, le=1e6)
+
+    def check(self) -> None:
+        if self.anchor_step == "round" and self.fed_alpha * (self.lambda_u + self.lambda_e) > 1:
+            raise ConfigError(f"the per-round pull fed-alpha·(lambda-u + lambda-e) = "
+                              f"{self.fed_alpha * (self.lambda_u + self.lambda_e):g} must be <= 1 "
+                              "(a larger step overshoots the anchors)")
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
@@ -111,6 +120,7 @@ class FPF(FederationStrategy):
     """Flexible-participation federation with utilitarian and egalitarian anchors."""
 
     name = "fpf"
+    reads = ("fpf", "attack", "robust")
     share = protocol.SHARE_PARAMETERS
     mixes_parameters = True
     refuses_learners = ("q-table",)
@@ -154,7 +164,7 @@ class FPF(FederationStrategy):
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, init,
                    space=game.observation_space, num_actions=game.num_actions, state_space=game.state_space,
                    learner=learners[0], **vars(cfg.fpf), net=cfg.net,
-                   gamma=cfg.dqn.dqn_gamma if learners[0] == "dqn" else cfg.ppo.gamma, gae_lambda=cfg.ppo.gae_lambda)
+                   gamma=cfg.dqn.gamma if learners[0] == "dqn" else cfg.ppo.gamma, gae_lambda=cfg.ppo.gae_lambda)
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
         """ω, ω̄ and Eq. 9's pull weights αλ_u, αλ_e, for the agents that are pulled."""

@@ -13,8 +13,8 @@ discretised *relative to the poorest agent*:
 :math:`K^N` reward states (16 with 2 agents, 256 with 4).
 
 **One Q-value per agent.** For each leader l the mediator keeps a vector
-:math:`Q_\rho(s_\rho, l) \in \mathbb{R}^N`. **Decision** (the spec says "maximise
-min_i Q^i", the paper "minimum welfare"): the quantity whose minimum the mediator
+:math:`Q_\rho(s_\rho, l) \in \mathbb{R}^N`. **Decision** (the paper's objective is "minimum
+welfare", i.e. maximise min_i Q^i): the quantity whose minimum the mediator
 maximises is each agent's *episode* welfare, past included,
 
 .. math:: Q^i(s_\rho, l) = c_i + \hat Q^i(s_\rho, l), \qquad

@@ -5,8 +5,9 @@ vote-based leaders. JAM-QL itself is strategies/jamql.py.
 **The Stackelberg step** (through the world's mediator hook, strategies/mediator.py (b)):
 each step the mediator names one leader per game copy; the leader acts on its
 observation; the followers see the leader's action in their observation's slot
-(envs/base.py) and act; the game pays (games whose rules favour leaders read
-``game.leaders``). The world records who led (``leader_share``, per agent).
+(envs/stackelberg.py) and act; the game pays (games whose rules favour leaders get the
+leaders through their ``leader_rules`` hook). The world records who led
+(``leader_share``, per agent).
 
 **Agents** are independent Q-learners (``q-table`` on the matrix games' discrete
 observations, ``dqn`` on the grid's vectors) on their own rewards. Their observation
@@ -60,24 +61,26 @@ from flwr.supercore import log
 
 from strategies.base import FederationStrategy
 from strategies.mediator import Mediator
+from typing import ClassVar
+from clients.settings import ConfigError, Settings, setting
 
 
 @dataclass
-class LeaderConfig:
+class LeaderConfig(Settings):
     """Settings of the leader strategies (JAM-QL and its baselines)."""
 
-    # rounds each learner (each agent, then the mediator) learns in turn; 0: all every round
-    mediator_period: int = 5
-    # the mediator's (and vote learners') Q-learning rate and ε cap (ε = min(cap, 1/(n+1)))
-    mediator_lr: float = 0.1
-    mediator_epsilon: float = 0.1
-    # JAM-QL's end-game transfer κ: at the terminal step τ_i = -κ(r_i - mean_j r_j)
-    end_transfer: float = 1.0
-    # discretised cumulative rewards in JAM-QL's augmented state: bins per agent and width
-    reward_bins: int = 4
-    reward_bin_width: float = 1.0
-    # fixed-leader: the agent that always leads
-    leader: int = 0
+    title: ClassVar[str] = "Leaders (jamql, jamql-naive, fixed-, alternating-, vote-leader)"
+
+    mediator_period: int = setting(5, "rounds each learner (each agent, then the mediator) learns in turn; 0: all "
+                                      "learn every round", ge=0, le=1_000_000)
+    mediator_lr: float = setting(0.1, "Q-learning rate of the mediator (and of the vote learners)", gt=0.0, le=1.0)
+    mediator_epsilon: float = setting(0.1, "cap of the mediator's exploration rate (ε = min(cap, 1/(n+1)))",
+                                      ge=0.0, le=1.0)
+    end_transfer: float = setting(1.0, "JAM-QL's end-game transfer κ: at the terminal step τ_i = −κ(r_i − mean_j "
+                                       "r_j) (1 equalises the last step's rewards)", ge=0.0, le=1.0)
+    reward_bins: int = setting(4, "JAM-QL's state: bins of each agent's cumulative reward", ge=1, le=100_000)
+    reward_bin_width: float = setting(1.0, "JAM-QL's state: the width of a reward bin", gt=0.0, le=1e9)
+    leader: int = setting(0, "fixed-leader: the agent that always leads", ge=0, le=1_000_000)
 
 
 def check(cfg: LeaderConfig, agents: int) -> None:
@@ -279,6 +282,7 @@ class LeaderStrategy(FederationStrategy):
     learning in turn (module docstring)."""
 
     name = "leaders"
+    reads = ("leaders",)
     mediator_class: type[LeaderMediator] = LeaderMediator
 
     def __init__(self, participation, seed: int, mediator: LeaderMediator, cfg: LeaderConfig, agents: int):

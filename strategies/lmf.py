@@ -44,26 +44,35 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord
 from flwr.supercore import log
 
 from clients import protocol
+from clients.protocol import LMF_MODES
 from strategies.base import FederationStrategy
-from strategies.graphs import GraphSchedule, check_weights, load_schedule, make_schedule
+from strategies.graphs import SCHEDULES, GraphSchedule, check_weights, load_schedule, make_schedule
 from strategies.participation import Participation
+from typing import ClassVar
+from clients.settings import ConfigError, Settings, setting
 
 MODES = protocol.LMF_MODES
 
 
 @dataclass
-class LMFConfig:
-    """LMF's communication graphs and exchange (flags --graph, --graph-file, ...)."""
+class LMFConfig(Settings):
+    """LMF's communication graphs and exchange."""
 
-    # complete, ring, fixed, dynamic, erdos_renyi, b_connected (strategies.graphs.SCHEDULES)
-    graph: str = "ring"
-    graph_file: str = ""  # a user schedule (JSON), checked against Assumptions 4 and 5
-    graph_k: int = 2  # fixed: number of disjoint federations
-    graph_p: float = 0.3  # erdos_renyi: edge probability
-    graph_b: int = 3  # b_connected: interval B
-    group_size: int = 3  # dynamic: size of the overlapping federations
-    lmf_mode: str = "parameters"  # parameters (Eq. 13), gradients (Eq. 14) or diffusion
-    lmf_beta: float = 0.0  # step size decay α_t = α_0 / t^β
+    title: ClassVar[str] = "LMF (lmf): graphs and exchange"
+
+    graph: str = setting("ring", "LMF's graph schedule: complete, ring, fixed (k disjoint federations), dynamic "
+                                 "(overlapping federations redrawn every round), erdos_renyi, b_connected",
+                         choices=lambda: sorted(SCHEDULES))
+    graph_file: str = setting("", "a periodic graph schedule of your own (JSON), checked against [LMF Assumptions "
+                                  "4 and 5]; replaces --graph")
+    graph_k: int = setting(2, "graph fixed: the number of disjoint federations", ge=1, le=1_000_000)
+    graph_p: float = setting(0.3, "graph erdos_renyi: the probability of each edge", ge=0.0, le=1.0)
+    graph_b: int = setting(3, "graph b_connected: every B consecutive graphs are jointly connected", ge=1,
+                           le=1_000_000)
+    group_size: int = setting(3, "graph dynamic: the size of the overlapping federations", ge=2, le=1_000_000)
+    mode: str = setting("parameters", "the exchange: parameters [LMF Eq. 13], gradients [LMF Eq. 14] or diffusion "
+                                      "(adapt, then combine)", flag="lmf-mode", choices=LMF_MODES)
+    beta: float = setting(0.0, "step-size decay α_t = α_0/t^β [LMF Thm. 2]", flag="lmf-beta", ge=0.0, lt=1.0)
 
     def schedule(self, num_agents: int, seed: int) -> GraphSchedule:
         if self.graph_file:
@@ -89,6 +98,7 @@ class LMF(FederationStrategy):
     """Local multi-federations over a time-varying communication graph."""
 
     name = "lmf"
+    reads = ("lmf", "attack", "robust")
     share = protocol.SHARE_PARAMETERS  # the default mode; an instance may share gradients instead
     mixes_parameters = True
 
@@ -105,7 +115,7 @@ class LMF(FederationStrategy):
     def from_config(cls, cfg, game, init) -> "LMF":
         lmf = cfg.lmf
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, lmf.schedule(cfg.agents, cfg.seed),
-                   lmf.lmf_mode, lmf.lmf_beta)
+                   lmf.mode, lmf.beta)
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
         """The agent's neighbour mix from the last exchange (delivered once), the mode and α_t/α_0."""
@@ -139,7 +149,7 @@ class LMF(FederationStrategy):
         index = {a: k for k, a in enumerate(members)}
         eps = check_weights(C, [(index[u], index[v]) for u, v in graph.edges() if u != v])
         how: dict[str, float] = {}
-        if self.robust.robust == "mean":
+        if self.robust.rule == "mean":
             mixes = neighbour_mix(C, [shared[a] for a in members])
         else:  # the rule over each closed neighbourhood instead of the weighted mix (strategies.robust)
             keys = list(shared[members[0]].keys())

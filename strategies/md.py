@@ -1,5 +1,5 @@
 r"""Mechanism design (``md``), its ablation without MRP (``md-nomrp``) and the paper's
-baselines ``iql`` and ``cen`` (seed 003, Figures 3, 4, 8, 9).
+baselines ``iql`` and ``cen`` ([MD] Figures 3, 4, 8, 9).
 
 **md.** A server-side, training-only mechanism (strategies/mechanism.py) reshapes the
 reward every agent trains on; the agents are DQN learners (``--learner dqn``) that act
@@ -44,53 +44,39 @@ from strategies.independent import Independent
 from strategies.mechanism import Mechanism, rollout_transitions
 from strategies.mediator import Mediator
 from strategies.participation import Participation
+from typing import ClassVar
+from clients.settings import ConfigError, Settings, setting
 
 
 @dataclass
-class MDConfig:
-    """The mechanism's settings (flags ``--md-lambda``, ...). Defaults: the paper's Tables 1
-    and 2 (γ, learning rates, τ, gradient clip 0.04, meta-gradient clip [0.001, 10],
-    dropout 0.5); η and h are not given by the paper ("grid search"): ours."""
+class MDConfig(Settings):
+    """The mechanism's settings. Defaults: the paper's Tables 1 and 2 (γ, learning rates, τ,
+    gradient clip 0.04, meta-gradient clip [0.001, 10], dropout 0.5); η and h are not given by
+    the paper ("grid search"): ours."""
 
-    md_lambda: float = 0.0  # fairness weight λ: agents train on λ·r_i + R̄_i (Appendix B.1)
-    md_eta: float = 0.5  # η: MRP(s) - Q*_tot above it gives the penalty branch of Eq. 15
-    md_penalty: float = 1.0  # h of Eq. 15
-    md_gamma: float = 0.99
-    md_critic_lr: float = 1e-3
-    md_mrp_lr: float = 1e-3
-    md_tau: float = 0.01  # soft target update of the critic per gradient step
-    md_grad_clip: float = 0.04
-    md_clip_min: float = 0.001
-    md_clip_max: float = 10.0
-    md_dropout: float = 0.5
-    md_buffer: int = 50_000  # joint transitions the critic replays
-    md_mrp_buffer: int = 100_000  # states the MRP buffer remembers
-    md_batch: int = 256
-    md_updates: int = 100  # critic and MRP gradient steps per round
-    md_sweeps: int = 1  # passes of the best-response search
+    prefix: ClassVar[str] = "md"
+    title: ClassVar[str] = "Mechanism design (md, md-nomrp)"
+
+    lambda_: float = setting(0.0, "fairness weight λ: agents train on λ·r_i + R̄_i [MD App. B.1]", ge=0.0, le=1e6)
+    eta: float = setting(0.5, "η: MRP(s) − Q*_tot above it gives the penalty branch of [MD Eq. 15]", ge=0.0, le=1e6)
+    penalty: float = setting(1.0, "h of [MD Eq. 15]: the penalty's size", ge=0.0, le=1e6)
+    gamma: float = setting(0.99, "discount factor γ of the critic and the MRP", ge=0.0, le=1.0)
+    critic_lr: float = setting(1e-3, "learning rate of the counterfactual critic", gt=0.0, le=1.0)
+    mrp_lr: float = setting(1e-3, "learning rate of the maximised-return predictor (MRP)", gt=0.0, le=1.0)
+    tau: float = setting(0.01, "soft target update of the critic per gradient step", ge=0.0, le=1.0)
+    grad_clip: float = setting(0.04, "the critic's and MRP's gradients are clipped to this norm", gt=0.0, le=1e9)
+    clip_min: float = setting(0.001, "lower clip of the meta-gradient ratio of [MD Eq. 15]", gt=0.0, le=1e9)
+    clip_max: float = setting(10.0, "upper clip of the meta-gradient ratio of [MD Eq. 15]", gt=0.0, le=1e9)
+    dropout: float = setting(0.5, "dropout of the critic's layers", ge=0.0, lt=1.0)
+    buffer: int = setting(50_000, "joint transitions the critic replays", ge=1, le=100_000_000)
+    mrp_buffer: int = setting(100_000, "states the MRP buffer remembers", ge=1, le=100_000_000)
+    batch: int = setting(256, "minibatch size of the critic and MRP", ge=1, le=10_000_000)
+    updates: int = setting(100, "critic and MRP gradient steps per round", ge=1, le=10_000_000)
+    sweeps: int = setting(1, "passes of the one-agent-at-a-time best-response search [MD Eq. 12]", ge=1, le=1000)
 
     def check(self) -> None:
-        """Raise ValueError naming the first invalid setting."""
-        for name in ("md_lambda", "md_eta", "md_penalty"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{_flag(name)} must be >= 0, got {getattr(self, name)}")
-        for name in ("md_critic_lr", "md_mrp_lr", "md_grad_clip", "md_clip_min"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{_flag(name)} must be > 0, got {getattr(self, name)}")
-        for name in ("md_gamma", "md_tau"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{_flag(name)} must be in [0, 1], got {getattr(self, name)}")
-        if not 0 <= self.md_dropout < 1:
-            raise ValueError(f"md-dropout must be in [0, 1), got {self.md_dropout}")
-        if self.md_clip_max < self.md_clip_min:
-            raise ValueError(f"md-clip-max ({self.md_clip_max}) must be >= md-clip-min ({self.md_clip_min})")
-        for name in ("md_buffer", "md_mrp_buffer", "md_batch", "md_updates", "md_sweeps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{_flag(name)} must be >= 1, got {getattr(self, name)}")
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
+        if self.clip_max < self.clip_min:
+            raise ConfigError(f"--md-clip-max ({self.clip_max}) must be >= --md-clip-min ({self.clip_min})")
 
 
 class MechanismMediator(Mediator):
@@ -105,10 +91,10 @@ class MechanismMediator(Mediator):
 
     def reshape(self, t: int, state: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
         c = self.cfg
-        r_bar, info = self.mechanism.reward(state, actions, self.grad_norm, c.md_eta, c.md_penalty, c.md_clip_min,
-                                            c.md_clip_max)
+        r_bar, info = self.mechanism.reward(state, actions, self.grad_norm, c.eta, c.penalty, c.clip_min,
+                                            c.clip_max)
         self._sums += (r_bar.mean(axis=1).sum(), info["penalised"].sum(), info["improved"].sum(), len(r_bar))
-        return c.md_lambda * np.asarray(rewards, np.float32) + r_bar
+        return c.lambda_ * np.asarray(rewards, np.float32) + r_bar
 
     def end_of_rollout(self) -> dict[str, float]:
         total, penalised, improved, n = self._sums
@@ -123,6 +109,7 @@ class MechanismDesign(FederationStrategy):
     """``md``: DQN agents trained on the mechanism's reshaped rewards; nothing is shared."""
 
     name = "md"
+    reads = ("md",)
     use_mrp = True
     mediator_class = MechanismMediator
 
@@ -138,10 +125,10 @@ class MechanismDesign(FederationStrategy):
         strategy = cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed)
         md = cfg.md
         mechanism = Mechanism(game.state_dim, game.num_agents, game.num_actions, cfg.seed, use_mrp=cls.use_mrp,
-                              gamma=md.md_gamma, critic_lr=md.md_critic_lr, mrp_lr=md.md_mrp_lr, tau=md.md_tau,
-                              grad_clip=md.md_grad_clip, dropout=md.md_dropout, buffer=md.md_buffer,
-                              mrp_buffer=md.md_mrp_buffer, batch=md.md_batch, updates=md.md_updates,
-                              sweeps=md.md_sweeps)
+                              gamma=md.gamma, critic_lr=md.critic_lr, mrp_lr=md.mrp_lr, tau=md.tau,
+                              grad_clip=md.grad_clip, dropout=md.dropout, buffer=md.buffer,
+                              mrp_buffer=md.mrp_buffer, batch=md.batch, updates=md.updates,
+                              sweeps=md.sweeps)
         strategy.mediator = MechanismMediator(mechanism, md)
         return strategy
 

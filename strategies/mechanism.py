@@ -1,5 +1,5 @@
 r"""The mechanism of "Aligning Self-Interested Agents with Welfare Maximization ... via
-Mechanism Design" (seed 003): a counterfactual critic, best-response search, the
+Mechanism Design" ([MD], docs/PAPERS.md): a counterfactual critic, best-response search, the
 maximised-return predictor (MRP) and the reshaped reward. Server-side and training-only.
 
 **Counterfactual critic** (Eq. 13, Table 1). A ψ-network of the global state s and the

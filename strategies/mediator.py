@@ -12,10 +12,12 @@ step of every game copy. Each capability is optional:
     made at the first step binds the whole episode: the world ignores the bit afterwards
     and the delegators of step 0 stay delegators; ``"any"`` lets an agent delegate at any
     step, depending on what it observes.
-(b) **Stackelberg steps** (``stackelberg = True``): the world asks :meth:`leaders` who
-    leads in each copy; leaders act on their observation; followers then observe the
-    leaders' actions of this step in a fixed slot of their observation (a game capability,
-    ``BatchedGame(stackelberg=True)``) and act.
+(b) **Stackelberg steps** (``stackelberg = True``): the server wraps the game in
+    ``envs.stackelberg.StackelbergView``, whose observations have a fixed slot for the
+    leaders' actions. The world asks :meth:`leaders` who leads in each copy; leaders act
+    on their observation; followers then observe the leaders' actions of this step in
+    their slot (``StackelbergView.observe_leaders``) and act; the world names the leaders
+    to the game (``StackelbergView.set_leaders``) before it steps.
 (c) **Reward reshaping**: :meth:`reshape` returns the rewards the agents train on this
     step (the metrics keep the game's own rewards).
 

@@ -17,7 +17,7 @@ delegators D only: :math:`s'_j = s_j` for :math:`j \notin D`.
 - **Punishing mediator** (Eqs. 1-2): when everyone delegates, maximise
   :math:`\sum_{i \in P} u_i(s')` (Eq. 2); when some but not all delegate, choose the
   delegators' actions minimising the non-delegators' welfare
-  :math:`\sum_{j \notin D} u_j(s')` (Eq. 1, whose text the seed states in words: "minimizes
+  :math:`\sum_{j \notin D} u_j(s')` ([Pareto Eq. 1], which the paper states in words: "minimizes
   ... the social welfare of non-delegating agents"); nobody delegating changes nothing.
 
 Sequential games (Cleanup) have no utility model; there the mediator plays trained joint
@@ -113,6 +113,8 @@ class PunishingMediator(DelegationMediator):
 
 class Mediated(FederationStrategy):
     """Independent learners whose actions carry a delegation bit to the strategy's mediator."""
+
+    reads = ("delegation",)
 
     @classmethod
     def check_config(cls, cfg, game) -> None:

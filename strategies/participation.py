@@ -21,22 +21,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from typing import ClassVar
+from clients.settings import ConfigError, Settings, setting
 
 DRAWS = ("fixed", "first", "random")
 
 
 @dataclass
-class JoiningConfig:
-    """Who is in the federation (flags --participation, --draw, --vol-epsilon, --vol-memory)."""
+class JoiningConfig(Settings):
+    """Who is in the federation: the participation set N_p and how it is drawn."""
 
-    # a fraction in [0, 1], an explicit list "ids:0,3,7", or "voluntary"
-    participation: str = "0.5"
-    # fixed: a set drawn once from the seed; first: the first agents; random: a fresh draw
-    # every round
-    draw: str = "fixed"
-    # free entry and exit (participation="voluntary"): exploration rate and return memory
-    vol_epsilon: float = 0.1
-    vol_memory: float = 0.8
+    title: ClassVar[str] = "Participation"
+
+    participation: str = setting("0.5", "the agents that join: a fraction in [0, 1], an explicit list ids:0,3,7, "
+                                        "or voluntary (each agent decides every round)")
+    draw: str = setting("fixed", "how the participation set is drawn: fixed (once, from the seed), first (the "
+                                 "first agents, as the FPF authors' code), random (a fresh draw every round)",
+                        choices=("fixed", "first", "random"))
+    vol_epsilon: float = setting(0.1, "voluntary participation: the probability that an agent explores the "
+                                      "other choice (join or stay out) in a round", ge=0.0, le=1.0)
+    vol_memory: float = setting(0.8, "voluntary participation: the weight of the past in each agent's running "
+                                     "mean of its returns in and out of the federation", ge=0.0, le=1.0)
 
 
 @dataclass
@@ -63,9 +68,15 @@ class Participation:
         if text.startswith("ids:") or "," in text:
             parts = [p for p in text.removeprefix("ids:").split(",") if p.strip()]
             try:
-                ids = tuple(sorted({int(p) for p in parts}))
+                listed = [int(p) for p in parts]
             except ValueError:
                 raise ValueError(f"participation list '{spec}' must hold integer agent ids, e.g. ids:0,3,7") from None
+            if not listed:
+                raise ValueError(f"participation list '{spec}' names no agent; give ids, e.g. ids:0,3,7, or 0 for "
+                                 "an empty federation")
+            if len(set(listed)) != len(listed):
+                raise ValueError(f"participation list '{spec}' names an agent twice")
+            ids = tuple(sorted(listed))
             unknown = [i for i in ids if not 0 <= i < num_agents]
             if unknown:
                 raise ValueError(f"participation names unknown agents {unknown}; valid agent ids: 0..{num_agents - 1}")

@@ -41,20 +41,24 @@ import numpy as np
 
 from clients.joint_policy import JointPolicy
 from strategies.mediator import Mediator
+from typing import ClassVar
+from clients.settings import ConfigError, Settings, setting
 
 SCOPES = ("first", "any")
 
 
 @dataclass
-class DelegationConfig:
+class DelegationConfig(Settings):
     """The policy mediators' settings (sequential games only; one-shot games ignore them)."""
 
-    # OUT/policies.pt of a run of --strategy avg on the same game: the cooperative joint policy
-    mediator_policy: str = ""
-    # OUT/policies.pt of a run of --strategy spite: the punishing mediator's joint policy
-    punishing_policy: str = ""
-    # when agents may delegate in a sequential game: first (binds the episode) or any step
-    delegate: str = "first"
+    title: ClassVar[str] = "Mediators (pareto, punishing)"
+
+    mediator_policy: str = setting("", "sequential games: OUT/policies.pt of a run of --strategy avg on the same "
+                                       "game, the cooperative joint policy the mediator plays")
+    punishing_policy: str = setting("", "sequential games: OUT/policies.pt of a run of --strategy spite, the "
+                                        "punishing mediator's joint policy")
+    delegate: str = setting("first", "when agents may delegate in a sequential game: first (binds the episode) or "
+                                     "any step", choices=SCOPES)
 
     def load(self, rule: str, game, seed: int) -> "PolicyMediator":
         """The mediator for ``game``, with its joint policies loaded and checked."""

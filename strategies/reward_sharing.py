@@ -25,14 +25,19 @@ import numpy as np
 
 from strategies.base import FederationStrategy
 from strategies.participation import Participation
+from typing import ClassVar
+from clients.settings import Settings, setting
 
 
 @dataclass
-class IAConfig:
-    """Inequity aversion's envy a and guilt b (flags --ia-envy, --ia-guilt)."""
+class IAConfig(Settings):
+    """Inequity aversion's envy a and guilt b (Hughes et al. 2018)."""
 
-    ia_envy: float = 5.0
-    ia_guilt: float = 0.05
+    prefix: ClassVar[str] = "ia"
+    title: ClassVar[str] = "Inequity aversion (ia)"
+
+    envy: float = setting(5.0, "a: aversion to earning less than the others", ge=0.0, le=1e6)
+    guilt: float = setting(0.05, "b: aversion to earning more than the others", ge=0.0, le=1e6)
 
 
 class AverageReward(FederationStrategy):
@@ -80,6 +85,7 @@ def inequity_averse(rewards: np.ndarray, envy: float, guilt: float, decay: float
 
 class InequityAversion(FederationStrategy):
     name = "ia"
+    reads = ("ia",)
 
     def __init__(self, participation, seed: int, envy: float = 5.0, guilt: float = 0.05, decay: float = 0.99 * 0.975):
         super().__init__(participation, seed)
@@ -89,8 +95,8 @@ class InequityAversion(FederationStrategy):
 
     @classmethod
     def from_config(cls, cfg, game, init):
-        return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, envy=cfg.ia.ia_envy,
-                   guilt=cfg.ia.ia_guilt)
+        return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, envy=cfg.ia.envy,
+                   guilt=cfg.ia.guilt)
 
     def train_rewards(self, rewards: np.ndarray) -> np.ndarray:
         return inequity_averse(rewards, self.envy, self.guilt, self.decay)

@@ -26,21 +26,29 @@ applies; the neighbourhood of a ring, 3 agents, admits no Krum with f ≥ 1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from flwr.server.strategy.aggregate import (aggregate, aggregate_bulyan, aggregate_krum, aggregate_median,
                                             aggregate_trimmed_avg)
 
+from clients.settings import Settings, setting
+
 RULES = ("mean", "median", "trimmed-mean", "krum", "multikrum", "bulyan")
 
 
 @dataclass
-class RobustConfig:
-    """How uploads are combined (flags --robust, --robust-f, --trim)."""
+class RobustConfig(Settings):
+    """How uploads are combined (Flower's aggregation functions)."""
 
-    robust: str = "mean"  # one of RULES
-    robust_f: int = 1  # attackers the rule must withstand (Krum, MultiKrum, Bulyan)
-    trim: float = 0.2  # trimmed-mean: fraction cut at each end
+    prefix: ClassVar[str] = "robust"
+    title: ClassVar[str] = "Robust aggregation (fpf, dnf, fedavg, lmf)"
+
+    rule: str = setting("mean", "how uploads are combined: mean, median, trimmed-mean, krum, multikrum, bulyan",
+                        flag="robust", choices=RULES)
+    f: int = setting(1, "the number of attackers the rule must withstand (krum, multikrum, bulyan)", ge=0,
+                     le=1_000_000)
+    trim: float = setting(0.2, "trimmed-mean: the fraction cut at each end", ge=0.0, lt=0.5, aliases=("trim",))
 
 
 def minimum_uploads(rule: str, f: int) -> int:

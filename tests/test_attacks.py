@@ -114,6 +114,6 @@ def test_a_sign_flipping_attacker_moves_omega_and_the_median_resists_it(tiny, tm
 
 def test_the_attack_settings_reach_the_configuration():
     cfg = RunConfig.of(attack="free-ride", attackers="1", robust="krum", robust_f=0)
-    assert cfg.attack.attack == "free-ride" and cfg.robust.robust == "krum"
+    assert cfg.attack.kind == "free-ride" and cfg.robust.rule == "krum"
     with pytest.raises(ConfigError):
         RunConfig.of(attack="free-ride", attackers="99").validated()

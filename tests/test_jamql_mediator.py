@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import envs
 from envs.matrix import PAYOFFS
+from envs.stackelberg import StackelbergView
 from clients.networks import NetworkConfig
 from federation.world import Rollout, World
 from strategies.jamql import JAMQLMediator, NaiveJAMQLMediator
@@ -19,7 +20,7 @@ def world(game, mediator):
 
 
 def mediator(n=2, cls=JAMQLMediator, payoffs="pd", **cfg):
-    game = envs.make_batched("dilemma", n, batch_size=3, payoffs=payoffs, stackelberg=True)
+    game = StackelbergView(envs.make_batched("dilemma", n, batch_size=3, payoffs=payoffs))
     return cls(game, LeaderConfig(**cfg), seed=0), game
 
 
@@ -78,7 +79,7 @@ def test_the_end_game_transfer_is_zero_sum_and_taxes_the_unfair_final_action():
 
 
 def test_in_a_rollout_only_the_last_step_is_reshaped_and_the_transfer_sums_to_zero():
-    game = envs.make_batched("dilemma", 4, batch_size=8, payoffs="chicken", stackelberg=True)
+    game = StackelbergView(envs.make_batched("dilemma", 4, batch_size=8, payoffs="chicken"))
     med = JAMQLMediator(game, LeaderConfig(), seed=0)
     ro = world(game, med).rollout(1)
     diff = ro.shaped - ro.rewards
@@ -93,7 +94,7 @@ def test_in_a_rollout_only_the_last_step_is_reshaped_and_the_transfer_sums_to_ze
 
 
 def test_followers_see_the_leaders_action_and_leaders_not_the_followers():
-    game = envs.make_batched("dilemma", 4, batch_size=16, payoffs="pd", stackelberg=True)
+    game = StackelbergView(envs.make_batched("dilemma", 4, batch_size=16, payoffs="pd"))
     med = JAMQLMediator(game, LeaderConfig(mediator_epsilon=1.0), seed=3)  # random leaders
     ro = world(game, med).rollout(1)
     slot = 1 + game.num_agents * game.num_actions
@@ -117,7 +118,7 @@ def test_followers_see_the_leaders_action_and_leaders_not_the_followers():
 
 def test_the_mediator_learns_max_min_values_on_a_hand_built_rollout():
     """Horizon 2, two copies; hand-computed backward sweep with α = 0.5."""
-    game = envs.make_batched("dilemma", 2, batch_size=2, payoffs="pd", episode_length=2, stackelberg=True)
+    game = StackelbergView(envs.make_batched("dilemma", 2, batch_size=2, payoffs="pd", episode_length=2))
     med = JAMQLMediator(game, LeaderConfig(mediator_lr=0.5, end_transfer=1.0), seed=0)
     rewards = np.array([[[3, 0], [2, 2]], [[1, 1], [0, 3]]], np.float32)  # [T, B, N]
     shaped = rewards.copy()
@@ -177,7 +178,7 @@ def test_grid_leaders_win_contested_resources_and_unfair_resources_hurt_others()
     for leader in (0, 1):
         g = envs.make_batched("resource-grid", 2, batch_size=1, size=3, fair=1, unfair=1, seed=0)
         g.pos[:], g.kind[:] = game.pos, game.kind
-        g.leaders = np.arange(2)[None] == leader
+        g.leader_rules(np.arange(2)[None] == leader)
         _, r, _, _ = g.step(np.array([[4, 3]]))  # both step onto (0, 1)
         assert g.pos[0, leader] == 1 and g.pos[0, 1 - leader] != 1
         np.testing.assert_allclose(r, [[1.0, 1.0]])  # a fair resource pays everyone

@@ -4,6 +4,7 @@ import numpy as np
 from conftest import world
 
 import envs
+from envs.stackelberg import StackelbergView
 from strategies.mediator import Mediator
 
 
@@ -59,7 +60,7 @@ class Alternating(Mediator):
 
 
 def test_followers_see_the_leaders_action_and_leaders_see_nothing():
-    game = envs.make_batched("matrix", 2, batch_size=6, episode_length=5, stackelberg=True)
+    game = StackelbergView(envs.make_batched("matrix", 2, batch_size=6, episode_length=5))
     ro = world(game, mediator=Alternating()).rollout(1)
     slot = 1 + game.num_agents * game.num_actions  # discrete obs: index * slot + s
     s = ro.obs[:-1] % slot  # [T, B, N]

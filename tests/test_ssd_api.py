@@ -117,7 +117,6 @@ def test_registry_and_options():
         ("harvest", {"map": ["@@@", "@X@", "@@@"]}, r"map characters \['X'\]"),
         ("harvest", {"map": ["@@@", "@P"]}, r"same, non-zero length"),
         ("harvest", {"observation": "vector"}, r"valid choices: image"),
-        ("harvest", {"stackelberg": True}, r"stackelberg needs vector or discrete"),
     ],
 )
 def test_bad_options_raise(name, kwargs, message):
