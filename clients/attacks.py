@@ -12,8 +12,10 @@ round's training, θ̃ after, and s = ``attack_scale``:
   when the federation sent one (FPF, D&F), otherwise the parameters it started the round
   with (FedAvg, LMF; gradient exchange: a zero update).
 
-Which agents attack is set by ``attackers`` (ids), how by ``attack``; the strategy sends
-each attacker its instruction with the round's configuration.
+Which agents attack is set by ``attackers`` (ids), how by ``attack``: each attacker's
+profile (:func:`profiles`) is part of the agent, not of the federation. The round loop
+attaches it to that agent's train message only (record ``protocol.ATTACK``); strategies
+never see it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ class AttackConfig(Settings):
         if self.kind != "none" and not ids:
             raise ValueError(f"attack {self.kind} needs --attackers (agent ids)")
         return ids if self.kind != "none" else []
+
+
+def profiles(cfg: AttackConfig, num_agents: int) -> dict[int, dict[str, str | float]]:
+    """Each attacking agent's attack profile (``kind``, ``scale``), by agent id; empty
+    without an attack."""
+    return {agent: {"kind": cfg.kind, "scale": float(cfg.scale)} for agent in cfg.ids(num_agents)}
 
 
 def poison(kind: str, after: dict[str, np.ndarray], before: dict[str, np.ndarray], gradients: bool,

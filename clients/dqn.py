@@ -53,7 +53,7 @@ from torch import nn
 
 from clients.anchors import Anchors
 from clients.experience import Experience
-from clients.learners import Learner, set_lr
+from clients.learner import Learner, set_lr
 from clients.networks import NetworkConfig, initial_network
 from clients.policies import EPSILON_GREEDY
 from typing import ClassVar
@@ -68,13 +68,13 @@ class DQNConfig(Settings):
     title: ClassVar[str] = "DQN learner (--learner dqn)"
 
     lr: float = setting(1e-3, "Adam learning rate of the Q-network", gt=0.0, le=1.0)
-    gamma: float = setting(0.98, "discount factor γ", ge=0.0, le=1.0)
+    gamma: float = setting(0.98, "the discount factor γ", ge=0.0, le=1.0)
     buffer: int = setting(50_000, "replay capacity, in transitions", ge=1, le=100_000_000)
     batch: int = setting(256, "minibatch size of each gradient step", ge=1, le=10_000_000)
     updates: int = setting(200, "gradient steps per round", ge=1, le=10_000_000)
     tau: float = setting(0.01, "soft update of the target network per gradient step", ge=0.0, le=1.0)
     eps_start: float = setting(1.0, "ε of ε-greedy exploration at the start", ge=0.0, le=1.0)
-    eps_end: float = setting(0.05, "ε's floor", ge=0.0, le=1.0)
+    eps_end: float = setting(0.05, "ε's floor, reached after --dqn-eps-decay steps", ge=0.0, le=1.0)
     eps_decay: int = setting(20_000, "the agent's env-steps over which ε falls linearly to its floor (0: at once)",
                              ge=0, le=INT_MAX)
     max_grad_norm: float = setting(10.0, "gradients are clipped to this norm", gt=0.0, le=1e9)

@@ -99,16 +99,17 @@ def shared_record(policy: torch.nn.Module, config: ConfigRecord, update: Params)
 
 def poison_upload(shared: ArrayRecord, before: Params, config: ConfigRecord, content: RecordDict,
                   seed: int) -> ArrayRecord:
-    """An attacker's upload instead of its honest one (clients.attacks); honest agents'
-    uploads pass unchanged."""
-    kind = str(config.get("attack", "none"))
+    """An attacker's upload instead of its honest one (clients.attacks), as its attack
+    profile (the message's ``attack`` record) says; honest agents' uploads pass unchanged."""
+    profile = content.get(protocol.ATTACK)
+    kind = "none" if profile is None else str(profile["kind"])
     if kind == "none":
         return shared
     omega = {k: v.numpy() for k, v in content[protocol.OMEGA].items()} if protocol.OMEGA in content else None
     gradients = config["share"] == protocol.SHARE_GRADIENTS
     honest = {k: v.numpy().astype(np.float64) for k, v in shared.items()}
     after = {k: before[k] + v for k, v in honest.items()} if gradients else honest
-    bad = poison(kind, after, before, gradients, float(config["attack-scale"]), np.random.default_rng([seed, 13]), omega)
+    bad = poison(kind, after, before, gradients, float(profile["scale"]), np.random.default_rng([seed, 13]), omega)
     return ArrayRecord({k: Array(v) for k, v in bad.items()})
 
 

@@ -53,7 +53,11 @@ class JointPolicy:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"joint policy {path} does not exist (every run writes OUT/policies.pt)")
-        data = torch.load(path, weights_only=False)
+        try:
+            data = torch.load(path, weights_only=False)
+        except Exception as err:  # a file torch cannot read: say so, not how pickle failed
+            raise ValueError(f"{path} is not a joint-policy file (OUT/policies.pt of a run): torch cannot load it "
+                             f"({type(err).__name__})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"{path} is not a joint-policy file (OUT/policies.pt of a run)")
         expected = {"env": env, "agents": agents, "num_actions": num_actions,

@@ -8,7 +8,8 @@ name       policy kind             policy network (what federations may mix)
 ``q-table``  epsilon-greedy        table ``q[n_states, A]`` (Discrete observations)
 =========  ======================  ===============================================
 
-Every learner implements :class:`Learner`. Its hyperparameters are one dataclass
+Every learner implements :class:`clients.learner.Learner` (the base class, apart from this
+registry so that the learners need not import it). Its hyperparameters are one dataclass
 (``PPOConfig``, ``DQNConfig``, ``QTableConfig``): the run configuration embeds it and the
 server sends its fields to the agent (:func:`hyper_record`), so there is one definition.
 
@@ -18,75 +19,25 @@ Agents may use different learners in one run (``--learner ppo:0-4,dqn:5-9``,
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
-import torch
-from flwr.app import ArrayRecord
 from gymnasium import spaces
-from torch import nn
 
-from clients.anchors import Anchors
-from clients.experience import Experience
-from clients.networks import NetworkConfig, to_record
-from clients.policies import ActingSpec
+from clients.dqn import DQNConfig, DQNLearner
+from clients.learner import Learner
+from clients.networks import NetworkConfig
+from clients.ppo import PPOConfig, PPOLearner
+from clients.qtable import QTableConfig, QTableLearner
 
-
-class Learner:
-    """What every learner offers to the agent's ClientApp (see clients/ppo.py for one)."""
-
-    name: str = "learner"
-    kind: str = ""
-    #: the network that acts and that federations may pull, mix or replace
-    policy: nn.Module
-
-    def __init__(self, space: spaces.Space, num_actions: int, cfg: Any, net: NetworkConfig, seed: int, agent: int):
-        raise NotImplementedError
-
-    @classmethod
-    def policy_network(cls, space: spaces.Space, num_actions: int, net: NetworkConfig, seed: int) -> nn.Module:
-        """The common initial policy network of a run (the same for every agent)."""
-        raise NotImplementedError
-
-    @classmethod
-    def initial_epsilon(cls, cfg: Any) -> float:
-        """The exploration rate of the first round, before the agent has reported any (0: softmax)."""
-        return 0.0
-
-    def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
-        """Learn from the agent's own experience; return scalar diagnostics."""
-        raise NotImplementedError
-
-    def epsilon(self) -> float:
-        """Exploration rate the agent acts with next (0 for softmax policies)."""
-        return 0.0
-
-    def acting(self) -> tuple[ArrayRecord, ActingSpec]:
-        """What the world needs to act for this agent: the policy's parameters and spec."""
-        return to_record(self.policy), ActingSpec(self.name, self.kind, self.epsilon())
-
-    def scale_lr(self, scale: float) -> None:
-        """Scale the learning rates by ``scale`` relative to the configured ones (LMF's α_t)."""
-
-    def state_dict(self) -> dict:
-        """Everything needed to continue learning (networks, optimisers, buffers)."""
-        raise NotImplementedError
-
-    def load_state_dict(self, state: dict) -> None:
-        raise NotImplementedError
-
-
-def _registry() -> dict[str, tuple[type[Learner], type]]:
-    from clients.dqn import DQNConfig, DQNLearner
-    from clients.ppo import PPOConfig, PPOLearner
-    from clients.qtable import QTableConfig, QTableLearner
-
-    return {"ppo": (PPOLearner, PPOConfig), "dqn": (DQNLearner, DQNConfig), "q-table": (QTableLearner, QTableConfig)}
+#: learner name -> (learner class, hyperparameter dataclass)
+_REGISTRY: dict[str, tuple[type[Learner], type]] = {
+    "ppo": (PPOLearner, PPOConfig), "dqn": (DQNLearner, DQNConfig), "q-table": (QTableLearner, QTableConfig),
+}
 
 
 def available() -> list[str]:
-    return sorted(_registry())
+    return sorted(_REGISTRY)
 
 
 def learner_class(name: str) -> type[Learner]:
@@ -98,10 +49,9 @@ def config_class(name: str) -> type:
 
 
 def _entry(name: str):
-    registry = _registry()
-    if name not in registry:
-        raise ValueError(f"unknown learner '{name}'; valid choices: {', '.join(sorted(registry))}")
-    return registry[name]
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown learner '{name}'; valid choices: {', '.join(available())}")
+    return _REGISTRY[name]
 
 
 def make(name: str, space: spaces.Space, num_actions: int, cfg: Any, net: NetworkConfig, seed: int,
@@ -162,20 +112,3 @@ def hyper_from(cls: type, values) -> Any:
                 value = value.lower() in ("true", "1", "yes")
             kwargs[f.name] = type(default)(value)
     return cls(**kwargs)
-
-
-def snapshot(owner: Any, *names: str) -> dict:
-    """A copy of the state dicts of ``owner``'s named networks and optimisers (an optimiser's
-    state dict shares tensors with the live optimiser, hence the copy)."""
-    return copy.deepcopy({name: getattr(owner, name).state_dict() for name in names})
-
-
-def restore(owner: Any, state: dict) -> None:
-    """Load what :func:`snapshot` took back into ``owner``'s networks and optimisers."""
-    for name, value in state.items():
-        getattr(owner, name).load_state_dict(value)
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr

@@ -32,7 +32,7 @@ from torch import nn
 
 from clients.anchors import Anchors
 from clients.experience import Experience
-from clients.learners import Learner, restore, set_lr, snapshot
+from clients.learner import Learner, restore, set_lr, snapshot
 from clients.networks import NetworkConfig, initial_network, network
 from clients.policies import SOFTMAX
 from typing import ClassVar

@@ -18,6 +18,9 @@ Train message (server -> agent i)::
                                 combine with its own update ("lmf-mode" = "parameters"),
                                 parameters to adopt before training ("diffusion"),
                                 or the mixed update to add before training ("gradients")
+    "attack"      ConfigRecord  optional, attackers only: the agent's attack profile (kind,
+                                scale; clients.attacks), attached by the round loop from the
+                                run's configuration; no strategy sees or sets it
 
 Reply (agent i -> server)::
 
@@ -42,7 +45,7 @@ from gymnasium import spaces
 
 from clients.experience import Experience
 
-CONFIG, LEARNER, EXPERIENCE = "config", "learner", "experience"
+CONFIG, LEARNER, EXPERIENCE, ATTACK = "config", "learner", "experience", "attack"
 OMEGA, OMEGA_BAR, REPLACE, MIX = "omega", "omega-bar", "replace", "mix"
 ACTING, ACTING_SPEC, SHARED, METRICS = "acting", "acting-spec", "shared", "metrics"
 SHARE_NONE, SHARE_PARAMETERS, SHARE_GRADIENTS = "none", "parameters", "gradients"
@@ -52,6 +55,9 @@ LMF_DIFFUSION = "diffusion"
 LMF_MODES = (SHARE_PARAMETERS, SHARE_GRADIENTS, LMF_DIFFUSION)
 # the per-step pull coefficients toward ω and ω̄ (FPF sends αλ_u and αλ_e)
 PULL_U, PULL_E = "alpha-lambda-u", "alpha-lambda-e"
+# the configuration groups that govern what agents upload (clients.attacks): they apply to
+# every strategy whose participants upload something (strategies.base adds them to its reads)
+UPLOAD_GROUPS = ("attack",)
 
 
 def pack_experience(exp: Experience) -> ArrayRecord:

@@ -46,7 +46,7 @@ from torch import nn
 
 from clients.anchors import Anchors
 from clients.experience import Experience
-from clients.learners import Learner
+from clients.learner import Learner
 from clients.networks import NetworkConfig, Table
 from clients.policies import EPSILON_GREEDY
 from typing import ClassVar

@@ -162,6 +162,8 @@ class Cleanup(SocialDilemma):
         constants: str | CleanupConstants | None = None,
         timeout: int = 0,
     ) -> None:
+        if not isinstance(map, str) and not (isinstance(map, Sequence) and all(isinstance(r, str) for r in map)):
+            raise ValueError(f"cleanup: map must be a map's name ({', '.join(self.MAPS)}) or rows of text, got {map!r}")
         named = map if isinstance(map, str) else "canonical"
         if episode_length is None:
             episode_length = EPISODE_LENGTHS.get(named, 1000)

@@ -1,6 +1,6 @@
 """Run one configuration in this process, with the ClientApp called directly.
 
-The same round loop as a Flower run (``Federation.play``: rollout, one train message per
+The same round loop as a Flower run (``Federation.run``, round by round ``Federation.play``: rollout, one train message per
 agent, the ClientApp's ``train``, aggregation, the strategy's server-side learning,
 checkpoints, metrics.csv and summary.json), without Flower's transport: each message is
 handed to ``clients.client_app.train`` in turn, as the in-process reference of
@@ -19,7 +19,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from clients import client_app
 from federation.config import RunConfig
-from federation.server_app import Federation, save_policies
+from federation.server_app import Federation
 
 
 def run_in_process(cfg: RunConfig, verbose: bool = False, checkpoints: bool = True) -> dict:
@@ -39,12 +39,5 @@ def run_in_process(cfg: RunConfig, verbose: bool = False, checkpoints: bool = Tr
 
     done = federation.restore() if cfg.execution.resume else 0
     startup_s = time.perf_counter() - start
-    for rnd in range(done + 1, cfg.rounds + 1):
-        federation.play(rnd, exchange)
-        if checkpoints:
-            federation.checkpoint(rnd)
-    save_policies(federation, cfg)
-    return federation.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
-                                       "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
-                                       "build_s": startup_s, "wall_s": time.perf_counter() - start,
-                                       "runner": "in-process"})
+    return federation.run(exchange, done, start, {"startup_s": startup_s, "build_s": startup_s},
+                          checkpoints=checkpoints, extra={"runner": "in-process"})

@@ -31,8 +31,8 @@ from flwr.serverapp import Grid, ServerApp
 
 import envs
 import strategies
-from clients import joint_policy, learners, protocol
-from clients.networks import flat, to_record
+from clients import attacks, joint_policy, learners, protocol
+from clients.networks import to_record
 from clients.policies import ActingSpec
 from envs.stackelberg import StackelbergView
 from federation.agents import discover_agents, rediscover
@@ -103,6 +103,11 @@ class Federation:
         self.learner_cfgs = {name: learner_config(cfg, self.world, name) for name in set(self.assignment)}
         self.node_agent: dict[int, int] = {}
         self._evaluator: World | None = None
+        # each attacking agent's attack profile (clients.attacks), attached to its own train
+        # message only: attacks belong to the agents, and strategies never see them
+        self.attacks = {agent: ConfigRecord(profile)
+                        for agent, profile in attacks.profiles(cfg.attack, cfg.agents).items()}
+        self.attackers = frozenset(self.attacks)
         # the configured participation set, whatever the strategy makes of it (paired controls)
         self.split = Participation.from_config(cfg.joining, cfg.agents).fixed_set(cfg.seed)
         self.recorder = RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg, self.split))
@@ -137,6 +142,8 @@ class Federation:
             agent = self.node_agent[msg.metadata.dst_node_id]
             msg.content[protocol.LEARNER] = self.learner_cfgs[self.assignment[agent]]
             msg.content[protocol.EXPERIENCE] = protocol.pack_experience(rollout.experience(agent, rewards))
+            if agent in self.attacks:
+                msg.content[protocol.ATTACK] = self.attacks[agent]
         t2 = time.perf_counter()
         replies = list(exchange(messages))
         t3 = time.perf_counter()
@@ -161,9 +168,9 @@ class Federation:
             returns = rollout.returns
             row["split_in_return"] = group_mean(returns, self.split)
             row["split_out_return"] = group_mean(returns, set(range(cfg.agents)) - set(self.split))
-        if strategy.attackers:  # exploitation: what the honest agents earn beside the attackers
-            row["honest_return"] = group_mean(rollout.returns, set(range(cfg.agents)) - strategy.attackers)
-            row["attackers_return"] = group_mean(rollout.returns, strategy.attackers)
+        if self.attackers:  # exploitation: what the honest agents earn beside the attackers
+            row["honest_return"] = group_mean(rollout.returns, set(range(cfg.agents)) - self.attackers)
+            row["attackers_return"] = group_mean(rollout.returns, self.attackers)
         mediator_metrics = strategy.mediator.end_of_rollout() if strategy.mediator is not None else {}
         row |= {k: float(v) for k, v in (dict(agg_metrics or {}) | fed_metrics | mediator_metrics
                                          | self.game.reference_metrics()).items()}
@@ -171,6 +178,27 @@ class Federation:
             row |= self.evaluate(rnd)
         self.recorder.add(row)
         return row
+
+    def run(self, exchange: Callable[[list[Message]], Iterable[Message]], done: int, started: float,
+            timings: dict[str, float], *, checkpoints: bool = True,
+            after_round: Callable[[int, dict], None] | None = None, extra: dict | None = None) -> dict:
+        """Rounds ``done + 1`` .. ``cfg.rounds`` with ``exchange``, each followed by its
+        checkpoint (unless ``checkpoints`` is False) and ``after_round(rnd, row)``; then the
+        final policies (OUT/policies.pt) and OUT/summary.json, whose dict it returns: the
+        run's settings, ``timings`` (startup_s, build_s), wall_s since ``started`` (a
+        ``time.perf_counter()``) and ``extra``. Both runners end here: ``run_federation``
+        (Flower) and ``federation.in_process.run_in_process``."""
+        cfg = self.cfg
+        for rnd in range(done + 1, cfg.rounds + 1):
+            row = self.play(rnd, exchange)
+            if checkpoints:
+                self.checkpoint(rnd)
+            if after_round is not None:
+                after_round(rnd, row)
+        save_policies(self, cfg)
+        return self.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
+                                     "agents": cfg.agents, "learner": cfg.learner, **timings,
+                                     "wall_s": time.perf_counter() - started, **(extra or {})})
 
     def _act_strategy_policies(self) -> None:
         """The world plays the strategy's policies where it has them (FedAvg's shared one,
@@ -217,8 +245,8 @@ class Federation:
 
     def evaluate(self, rnd: int) -> dict[str, float]:
         """The strategy's own policies played by every agent on games not used for training
-        (another seed stream; greedy for value-based policies): returns, CV, minimum, and
-        ||ω - ω̄||² when both exist."""
+        (another seed stream; greedy for value-based policies): returns, CV and minimum of
+        each, and the strategy's own metrics of them (``evaluation_metrics``)."""
         policies = self.strategy.evaluation_policies()
         if not policies:
             return {}
@@ -236,9 +264,7 @@ class Federation:
             returns = self._evaluator.rollout(rnd, cfg.world.steps or None).returns
             out |= {f"{name}_eval_collective": float(returns.sum()), f"{name}_eval_cv": cv(returns),
                     f"{name}_eval_min": float(returns.min())}
-        if {"omega", "omega_bar"} <= set(policies):
-            out["omega_gap"] = float(((flat(policies["omega"]) - flat(policies["omega_bar"])) ** 2).sum())
-        return out
+        return out | self.strategy.evaluation_metrics(policies)
 
 
 def run_federation(grid: Grid, cfg: RunConfig) -> dict:
@@ -264,21 +290,20 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
     if done:
         log.warning("resuming %s after round %d of %d", cfg.out, done, cfg.rounds)
     bar = _progress(cfg, done)
-    for rnd in range(done + 1, cfg.rounds + 1):
-        if rnd > done + 1 and row["failed_agents"] > 0:  # a restarted node comes back under a new id
-            federation.rejoin(rnd, *rediscover(grid, {a: n for n, a in federation.node_agent.items()}, cfg.agents))
-        row = federation.play(rnd, exchange)
-        federation.checkpoint(rnd)
+
+    def after_round(rnd: int, row: dict) -> None:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
-    if bar is not None:
-        bar.close()
-    save_policies(federation, cfg)
-    return federation.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
-                                       "agents": cfg.agents, "learner": cfg.learner, "startup_s": startup_s,
-                                       "build_s": build_s,
-                                       "wall_s": time.perf_counter() - start})
+        if row["failed_agents"] > 0 and rnd < cfg.rounds:  # a restarted node comes back under a new id
+            federation.rejoin(rnd + 1, *rediscover(grid, {a: n for n, a in federation.node_agent.items()}, cfg.agents))
+
+    try:
+        return federation.run(exchange, done, start, {"startup_s": startup_s, "build_s": build_s},
+                              after_round=after_round)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -372,12 +397,27 @@ def round_row(rnd: int, rollout, world: World, participants: frozenset[int], cli
     row |= {**timings, "train_s": train_s, "client_s": client_s, "busiest_s": busiest,
             "flower_s": max(0.0, timings["exchange_s"] - busiest),
             "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
-    for key in ("dist_to_omega", "entropy", "approx_kl", "pg_loss", "v_loss", "td_loss", "epsilon", "buffer_size", "optimizer_steps",
-                "context_records", "update_norm", "pull_norm"):
-        vals = [float(s[key]) for s in client_stats if key in s]
-        if vals:  # fsum: exact, so the mean does not depend on the order the replies arrived in
-            row[f"agents_{key}"] = math.fsum(vals) / len(vals)
+    # every diagnostic the agents report, averaged over the agents that report it
+    keys = sorted({k for s in client_stats for k, v in s.items() if k not in BOOKKEEPING and _scalar(v)})
+    for key in keys:
+        vals = [float(s[key]) for s in client_stats if key in s and _scalar(s[key])]
+        # fsum: exact, so the mean does not depend on the order the replies arrived in
+        row[f"agents_{key}"] = math.fsum(vals) / len(vals)
     return row
+
+
+#: what agents report besides their learners' diagnostics, used by the loop in its own way
+#: or not at all, so ``round_row`` does not average it into an ``agents_*`` column: the time
+#: accounting (train_s, client_s, pid: summed or per process above), the declared
+#: participation (join-next: ``deliver``), the fresh-start event (fresh-start: ``deliver``),
+#: the round's example count (num-examples, Flower's aggregation weight) and a resting
+#: agent's flag (resting: 1 whenever it is there, clients.instructions.resting)
+BOOKKEEPING = frozenset({"train_s", "client_s", "pid", "join-next", "fresh-start", "num-examples", "resting"})
+
+
+def _scalar(value) -> bool:
+    """A number (a MetricRecord may also hold lists of them)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _progress(cfg: RunConfig, done: int = 0):

@@ -50,10 +50,5 @@ def strategy_class(name: str) -> type[FederationStrategy]:
 
 
 def make(cfg, game, init: ArrayRecord) -> FederationStrategy:
-    """Build the strategy ``cfg.strategy`` for ``game`` from a validated RunConfig, with its
-    attackers and aggregation rule."""
-    strategy = strategy_class(cfg.strategy).from_config(cfg, game, init)
-    strategy.attack = cfg.attack
-    strategy.attackers = frozenset(cfg.attack.ids(cfg.agents))
-    strategy.robust = cfg.robust
-    return strategy
+    """Build the strategy ``cfg.strategy`` for ``game`` from a validated RunConfig."""
+    return strategy_class(cfg.strategy).from_config(cfg, game, init)

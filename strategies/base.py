@@ -26,7 +26,11 @@ Every round, in this order:
    by agent (FedAvg's global policy for everyone, LMF-diffusion's neighbour mixes);
 8. ``participants()``: this round's participation set N_p, for the metrics;
 9. every few rounds, ``evaluation_policies()``: the strategy's own policies (FPF's ω and
-   ω̄) that the loop evaluates in the world on games not used for training.
+   ω̄) that the loop evaluates in the world on games not used for training, and
+   ``evaluation_metrics(policies)``: what the strategy measures on them itself.
+
+Strategies that combine uploads (FPF, D&F, FedAvg, LMF) receive their combination rule,
+a :class:`strategies.robust.Aggregator`, in ``from_config``.
 
 ``state_dict()`` / ``load_state_dict()`` hold what a checkpoint needs.
 """
@@ -43,10 +47,9 @@ from flwr.serverapp.strategy import Strategy
 from flwr.supercore import log
 
 from clients import protocol
-from clients.attacks import AttackConfig
+from clients.rollout import Rollout
 from strategies.mediator import Mediator
 from strategies.participation import Participation
-from strategies.robust import RobustConfig, robust_aggregate
 
 
 class FederationStrategy(Strategy):
@@ -62,12 +65,15 @@ class FederationStrategy(Strategy):
     #: learners the strategy cannot federate (e.g. FPF's ω for tabular agents)
     refuses_learners: tuple[str, ...] = ()
     #: the configuration groups the strategy reads, besides every run's (world, joining,
-    #: execution) and its learners'; a flag of any other group is refused
+    #: execution) and its learners'; a flag of any other group is refused. A strategy whose
+    #: participants upload (``share``) also takes the groups that govern what agents upload
+    #: (``protocol.UPLOAD_GROUPS``), added by ``__init_subclass__``
     reads: tuple[str, ...] = ()
-    #: poisoning participants (clients.attacks) and how uploads are combined (strategies.robust)
-    attack: AttackConfig = AttackConfig()
-    attackers: frozenset[int] = frozenset()
-    robust: RobustConfig = RobustConfig()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.share != protocol.SHARE_NONE:
+            cls.reads = tuple(dict.fromkeys((*cls.reads, *protocol.UPLOAD_GROUPS)))
 
     def __init__(self, participation: Participation, seed: int):
         self.participation = self.effective_participation(participation)
@@ -143,7 +149,7 @@ class FederationStrategy(Strategy):
         """Agents' declared choices (join the next round or not)."""
         self.participation.declare(choices)
 
-    def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
+    def federated_training(self, server_round: int, rollout: Rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
         """Server-side training on the world's data; nothing by default."""
         return arrays, {}
 
@@ -154,6 +160,11 @@ class FederationStrategy(Strategy):
 
     def evaluation_policies(self) -> dict[str, ArrayRecord]:
         """Policies of the strategy's own to evaluate in the world (every agent acting with each)."""
+        return {}
+
+    def evaluation_metrics(self, policies: dict[str, ArrayRecord]) -> dict[str, float]:
+        """Metrics of the evaluated ``policies`` themselves, beside their returns in the
+        world (FPF: ||ω - ω̄||²); none by default."""
         return {}
 
     def participants(self) -> frozenset[int]:
@@ -172,18 +183,6 @@ class FederationStrategy(Strategy):
         if "joined" in state:
             self.participation.joined = set(state["joined"])
 
-    def _attack_config(self, agent: int) -> dict:
-        if agent not in self.attackers:
-            return {}
-        return {"attack": self.attack.kind, "attack-scale": self.attack.scale}
-
-    def aggregate_uploads(self, uploads: list[list[np.ndarray]]) -> tuple[list[np.ndarray], dict[str, float]]:
-        """The uploads combined by the run's rule (``robust``; the mean by default) and the
-        metrics that say how (strategies.robust)."""
-        rule = self.robust
-        out, fell_back = robust_aggregate(uploads, rule.rule, rule.f, rule.trim)
-        return out, ({"robust_fallback": float(fell_back)} if rule.rule != "mean" else {})
-
     def _volunteer_config(self) -> dict:
         p = self.participation
         return {"voluntary": True, "vol-epsilon": p.epsilon, "vol-memory": p.memory} if p.voluntary else {}
@@ -196,7 +195,7 @@ class FederationStrategy(Strategy):
             share = self.share if agent in self.members else protocol.SHARE_NONE
             entries, records = self.instructions(agent, server_round, arrays)
             agent_cfg = ConfigRecord({**dict(config), **entries, "agent-id": agent, "share": share,
-                                      **self._volunteer_config(), **self._attack_config(agent)})
+                                      **self._volunteer_config()})
             content = RecordDict({protocol.CONFIG: agent_cfg, **records})
             messages.append(Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN))
         return messages

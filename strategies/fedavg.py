@@ -18,14 +18,25 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord
 
 from clients import protocol
 from strategies.base import FederationStrategy, shared_uploads
+from strategies.participation import Participation
+from strategies.robust import Aggregator, Mean, make_aggregator
 
 
 class FedAvg(FederationStrategy):
     name = "fedavg"
-    reads = ("attack", "robust")
+    reads = ("robust",)
     share = protocol.SHARE_PARAMETERS
     mandatory = True
     mixes_parameters = True
+
+    def __init__(self, participation: Participation, seed: int, aggregator: Aggregator | None = None):
+        """``aggregator``: how the uploads are combined (strategies.robust; the mean by default)."""
+        super().__init__(participation, seed)
+        self.aggregator = aggregator or Mean()
+
+    @classmethod
+    def from_config(cls, cfg, game, init: ArrayRecord) -> "FedAvg":
+        return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, make_aggregator(cfg.robust))
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
         return {}, {protocol.REPLACE: arrays}
@@ -38,6 +49,6 @@ class FedAvg(FederationStrategy):
         if not uploads:
             return None, MetricRecord({"uploads": 0})
         keys = list(uploads[0].keys())
-        combined, how = self.aggregate_uploads([[u[k].numpy() for k in keys] for u in uploads])
+        combined, how = self.aggregator.aggregate([[u[k].numpy() for k in keys] for u in uploads])
         record = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in zip(keys, combined)})
         return record, MetricRecord({"uploads": len(uploads), **how})

@@ -32,9 +32,10 @@ from flwr.app import ArrayRecord
 from torch import nn
 
 from clients.anchors import proximal
-from clients.learners import restore, snapshot
+from clients.learner import restore, snapshot
 from clients.networks import NetworkConfig, load_record, network, to_record
 from clients.ppo import gae
+from clients.rollout import Rollout
 
 OBJECTIVES = ("is-pg", "awr")
 
@@ -68,7 +69,7 @@ class FederatedPolicy:
     def load(self, record: ArrayRecord) -> None:
         load_record(self.actor, record)
 
-    def update(self, rollout, team_reward: np.ndarray, *, updates: int, batch: int, gamma: float,
+    def update(self, rollout: Rollout, team_reward: np.ndarray, *, updates: int, batch: int, gamma: float,
                gae_lambda: float, ent_coef: float, anchor: ArrayRecord | None, anchor_weight: float,
                gen: torch.Generator) -> dict[str, float]:
         """``updates`` minibatch steps of actor and critic on the round's data."""

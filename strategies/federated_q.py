@@ -74,8 +74,9 @@ from torch import nn
 
 from clients.anchors import proximal
 from clients.dqn import double_dqn_target
-from clients.learners import restore, snapshot
+from clients.learner import restore, snapshot
 from clients.networks import NetworkConfig, load_record, network, to_record
+from clients.rollout import Rollout
 
 MAX_GRAD_NORM = 10.0  # as the agents' dqn_max_grad_norm default
 
@@ -115,7 +116,7 @@ class FederatedQ:
     def load(self, record: ArrayRecord) -> None:
         load_record(self.q, record)
 
-    def update(self, rollout, team_reward: np.ndarray, *, updates: int, batch: int, gamma: float,
+    def update(self, rollout: Rollout, team_reward: np.ndarray, *, updates: int, batch: int, gamma: float,
                gae_lambda: float, ent_coef: float, anchor: ArrayRecord | None, anchor_weight: float,
                gen: torch.Generator) -> dict[str, float]:
         """``updates`` minibatch steps of double DQN on every live (step, copy, agent) transition.

@@ -49,12 +49,14 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord
 from flwr.supercore import log
 
 from clients import protocol
-from clients.networks import NetworkConfig
+from clients.networks import NetworkConfig, flat
+from clients.rollout import Rollout
 from strategies.base import FederationStrategy, shared_uploads
 from clients.anchors import Anchors
 from strategies.federated_policy import EGALITARIAN, OBJECTIVES, FederatedPolicy, egalitarian_reward, utilitarian_reward
 from strategies.federated_q import FederatedQ
 from strategies.participation import Participation
+from strategies.robust import Aggregator, Mean, make_aggregator
 from typing import ClassVar
 from clients.settings import ConfigError, Settings, setting
 
@@ -120,7 +122,7 @@ class FPF(FederationStrategy):
     """Flexible-participation federation with utilitarian and egalitarian anchors."""
 
     name = "fpf"
-    reads = ("fpf", "attack", "robust")
+    reads = ("fpf", "robust")
     share = protocol.SHARE_PARAMETERS
     mixes_parameters = True
     refuses_learners = ("q-table",)
@@ -131,8 +133,10 @@ class FPF(FederationStrategy):
                  fed_updates: int = 16, fed_batch: int = 1024, anchor_step: str = "round",
                  pull: str = "participants", egalitarian: str = "return-std", fed_objective: str = "awr",
                  fed_conservative: float = 0.0, net=None,
-                 gamma: float = 0.98, gae_lambda: float = 0.97):
+                 gamma: float = 0.98, gae_lambda: float = 0.97, aggregator: Aggregator | None = None):
+        """``aggregator``: how Eq. 11 combines the uploads (strategies.robust; the mean by default)."""
         super().__init__(participation, seed)
+        self.aggregator = aggregator or Mean()
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
         self.eta, self.fed_alpha = eta, fed_alpha
         self.fed_updates, self.fed_batch = fed_updates, fed_batch
@@ -164,7 +168,8 @@ class FPF(FederationStrategy):
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, init,
                    space=game.observation_space, num_actions=game.num_actions, state_space=game.state_space,
                    learner=learners[0], **vars(cfg.fpf), net=cfg.net,
-                   gamma=cfg.dqn.gamma if learners[0] == "dqn" else cfg.ppo.gamma, gae_lambda=cfg.ppo.gae_lambda)
+                   gamma=cfg.dqn.gamma if learners[0] == "dqn" else cfg.ppo.gamma, gae_lambda=cfg.ppo.gae_lambda,
+                   aggregator=make_aggregator(cfg.robust))
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
         """ω, ω̄ and Eq. 9's pull weights αλ_u, αλ_e, for the agents that are pulled."""
@@ -183,7 +188,7 @@ class FPF(FederationStrategy):
         how: dict[str, float] = {}
 
         def combine(values):
-            out, metrics = self.aggregate_uploads(values)
+            out, metrics = self.aggregator.aggregate(values)
             how.update(metrics)
             return out
 
@@ -191,7 +196,7 @@ class FPF(FederationStrategy):
         record = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in zip(keys, new)})
         return record, MetricRecord({"uploads": len(uploads), **how})
 
-    def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
+    def federated_training(self, server_round: int, rollout: Rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
         self.omega.load(arrays)
         common = dict(updates=self.fed_updates, batch=self.fed_batch, gamma=self.gamma,
                       gae_lambda=self.gae_lambda, gen=self._gen)
@@ -205,6 +210,10 @@ class FPF(FederationStrategy):
 
     def evaluation_policies(self) -> dict[str, ArrayRecord]:
         return {"omega": self.omega.record(), "omega_bar": self._omega_bar_record}
+
+    def evaluation_metrics(self, policies: dict[str, ArrayRecord]) -> dict[str, float]:
+        """``omega_gap``: ||ω - ω̄||²."""
+        return {"omega_gap": float(((flat(policies["omega"]) - flat(policies["omega_bar"])) ** 2).sum())}
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"omega": self.omega.state_dict(), "omega_bar": self.omega_bar.state_dict(),

@@ -572,7 +572,25 @@ def load_schedule(path: str | Path, seed: int = 0) -> UserSchedule:
     for step, edges in enumerate(spec["graphs"], start=1):
         if not isinstance(edges, list) or not all(isinstance(e, list) and len(e) == 2 for e in edges):
             raise ValueError(f"{path}: graph {step} must be a list of edges [u, v]")
+        bad = [e for e in edges if not all(_is_agent_id(x) for x in e)]
+        if bad:
+            raise ValueError(f"{path}: graph {step} has edge {bad[0]}; an edge joins two agent ids (integers >= 0)")
         g = nx.Graph()
         g.add_edges_from((int(u), int(v)) for u, v in edges)
         graphs.append(g)
-    return UserSchedule(graphs, spec.get("weights"), spec.get("nodes"), seed=seed)
+    nodes = spec.get("nodes")
+    if nodes is not None and (not isinstance(nodes, list) or not all(_is_agent_id(x) for x in nodes)):
+        raise ValueError(f"{path}: 'nodes' must be a list of agent ids (integers >= 0), got {nodes!r}")
+    weights = spec.get("weights")
+    if weights is not None:
+        try:
+            arrays = [np.asarray(w, dtype=float) for w in weights]
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: 'weights' must be a list of square matrices of numbers") from None
+        if not all(a.ndim == 2 and np.isfinite(a).all() for a in arrays):
+            raise ValueError(f"{path}: 'weights' must be a list of square matrices of finite numbers")
+    return UserSchedule(graphs, weights, nodes, seed=seed)
+
+
+def _is_agent_id(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from clients.rollout import Rollout
 from strategies.leaders import LeaderConfig, LeaderMediator, LeaderStrategy
 
 
@@ -93,7 +94,7 @@ class JAMQLMediator(LeaderMediator):
     def transfer(self, rewards: np.ndarray) -> np.ndarray:
         return -self.kappa * (rewards - rewards.mean(axis=1, keepdims=True))
 
-    def learn(self, rollout) -> dict[str, float]:
+    def learn(self, rollout: Rollout) -> dict[str, float]:
         T, B, N = rollout.rewards.shape
         mask = rollout.mask
         game_r = rollout.rewards * mask

@@ -59,6 +59,7 @@ from logging import INFO
 import numpy as np
 from flwr.supercore import log
 
+from clients.rollout import Rollout
 from strategies.base import FederationStrategy
 from strategies.mediator import Mediator
 from typing import ClassVar
@@ -181,7 +182,7 @@ class LeaderMediator(Mediator):
     def epsilon(self) -> float:
         return exploration(self.cfg.mediator_epsilon, self.rounds_learnt)
 
-    def learn(self, rollout) -> dict[str, float]:
+    def learn(self, rollout: Rollout) -> dict[str, float]:
         """Learn from a round's rollout (rules that learn override it)."""
         return {}
 
@@ -251,7 +252,7 @@ class VoteLeader(LeaderMediator):
         top = count == count.max(axis=1, keepdims=True)
         return (top * self.rng.random(top.shape)).argmax(axis=1)
 
-    def learn(self, rollout) -> dict[str, float]:
+    def learn(self, rollout: Rollout) -> dict[str, float]:
         T = rollout.rewards.shape[0]
         if len(self.cast) < T:
             return {}
@@ -308,7 +309,7 @@ class LeaderStrategy(FederationStrategy):
         who = self.phase(server_round)
         return {"learn": who in (-1, agent)}, {}
 
-    def federated_training(self, server_round, rollout, arrays):
+    def federated_training(self, server_round: int, rollout: Rollout, arrays):
         who = self.phase(server_round)
         metrics = {"learning": float(who)}
         if who in (-1, self.agents):

@@ -48,6 +48,7 @@ from clients.protocol import LMF_MODES
 from strategies.base import FederationStrategy
 from strategies.graphs import SCHEDULES, GraphSchedule, check_weights, load_schedule, make_schedule
 from strategies.participation import Participation
+from strategies.robust import Aggregator, Mean, make_aggregator
 from typing import ClassVar
 from clients.settings import ConfigError, Settings, setting
 
@@ -98,24 +99,32 @@ class LMF(FederationStrategy):
     """Local multi-federations over a time-varying communication graph."""
 
     name = "lmf"
-    reads = ("lmf", "attack", "robust")
+    reads = ("lmf", "robust")
     share = protocol.SHARE_PARAMETERS  # the default mode; an instance may share gradients instead
     mixes_parameters = True
 
     def __init__(self, participation: Participation, seed: int, schedule: GraphSchedule,
-                 mode: str = protocol.SHARE_PARAMETERS, beta: float = 0.0):
+                 mode: str = protocol.SHARE_PARAMETERS, beta: float = 0.0, aggregator: Aggregator | None = None):
+        """``aggregator``: the mean keeps the weighted mix Σ_j c(i,j)θ_j; a robust rule
+        replaces it over each closed neighbourhood (strategies.robust)."""
         if mode not in MODES:
             raise ValueError(f"unknown LMF mode '{mode}'; valid choices: {', '.join(MODES)}")
         self.share = protocol.SHARE_GRADIENTS if mode == protocol.SHARE_GRADIENTS else protocol.SHARE_PARAMETERS
         super().__init__(participation, seed)
         self.schedule, self.mode, self.beta = schedule, mode, beta
         self.pending: dict[int, ArrayRecord] = {}
+        self.aggregator = aggregator or Mean()
+
+    @classmethod
+    def check_config(cls, cfg, game) -> None:
+        if cfg.agents < 2:
+            raise ValueError(f"lmf needs at least 2 agents (it mixes with neighbours), got --agents {cfg.agents}")
 
     @classmethod
     def from_config(cls, cfg, game, init) -> "LMF":
         lmf = cfg.lmf
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, lmf.schedule(cfg.agents, cfg.seed),
-                   lmf.mode, lmf.beta)
+                   lmf.mode, lmf.beta, make_aggregator(cfg.robust))
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
         """The agent's neighbour mix from the last exchange (delivered once), the mode and α_t/α_0."""
@@ -149,14 +158,14 @@ class LMF(FederationStrategy):
         index = {a: k for k, a in enumerate(members)}
         eps = check_weights(C, [(index[u], index[v]) for u, v in graph.edges() if u != v])
         how: dict[str, float] = {}
-        if self.robust.rule == "mean":
+        if not self.aggregator.robust:
             mixes = neighbour_mix(C, [shared[a] for a in members])
         else:  # the rule over each closed neighbourhood instead of the weighted mix (strategies.robust)
             keys = list(shared[members[0]].keys())
             mixes, fallbacks = [], 0.0
             for agent in members:
                 hood = [agent, *sorted(graph.neighbors(agent))]
-                combined, metrics = self.aggregate_uploads([[shared[j][k].numpy() for k in keys] for j in hood])
+                combined, metrics = self.aggregator.aggregate([[shared[j][k].numpy() for k in keys] for j in hood])
                 mixes.append(dict(zip(keys, combined)))
                 fallbacks += metrics.get("robust_fallback", 0.0)
             how["robust_fallback"] = fallbacks / len(members)

@@ -38,6 +38,7 @@ import numpy as np
 from flwr.app import ArrayRecord, Message, MetricRecord
 
 from clients import protocol
+from clients.rollout import Rollout
 from strategies.base import FederationStrategy
 from strategies.fedavg import FedAvg
 from strategies.independent import Independent
@@ -144,7 +145,7 @@ class MechanismDesign(FederationStrategy):
                 self.mediator.grad_norm[agent] = float(metrics["q_grad_norm"])
         return None, None
 
-    def federated_training(self, server_round: int, rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
+    def federated_training(self, server_round: int, rollout: Rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
         played = rollout.actions if rollout.played is None else rollout.played
         data = rollout_transitions(rollout.state, played, rollout.rewards, rollout.terminated, rollout.mask)
         return arrays, self.mediator.mechanism.train(data, server_round)

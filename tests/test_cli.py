@@ -17,23 +17,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--env", "chess"], "unknown env 'chess'; valid choices: " + ", ".join(envs.available())),
-    (["--strategy", "fpf", "magic"], "unknown strategy 'magic'; valid choices: " + ", ".join(strategies.available())),
+    (["--env", "chess"], "--env: unknown value 'chess'; valid choices: " + ", ".join(envs.available())),
+    (["--strategy", "fpf", "magic"], "--strategy: unknown value 'magic'; valid choices: "
+     + ", ".join(strategies.available())),
     (["--participation", "1.5"], "participation must be a fraction in [0, 1], got 1.5"),
     (["--participation", "-0.1"], "participation must be a fraction in [0, 1]"),
     (["--participation", "ids:0,7", "--agents", "3"], "participation names unknown agents [7]; valid agent ids: 0..2"),
     (["--participation", "half"], "must be a fraction in [0, 1] or a list like ids:0,3,7"),
-    (["--draw", "sometimes"], "unknown draw 'sometimes'; valid choices: fixed, first, random"),
-    (["--lambda-u", "-1"], "lambda-u must be >= 0, got -1.0"),
-    (["--lambda-e", "-0.5"], "lambda-e must be >= 0"),
-    (["--fed-conservative", "-0.1"], "fed-conservative must be >= 0"),
-    (["--rounds", "0"], "rounds must be >= 1, got 0"),
-    (["--agents", "0"], "agents must be >= 1, got 0"),
-    (["--eta", "0"], "eta must be in (0, 2]"),
-    (["--lambda-u", "nan"], "lambda-u must be a finite number, got nan"),
-    (["--lambda-u", "inf"], "lambda-u must be a finite number, got inf"),
-    (["--lr-actor=-inf"], "lr-actor must be a finite number, got -inf"),
-    (["--anchor-step", "lbfgs"], "unknown anchor-step 'lbfgs'; valid choices: round, sgd, adam"),
+    (["--draw", "sometimes"], "--draw: unknown value 'sometimes'; valid choices: fixed, first, random"),
+    (["--lambda-u", "-1"], "--lambda-u must be in [0, 1e+06], got -1"),
+    (["--lambda-e", "-0.5"], "--lambda-e must be in [0, 1e+06], got -0.5"),
+    (["--fed-conservative", "-0.1"], "--fed-conservative must be in [0, 1e+06]"),
+    (["--rounds", "0"], "--rounds must be in [1, 10000000], got 0"),
+    (["--agents", "0"], "--agents must be in [1, 100000], got 0"),
+    (["--eta", "0"], "--eta must be in (0, 2]"),
+    (["--lambda-u", "nan"], "--lambda-u must be a finite number, got nan"),
+    (["--lambda-u", "inf"], "--lambda-u must be a finite number, got inf"),
+    (["--ppo-lr-actor=-inf"], "--ppo-lr-actor must be a finite number, got -inf"),
+    (["--anchor-step", "lbfgs"], "--anchor-step: unknown value 'lbfgs'; valid choices: round, sgd, adam"),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(args, expected, capsys):
     assert run_sim.main(args + ["--out", "/nonexistent/never-written"]) == 2
@@ -51,7 +52,7 @@ def test_bad_input_exits_non_zero_from_the_shell():
     proc = subprocess.run([sys.executable, "run_sim.py", "--strategy", "nope"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "unknown strategy 'nope'" in proc.stderr and "fpf" in proc.stderr
+    assert "--strategy: unknown value 'nope'" in proc.stderr and "fpf" in proc.stderr
 
 
 def test_run_config_keys_match_pyproject():
@@ -84,7 +85,7 @@ def test_one_comparison_table_across_graphs_and_baselines(tmp_path, capsys):
     """Two LMF graphs and a baseline on Job Scheduling, one round each, compared in one table."""
     code = run_sim.main(["--env", "job", "--agents", "3", "--strategy", "lmf", "ia", "--graph", "ring", "dynamic",
                          "--participation", "1.0", "--rounds", "1", "--batch", "2", "--steps", "10", "--hidden", "8",
-                         "--minibatch", "32", "--no-progress", "--out", str(tmp_path)])
+                         "--ppo-minibatch", "32", "--no-progress", "--out", str(tmp_path)])
     assert code == 0
     # ia has no federation: the run says that --participation does not apply, on the console and in config.json
     assert "note: --participation does not apply: ia has no federation: nobody participates" in capsys.readouterr().err
@@ -118,7 +119,7 @@ def test_game_options_reach_the_game_and_bad_ones_are_refused():
     assert cfg.game_options() == {"episode_length": 7, "num_resources": 2}
     game = envs.make_batched(cfg.env, cfg.agents, **cfg.game_options())
     assert game.episode_length == 7
-    with pytest.raises(ConfigError, match="does not fit matthew; it takes: num_resources, episode_length"):
+    with pytest.raises(ConfigError, match="matthew takes no option 'map'; it takes: num_resources, episode_length"):
         RunConfig.of(env="matthew", agents=3, game_options="map=lio-7")
     with pytest.raises(ConfigError, match="cannot set 'seed'; it has its own flag"):
         RunConfig.of(game_options="seed=3")

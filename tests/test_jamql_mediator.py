@@ -9,7 +9,8 @@ import envs
 from envs.matrix import PAYOFFS
 from envs.stackelberg import StackelbergView
 from clients.networks import NetworkConfig
-from federation.world import Rollout, World
+from clients.rollout import Rollout
+from federation.world import World
 from strategies.jamql import JAMQLMediator, NaiveJAMQLMediator
 from strategies.leaders import AlternatingLeader, LeaderConfig, VoteLeader, phase
 
