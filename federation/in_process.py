@@ -1,8 +1,9 @@
 """Run one configuration in this process, with the ClientApp called directly.
 
-The same round loop as a Flower run (``Federation.run``, round by round ``Federation.play``: rollout, one train message per
-agent, the ClientApp's ``train``, aggregation, the strategy's server-side learning,
-checkpoints, metrics.csv and summary.json), without Flower's transport: each message is
+The same round loop as a Flower run (``Federation.run``; per round ``Federation.play``:
+rollout, one train message per agent, the ClientApp's ``train``, aggregation, the
+strategy's server-side learning; checkpoints, metrics.csv and summary.json), without
+Flower's transport: each message is
 handed to ``clients.client_app.train`` in turn, as the in-process reference of
 benchmarks/bench_round.py does. For studies of many short tabular runs (JAM-QL's matrix
 games: ~0.05 s per round here against ~0.3 s plus Ray's start-up in a simulation); the

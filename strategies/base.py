@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from logging import INFO
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -50,6 +51,42 @@ from clients import protocol
 from clients.rollout import Rollout
 from strategies.mediator import Mediator
 from strategies.participation import Participation
+
+if TYPE_CHECKING:
+    from clients.dqn import DQNConfig
+    from clients.networks import NetworkConfig
+    from clients.ppo import PPOConfig
+    from strategies.fpf import FPFConfig
+    from strategies.leaders import LeaderConfig
+    from strategies.lmf import LMFConfig
+    from strategies.md import MDConfig
+    from strategies.participation import JoiningConfig
+    from strategies.policy_mediator import DelegationConfig
+    from strategies.reward_sharing import IAConfig
+    from strategies.robust import RobustConfig
+
+
+class RunSettings(Protocol):
+    """What a strategy may read of the run's configuration: the run's own fields and the
+    groups of this layer and the one below (federation.config.RunConfig satisfies it, and
+    a type checker holds every strategy to it)."""
+
+    strategy: str
+    agents: int
+    seed: int
+    joining: JoiningConfig
+    net: NetworkConfig
+    ppo: PPOConfig
+    dqn: DQNConfig
+    fpf: FPFConfig
+    lmf: LMFConfig
+    ia: IAConfig
+    delegation: DelegationConfig
+    md: MDConfig
+    leaders: LeaderConfig
+    robust: RobustConfig
+
+    def learners(self) -> list[str]: ...
 
 
 class FederationStrategy(Strategy):
@@ -117,12 +154,12 @@ class FederationStrategy(Strategy):
         the game's utility model); any game by default."""
 
     @classmethod
-    def check_config(cls, cfg, game) -> None:
+    def check_config(cls, cfg: RunSettings, game) -> None:
         """Raise ValueError if this strategy's settings in the RunConfig ``cfg`` do not fit
         ``game`` (e.g. a file it needs is missing); nothing to check by default."""
 
     @classmethod
-    def from_config(cls, cfg, game, init: ArrayRecord) -> "FederationStrategy":
+    def from_config(cls, cfg: RunSettings, game, init: ArrayRecord) -> "FederationStrategy":
         """Build from a validated RunConfig (subclasses with settings override this)."""
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed)
 

@@ -17,7 +17,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
 
 from clients import protocol
-from strategies.base import FederationStrategy, shared_uploads
+from strategies.base import FederationStrategy, RunSettings, shared_uploads
 from strategies.participation import Participation
 from strategies.robust import Aggregator, Mean, make_aggregator
 
@@ -35,7 +35,7 @@ class FedAvg(FederationStrategy):
         self.aggregator = aggregator or Mean()
 
     @classmethod
-    def from_config(cls, cfg, game, init: ArrayRecord) -> "FedAvg":
+    def from_config(cls, cfg: RunSettings, game, init: ArrayRecord) -> "FedAvg":
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, make_aggregator(cfg.robust))
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:

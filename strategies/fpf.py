@@ -51,7 +51,7 @@ from flwr.supercore import log
 from clients import protocol
 from clients.networks import NetworkConfig, flat
 from clients.rollout import Rollout
-from strategies.base import FederationStrategy, shared_uploads
+from strategies.base import FederationStrategy, RunSettings, shared_uploads
 from clients.anchors import Anchors
 from strategies.federated_policy import EGALITARIAN, OBJECTIVES, FederatedPolicy, egalitarian_reward, utilitarian_reward
 from strategies.federated_q import FederatedQ
@@ -162,7 +162,7 @@ class FPF(FederationStrategy):
         self._gen = torch.Generator().manual_seed(seed)
 
     @classmethod
-    def from_config(cls, cfg, game, init: ArrayRecord) -> "FPF":
+    def from_config(cls, cfg: RunSettings, game, init: ArrayRecord) -> "FPF":
         learners = cfg.learners()
         cls.check_learners(learners)
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, init,

@@ -60,7 +60,7 @@ import numpy as np
 from flwr.supercore import log
 
 from clients.rollout import Rollout
-from strategies.base import FederationStrategy
+from strategies.base import FederationStrategy, RunSettings
 from strategies.mediator import Mediator
 from typing import ClassVar
 from clients.settings import ConfigError, Settings, setting
@@ -291,11 +291,11 @@ class LeaderStrategy(FederationStrategy):
         self.mediator, self.cfg, self.agents = mediator, cfg, agents
 
     @classmethod
-    def check_config(cls, cfg, game) -> None:
+    def check_config(cls, cfg: RunSettings, game) -> None:
         check(cfg.leaders, game.num_agents)
 
     @classmethod
-    def from_config(cls, cfg, game, init):
+    def from_config(cls, cfg: RunSettings, game, init):
         from strategies.participation import Participation
 
         check(cfg.leaders, game.num_agents)

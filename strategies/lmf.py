@@ -45,7 +45,7 @@ from flwr.supercore import log
 
 from clients import protocol
 from clients.protocol import LMF_MODES
-from strategies.base import FederationStrategy
+from strategies.base import FederationStrategy, RunSettings
 from strategies.graphs import SCHEDULES, GraphSchedule, check_weights, load_schedule, make_schedule
 from strategies.participation import Participation
 from strategies.robust import Aggregator, Mean, make_aggregator
@@ -116,12 +116,12 @@ class LMF(FederationStrategy):
         self.aggregator = aggregator or Mean()
 
     @classmethod
-    def check_config(cls, cfg, game) -> None:
+    def check_config(cls, cfg: RunSettings, game) -> None:
         if cfg.agents < 2:
             raise ValueError(f"lmf needs at least 2 agents (it mixes with neighbours), got --agents {cfg.agents}")
 
     @classmethod
-    def from_config(cls, cfg, game, init) -> "LMF":
+    def from_config(cls, cfg: RunSettings, game, init) -> "LMF":
         lmf = cfg.lmf
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, lmf.schedule(cfg.agents, cfg.seed),
                    lmf.mode, lmf.beta, make_aggregator(cfg.robust))

@@ -39,7 +39,7 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 
 from clients import protocol
 from clients.rollout import Rollout
-from strategies.base import FederationStrategy
+from strategies.base import FederationStrategy, RunSettings
 from strategies.fedavg import FedAvg
 from strategies.independent import Independent
 from strategies.mechanism import Mechanism, rollout_transitions
@@ -122,7 +122,7 @@ class MechanismDesign(FederationStrategy):
                              f"got {', '.join(others)}")
 
     @classmethod
-    def from_config(cls, cfg, game, init: ArrayRecord) -> "MechanismDesign":
+    def from_config(cls, cfg: RunSettings, game, init: ArrayRecord) -> "MechanismDesign":
         strategy = cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed)
         md = cfg.md
         mechanism = Mechanism(game.state_dim, game.num_agents, game.num_actions, cfg.seed, use_mrp=cls.use_mrp,

@@ -49,7 +49,7 @@ from envs.matching import MatchingModel
 from envs.normal_form import PayoffTable
 from envs.restaurant import RestaurantModel
 from strategies import pareto_assignment, pareto_enumeration, pareto_matching
-from strategies.base import FederationStrategy
+from strategies.base import FederationStrategy, RunSettings
 from strategies.mediator import Mediator
 
 SOLVERS = {PayoffTable: pareto_enumeration.mediate, MatchingModel: pareto_matching.mediate,
@@ -117,7 +117,7 @@ class Mediated(FederationStrategy):
     reads = ("delegation",)
 
     @classmethod
-    def check_config(cls, cfg, game) -> None:
+    def check_config(cls, cfg: RunSettings, game) -> None:
         """One-shot games: the utility model must have a solver. Sequential games: the
         joint policies must exist and fit the game."""
         model = getattr(game, "mediator_model", None)
@@ -127,7 +127,7 @@ class Mediated(FederationStrategy):
             solver_for(model(), cls.mediator_class.rule)
 
     @classmethod
-    def from_config(cls, cfg, game, init) -> "Mediated":
+    def from_config(cls, cfg: RunSettings, game, init) -> "Mediated":
         strategy = super().from_config(cfg, game, init)
         if hasattr(game, "mediator_model"):
             strategy.mediator = cls.mediator_class(game.mediator_model())

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from strategies.base import FederationStrategy
+from strategies.base import FederationStrategy, RunSettings
 from strategies.participation import Participation
 from typing import ClassVar
 from clients.settings import Settings, setting
@@ -94,7 +94,7 @@ class InequityAversion(FederationStrategy):
         self.envy, self.guilt, self.decay = envy, guilt, decay
 
     @classmethod
-    def from_config(cls, cfg, game, init):
+    def from_config(cls, cfg: RunSettings, game, init):
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, envy=cfg.ia.envy,
                    guilt=cfg.ia.guilt)
 

@@ -9,7 +9,10 @@ import run_sim
 from clients.attacks import AttackConfig, poison
 from federation.config import ConfigError, RunConfig
 from strategies.fpf import fpf_aggregate
-from strategies.robust import robust_aggregate
+from flwr.server.strategy.aggregate import (aggregate, aggregate_bulyan, aggregate_krum, aggregate_median,
+                                            aggregate_trimmed_avg)
+from strategies.robust import (Bulyan, Krum, Mean, Median, MultiKrum, RobustConfig, TrimmedMean, make_aggregator,
+                               minimum_uploads, robust_aggregate)
 
 # five uploads of one 1-D layer; the last is an attacker's
 UPLOADS = [[np.array([1.0, 0.0])], [np.array([2.0, 0.0])], [np.array([3.0, 0.0])], [np.array([4.0, 0.0])],
@@ -79,13 +82,13 @@ def test_attackers_are_checked():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--attack", "bribe"], "unknown attack 'bribe'; valid choices: none, sign-flip, noise, free-ride"),
+    (["--attack", "bribe"], "--attack: unknown value 'bribe'; valid choices: none, sign-flip, noise, free-ride"),
     (["--attack", "noise"], "attack noise needs --attackers"),
-    (["--robust", "average"], "unknown robust rule 'average'"),
-    (["--robust", "trimmed-mean", "--trim", "0.5"], "trim must be in [0, 0.5), got 0.5"),
+    (["--robust", "average"], "--robust: unknown value 'average'"),
+    (["--robust", "trimmed-mean", "--robust-trim", "0.5"], "--robust-trim must be in [0, 0.5), got 0.5"),
     (["--robust", "bulyan", "--robust-f", "1", "--participation", "0.5"],
      "robust bulyan with robust-f 1 needs at least 7 uploads per round; fpf gets at most 5"),
-    (["--robust-f", "-1"], "robust-f must be >= 0"),
+    (["--robust-f", "-1"], "--robust-f must be in [0, 1000000], got -1"),
 ])
 def test_bad_attack_and_defence_flags(args, message, capsys, tmp_path):
     assert run_sim.main(args + ["--out", str(tmp_path / "o")]) == 2
@@ -117,3 +120,101 @@ def test_the_attack_settings_reach_the_configuration():
     assert cfg.attack.kind == "free-ride" and cfg.robust.rule == "krum"
     with pytest.raises(ConfigError):
         RunConfig.of(attack="free-ride", attackers="99").validated()
+
+
+def test_an_attackers_profile_reaches_only_its_own_message_and_no_strategy_sees_it(tiny):
+    """The round loop attaches agent 1's attack profile to agent 1's train message alone;
+    nothing the strategy holds or sends says who attacks or how."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from clients import protocol
+    from federation.server_app import Federation
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1  # as in a ServerApp
+    cfg = tiny.replace(strategy="fedavg", attack="noise", attackers="1", attack_scale=0.5).validated()
+    fed = Federation(cfg)
+    fed.bind({0: 10, 1: 11, 2: 12})
+    sent = {}
+
+    class Stop(Exception):
+        pass
+
+    def exchange(messages):
+        sent.update({fed.node_agent[m.metadata.dst_node_id]: m for m in messages})
+        raise Stop
+
+    with pytest.raises(Stop):
+        fed.play(1, exchange)
+    TaskIdentity.run_id = TaskIdentity.node_id = TaskIdentity.task_id = None
+    assert sorted(sent) == [0, 1, 2]
+    assert dict(sent[1].content[protocol.ATTACK]) == {"kind": "noise", "scale": 0.5}
+    assert all(protocol.ATTACK not in sent[a].content for a in (0, 2))
+    assert all(not any("attack" in key for key in m.content[protocol.CONFIG]) for m in sent.values())
+    assert fed.attackers == {1}
+    strategy = fed.strategy
+    assert not [name for name in dir(strategy) if "attack" in name]
+    assert not [v for v in vars(strategy).values() if isinstance(v, AttackConfig) or v == {1} or v == frozenset({1})]
+
+
+def test_the_agent_poisons_only_with_an_attack_profile():
+    from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+
+    from clients import instructions, protocol
+
+    before = {"w": np.array([1.0, 2.0])}
+    shared = ArrayRecord({"w": Array(np.array([1.5, 1.0], np.float32))})
+    config = ConfigRecord({"share": protocol.SHARE_PARAMETERS})
+    honest = instructions.poison_upload(shared, before, config, RecordDict({}), seed=0)
+    assert honest is shared
+    profile = RecordDict({protocol.ATTACK: ConfigRecord({"kind": "sign-flip", "scale": 10.0})})
+    bad = instructions.poison_upload(shared, before, config, profile, seed=0)
+    np.testing.assert_allclose(bad["w"].numpy(), [1 - 5, 2 + 10])
+
+
+# uploads of two layers, seven of them (enough for Bulyan with f = 1)
+LAYERED = [[np.array([float(v), 2.0 * v]), np.array([[float(v) ** 2]])] for v in (1, 2, 3, 4, 5, 40, -30)]
+
+
+@pytest.mark.parametrize("make, name, minimum, flower", [
+    (lambda: Mean(), "mean", 1, lambda r: aggregate(r)),
+    (lambda: Median(), "median", 1, lambda r: aggregate_median(r)),
+    (lambda: TrimmedMean(0.2), "trimmed-mean", 1, lambda r: aggregate_trimmed_avg(r, 0.2)),
+    (lambda: Krum(1), "krum", 5, lambda r: aggregate_krum(r, 1, 0)),
+    (lambda: MultiKrum(1), "multikrum", 5, lambda r: aggregate_krum(r, 1, len(r) - 1)),
+    (lambda: Bulyan(1), "bulyan", 7, lambda r: aggregate_bulyan(list(r), 1, aggregate_krum, to_keep=0)),
+])
+def test_each_aggregator_is_flowers_function(make, name, minimum, flower):
+    agg = make()
+    assert agg.name == name and agg.minimum_uploads == minimum
+    assert type(make_aggregator(RobustConfig(rule=name, f=1, trim=0.2))) is type(agg)
+    results = [([a.astype(np.float64) for a in u], 1) for u in LAYERED]
+    out, metrics = agg.aggregate([list(u) for u in LAYERED])
+    expected = flower(results)
+    assert len(out) == len(expected) == 2
+    for got, want in zip(out, expected):
+        np.testing.assert_array_equal(got, want)
+    assert metrics == ({} if name == "mean" else {"robust_fallback": 0.0})
+    # the same as the rule by name
+    by_name, fell_back = robust_aggregate([list(u) for u in LAYERED], name, f=1, trim=0.2)
+    assert not fell_back and all(np.array_equal(a, b) for a, b in zip(by_name, out))
+
+
+@pytest.mark.parametrize("agg", [Krum(1), MultiKrum(1), Bulyan(1)])
+def test_too_few_uploads_fall_back_to_the_median_and_say_so(agg):
+    few = [list(u) for u in LAYERED[:agg.minimum_uploads - 1]]
+    out, metrics = agg.aggregate(few)
+    expected = aggregate_median([([a.astype(np.float64) for a in u], 1) for u in few])
+    assert all(np.array_equal(a, b) for a, b in zip(out, expected))
+    assert metrics == {"robust_fallback": 1.0}
+    assert minimum_uploads(agg.name, 1) == agg.minimum_uploads
+
+
+def test_strategies_receive_their_aggregator_from_the_configuration(tiny):
+    from federation.server_app import build
+
+    for strategy, rule, cls in (("fpf", "median", Median), ("dnf", "krum", Krum), ("fedavg", "trimmed-mean", TrimmedMean),
+                                ("lmf", "multikrum", MultiKrum), ("fpf", "mean", Mean)):
+        cfg = tiny.replace(strategy=strategy, robust=rule, robust_f=0)
+        _, built, _, _ = build(cfg)
+        assert type(built.aggregator) is cls
+    assert not hasattr(build(tiny.replace(strategy="independent"))[1], "aggregator")

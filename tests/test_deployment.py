@@ -10,8 +10,9 @@ import pytest
 from tools.local_deployment import LocalDeployment, is_alive
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_RUN = {"steps": 20, "hidden": 32, "epochs": 1, "minibatch": 64, "fed-updates": 1, "fed-batch": 64,
-             "dqn-updates": 4, "dqn-batch": 32, "progress": False}
+# only flags the runs read: `flwr run` refuses one that differs from its default and that the
+# strategy and learners do not read, as run_sim.py does
+SMALL_RUN = {"steps": 20, "hidden": 32, "ppo-epochs": 1, "ppo-minibatch": 64, "progress": False}
 
 
 @pytest.mark.deployment
@@ -23,7 +24,7 @@ def test_two_rounds_on_local_deployment(tmp_path):
     no process behind."""
     out = tmp_path / "out"
     run_config = {"rounds": 2, "strategy": "independent", "learner": "ppo:0-1,dqn:2", "agents": 3, "batch": 2,
-                  "out": str(out), **SMALL_RUN}
+                  "out": str(out), "dqn-updates": 4, "dqn-batch": 32, **SMALL_RUN}
 
     with LocalDeployment(ROOT, num_agents=3, auth=True) as dep:  # over TLS, SuperNodes authenticated
         assert "insecure" not in (dep.flwr_home / "config.toml").read_text()

@@ -46,7 +46,7 @@ def experience(space, T=6, B=2, seed=0, mask=None) -> Experience:
 
 
 def learner(space=BOX, **overrides) -> DQNLearner:
-    cfg = DQNConfig(**({"dqn_batch": 16, "dqn_updates": 5, "dqn_buffer": 100} | overrides))
+    cfg = DQNConfig(**({"batch": 16, "updates": 5, "buffer": 100} | overrides))
     return DQNLearner(space, A, cfg, NET, seed=3, agent=0)
 
 
@@ -74,20 +74,20 @@ def test_double_dqn_target_by_hand():
 
 def test_td_loss_on_fixed_batch_decreases():
     """With a frozen target (τ = 0) training is regression: the loss on the buffer falls."""
-    agent = learner(dqn_tau=0.0, dqn_updates=40, dqn_batch=32, dqn_lr=3e-3)
+    agent = learner(tau=0.0, updates=40, batch=32, lr=3e-3)
     exp = experience(BOX, T=10, B=3)
     batch = tuple(torch.as_tensor(x) for x in exp.transitions())
 
     def loss() -> float:
         obs, a, r, nxt, done = batch
-        y = double_dqn_target(agent.policy, agent.target, r, nxt, done, agent.cfg.dqn_gamma)
+        y = double_dqn_target(agent.policy, agent.target, r, nxt, done, agent.cfg.gamma)
         with torch.no_grad():
             q = agent.policy(obs).gather(-1, a.unsqueeze(-1)).squeeze(-1)
         return float(torch.nn.functional.smooth_l1_loss(q, y))
 
     before = loss()
     first = agent.train(exp, Anchors(), seed=1)
-    agent.buffer = ReplayBuffer(agent.cfg.dqn_buffer, BOX.shape, BOX.dtype)  # do not grow the data
+    agent.buffer = ReplayBuffer(agent.cfg.buffer, BOX.shape, BOX.dtype)  # do not grow the data
     second = agent.train(exp, Anchors(), seed=2)
     assert loss() < 0.5 * before
     assert second["td_loss"] < first["td_loss"]
@@ -101,7 +101,7 @@ def test_epsilon_schedule():
     assert linear_epsilon(10_000, 1.0, 0.05, 100) == pytest.approx(0.05)
     assert linear_epsilon(0, 1.0, 0.05, 0) == 0.05  # no decay: the floor at once
 
-    agent = learner(dqn_eps_start=1.0, dqn_eps_end=0.1, dqn_eps_decay=40, dqn_updates=1)
+    agent = learner(eps_start=1.0, eps_end=0.1, eps_decay=40, updates=1)
     assert agent.epsilon() == 1.0
     mask = np.ones((6, 2), np.float32)
     mask[4:, 1] = 0  # copy 1 ended after 4 steps: 10 live steps, not 12
@@ -129,20 +129,20 @@ def test_replay_buffer_wraps_in_order_and_keeps_uint8():
     assert buf.ordered()[1].tolist() == [13, 14, 15, 16, 17]
     assert buf.sample(4, torch.Generator().manual_seed(0))[0].dtype == torch.uint8
 
-    agent = learner(IMAGE, dqn_updates=2, dqn_buffer=8)
+    agent = learner(IMAGE, updates=2, buffer=8)
     agent.train(experience(IMAGE, T=3, B=2), Anchors(), seed=0)
     assert agent.buffer.obs.dtype == np.uint8 and len(agent.buffer) == 6
 
 
 def test_round_trip_continues_exactly(tmp_path):
     """A learner rebuilt from its saved state trains exactly as the original would."""
-    original = learner(dqn_buffer=20)  # round 1 fills 12 of 20 slots, round 2 wraps
+    original = learner(buffer=20)  # round 1 fills 12 of 20 slots, round 2 wraps
     original.train(experience(BOX, seed=1), Anchors(), seed=11)
     path = tmp_path / "learner.pt"
     torch.save({"learner": original.state_dict()}, path)  # as clients.storage does
-    rebuilt = learner(dqn_buffer=20)
+    rebuilt = learner(buffer=20)
     rebuilt.load_state_dict(torch.load(path, weights_only=False)["learner"])
-    fresh = learner(dqn_buffer=20)
+    fresh = learner(buffer=20)
 
     exp2 = experience(BOX, seed=2)
     a = original.train(exp2, Anchors(), seed=22)
@@ -161,12 +161,12 @@ def test_round_trip_continues_exactly(tmp_path):
 
 def test_anchor_pull_after_every_step():
     """lr·w = 1 puts θ on ω after each pull; with w = 0 the policy moves away."""
-    agent = learner(dqn_lr=1e-3)
+    agent = learner(lr=1e-3)
     omega = {k: torch.full_like(v, 0.25) for k, v in agent.policy.state_dict().items()}
     agent.train(experience(BOX), Anchors(omega=omega, weight_u=1000.0, step="sgd"), seed=0)
     for name, p in agent.policy.named_parameters():
         torch.testing.assert_close(p.detach(), omega[name])
-    other = learner(dqn_lr=1e-3)
+    other = learner(lr=1e-3)
     other.train(experience(BOX), Anchors(omega=omega, weight_u=0.0, step="sgd"), seed=0)
     assert not torch.allclose(other.policy[0].weight, omega["0.weight"])
 
@@ -177,8 +177,8 @@ def test_registry_and_same_initial_policy():
     two = learners.make("dqn", BOX, A, DQNConfig(), NET, seed=5, agent=7)
     for p, q in zip(one.policy.parameters(), two.policy.parameters()):
         assert torch.equal(p, q)  # every agent starts from one point, so federations can mix
-    hyper = learners.hyper_from(DQNConfig, learners.hyper_record(DQNConfig(dqn_buffer=7, dqn_tau=0.5)))
-    assert hyper == DQNConfig(dqn_buffer=7, dqn_tau=0.5)
+    hyper = learners.hyper_from(DQNConfig, learners.hyper_record(DQNConfig(buffer=7, tau=0.5)))
+    assert hyper == DQNConfig(buffer=7, tau=0.5)
 
 
 # ---------------------------------------------------------------- FederatedQ (FPF's ω, ω̄)

@@ -83,7 +83,7 @@ def test_leader_settings_are_checked(tmp_path):
         RunConfig.of(strategy="jamql", end_transfer=1.5, **base)
     with pytest.raises(ConfigError, match="leader must be an agent id"):
         RunConfig.of(strategy="fixed-leader", leader=2, **base)
-    with pytest.raises(ConfigError, match="mediator-period must be >= 0"):
+    with pytest.raises(ConfigError, match=r"--mediator-period must be in \[0, "):
         RunConfig.of(strategy="vote-leader", mediator_period=-1, **base)
     with pytest.raises(ConfigError, match="reward-bins"):
         RunConfig.of(strategy="jamql", reward_bins=30, **{**base, "agents": 4})

@@ -226,9 +226,10 @@ def test_invalid_user_graph_is_rejected_naming_the_assumption(tmp_path, capsys, 
 
 def test_unknown_graph_and_mode_are_rejected(capsys):
     assert run_sim.main(["--strategy", "lmf", "--graph", "star"]) == 2
-    assert "unknown graph 'star'; valid choices: b_connected, complete, dynamic, erdos_renyi, fixed, ring" in capsys.readouterr().err
+    assert ("--graph: unknown value 'star'; valid choices: b_connected, complete, dynamic, erdos_renyi, fixed, ring"
+            in capsys.readouterr().err)
     assert run_sim.main(["--strategy", "lmf", "--lmf-mode", "votes"]) == 2
-    assert "unknown lmf-mode 'votes'; valid choices: parameters, gradients, diffusion" in capsys.readouterr().err
+    assert "--lmf-mode: unknown value 'votes'; valid choices: parameters, gradients, diffusion" in capsys.readouterr().err
 
 
 def test_graph_file_must_cover_every_participant(tmp_path, capsys):

@@ -31,12 +31,12 @@ def one_thread():
 
 def test_settings_are_checked(tmp_path):
     base = dict(env="escape-room", agents=5, learner="dqn", strategy="md", out=str(tmp_path))
-    for key, value, message in (("md_lambda", -0.5, "md-lambda must be >= 0"),
-                                ("md_penalty", -1.0, "md-penalty must be >= 0"),
-                                ("md_eta", -0.1, "md-eta must be >= 0"),
+    for key, value, message in (("md_lambda", -0.5, r"--md-lambda must be in \[0, "),
+                                ("md_penalty", -1.0, r"--md-penalty must be in \[0, "),
+                                ("md_eta", -0.1, r"--md-eta must be in \[0, "),
                                 ("md_clip_max", 1e-4, "md-clip-max"),
-                                ("md_dropout", 1.0, "md-dropout"),
-                                ("md_sweeps", 0, "md-sweeps must be >= 1")):
+                                ("md_dropout", 1.0, r"--md-dropout must be in \[0, 1\), got 1"),
+                                ("md_sweeps", 0, r"--md-sweeps must be in \[1, 1000\], got 0")):
         with pytest.raises(ConfigError, match=message):
             RunConfig.of(**base, **{key: value})
     with pytest.raises(ConfigError, match="md needs dqn agents"):

@@ -29,7 +29,7 @@ def three_steps() -> Experience:
 
 
 def test_update_equals_hand_computation():
-    agent = learner(q_lr=0.5, q_gamma=0.9)
+    agent = learner(lr=0.5, gamma=0.9)
     assert isinstance(agent.policy, Table) and agent.kind == EPSILON_GREEDY
     stats = agent.train(three_steps(), Anchors(), seed=0)
     # δ1 = 1 + .9·max q[1] - q[0,1] = 1          -> q[0,1] = 0.5
@@ -49,7 +49,7 @@ def test_copies_are_walked_one_after_another():
     exp = Experience(obs=np.array([[0, 1], [1, 2], [2, 2]]), actions=np.zeros((2, 2), np.int64),
                      logp=np.zeros((2, 2), np.float32), rewards=np.array([[0.0, 0.0], [1.0, 0.0]], np.float32),
                      terminated=np.array([[False, False], [True, True]]), mask=np.ones((2, 2), np.float32))
-    agent = learner(q_lr=1.0, q_gamma=0.5)
+    agent = learner(lr=1.0, gamma=0.5)
     agent.train(exp, Anchors(), seed=0)
     # copy 0: q[0,0] = 0 + .5·0 = 0, q[1,0] = 1; copy 1: q[1,0] = 0 + .5·max q[2] = 0, q[2,0] = 0
     # (time-major order: q[0,0] = 0, copy 1's q[1,0] = 0, then copy 0's q[1,0] = 1, q[2,0] = 0)
@@ -69,19 +69,19 @@ def test_epsilon_schedules():
     with pytest.raises(ValueError, match="1/t"):
         q_epsilon("linear", 0.1, 0)
 
-    agent = learner(q_epsilon=0.5, q_epsilon_schedule="1/t")
+    agent = learner(epsilon=0.5, epsilon_schedule="1/t")
     seen = [agent.epsilon()]
     for _ in range(3):
         seen.append(agent.train(three_steps(), Anchors(), seed=0)["epsilon"])
     assert seen == pytest.approx([0.5, 0.5, 1 / 3, 0.25])
     assert agent.acting()[1].epsilon == pytest.approx(0.25)
-    constant = learner(q_epsilon=0.3)
+    constant = learner(epsilon=0.3)
     constant.train(three_steps(), Anchors(), seed=0)
     assert constant.epsilon() == 0.3
 
 
 def test_anchor_pull_once_per_round_and_round_trip():
-    agent = learner(q_lr=0.5, q_epsilon=1.0, q_epsilon_schedule="1/t")
+    agent = learner(lr=0.5, epsilon=1.0, epsilon_schedule="1/t")
     agent.scale_lr(0.5)  # lr 0.25, as LMF's α_t would set it
     empty = three_steps()
     empty.mask[:] = 0
@@ -89,7 +89,7 @@ def test_anchor_pull_once_per_round_and_round_trip():
     # one pull per round: q <- 0 - 0.25·2·(0 - 1) = 0.5
     np.testing.assert_allclose(agent.policy.q.detach().numpy(), np.full((3, 2), 0.5))
 
-    rebuilt = learner(q_lr=0.5, q_epsilon=1.0, q_epsilon_schedule="1/t")
+    rebuilt = learner(lr=0.5, epsilon=1.0, epsilon_schedule="1/t")
     rebuilt.load_state_dict(agent.state_dict())
     rebuilt.scale_lr(0.5)  # the ClientApp sets the scale every round
     assert rebuilt.rounds_trained == 1 and rebuilt.epsilon() == 0.5

@@ -119,3 +119,45 @@ def test_agents_metric_means_do_not_depend_on_reply_order():
     rows = [round_row(1, rollout, None, frozenset(), order, timings, 3) for order in (stats, stats[::-1])]
     assert rows[0]["agents_update_norm"] == rows[1]["agents_update_norm"]
     assert abs(rows[0]["agents_update_norm"] - 0.2) < 1e-15
+
+
+def test_every_numeric_metric_the_agents_report_is_averaged_but_the_bookkeeping():
+    from types import SimpleNamespace
+
+    from federation.server_app import BOOKKEEPING, round_row
+
+    rollout = SimpleNamespace(returns=np.array([1.0, 2.0]), agent_steps=40, mediator_metrics=dict)
+    stats = [{"foo": 1.0, "train_s": 2.0, "client_s": 3.0, "pid": 7.0, "join-next": 1.0, "fresh-start": 0.0,
+              "num-examples": 40.0, "hist": [1.0, 2.0]},
+             {"foo": 4, "bar": 0.5, "resting": 1.0, "train_s": 0.0}]
+    row = round_row(1, rollout, None, frozenset(), stats, {"exchange_s": 0.0}, 2)
+    assert row["agents_foo"] == 2.5 and row["agents_bar"] == 0.5  # over the agents that report it
+    assert not {f"agents_{k}" for k in BOOKKEEPING} & set(row) and "agents_hist" not in row
+    assert row["train_s"] == 2.0 and row["client_s"] == 3.0
+
+
+def test_a_new_learner_metric_becomes_an_agents_column(tiny, monkeypatch):
+    """A learner that reports ``foo`` (here PPO with one more diagnostic) gets ``agents_foo``
+    in metrics.csv, the mean over the agents, with no change to the round loop."""
+    import csv
+
+    from clients.ppo import PPOLearner
+    from federation.in_process import run_in_process
+
+    original = PPOLearner.train
+
+    def train(self, exp, anchors, seed):
+        return original(self, exp, anchors, seed) | {"foo": float(self.agent_id)}
+
+    monkeypatch.setattr(PPOLearner, "train", train)
+    original_init = PPOLearner.__init__
+
+    def init(self, space, num_actions, cfg, net, seed, agent):
+        original_init(self, space, num_actions, cfg, net, seed, agent)
+        self.agent_id = agent
+
+    monkeypatch.setattr(PPOLearner, "__init__", init)
+    run_in_process(tiny.replace(strategy="independent"), checkpoints=False)
+    with open(f"{tiny.out}/metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["agents_foo"]) for r in rows] == [1.0, 1.0]  # agents 0, 1, 2

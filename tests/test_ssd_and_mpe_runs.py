@@ -100,5 +100,5 @@ def test_the_exchange_comparison_pairs_seeds_over_the_window(tmp_path):
     assert "| lmf-diffusion − LMF, Eq. 13 (the reproduction's) | 2 | 15 ± 14 [" in text
     cfg = lmf_exchange.config("harvest-3", "diffusion", 0, 60, tmp_path)
     reproduction = _reproduce_fpf().plan({"harvest-3": 60}, [0], tmp_path, ["lmf"])[0][2]
-    assert cfg.lmf.lmf_mode == "diffusion" and reproduction.lmf.lmf_mode == "parameters"
+    assert cfg.lmf.mode == "diffusion" and reproduction.lmf.mode == "parameters"
     assert cfg.replace(lmf_mode="parameters", out=reproduction.out) == reproduction
