@@ -101,9 +101,9 @@ class StackelbergView:
         """
         b, n, a = self.game.batch_size, self.game.num_agents, self.game.num_actions
         space = self.observation_space
-        obs = np.asarray(obs)
-        if obs.shape != (b, n, *space.shape):
-            raise ValueError(f"obs must have shape {(b, n, *space.shape)}, got {obs.shape}")
+        obs, shape = np.asarray(obs), (b, n, *(space.shape or ()))
+        if obs.shape != shape:
+            raise ValueError(f"obs must have shape {shape}, got {obs.shape}")
         leaders = self._check_leaders(leaders)
         leader_actions = np.asarray(leader_actions)
         integer = np.issubdtype(leader_actions.dtype, np.integer)

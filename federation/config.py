@@ -265,7 +265,7 @@ class RunConfig:
         return {**options, "observation": self.world.observation} if self.world.observation else options
 
 
-RESERVED_GAME_KEYS = ("num_agents", "batch_size", "seed", "observation", "stackelberg")
+RESERVED_GAME_KEYS = ("num_agents", "batch_size", "seed", "observation")
 
 
 def parse_game_options(text: str) -> dict[str, Any]:

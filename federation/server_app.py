@@ -76,9 +76,9 @@ def _hyper(cfg: RunConfig, learner: str):
 def build(cfg: RunConfig):
     """The game, the strategy and the world of a run, consistent with each other."""
     mediator = strategies.strategy_class(cfg.strategy).mediator_class or Mediator
-    game = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.world.batch, seed=cfg.seed, **cfg.game_options())
-    if mediator.stackelberg:  # followers observe the leaders' actions of each step
-        game = StackelbergView(game)
+    plain = envs.make_batched(cfg.env, cfg.agents, batch_size=cfg.world.batch, seed=cfg.seed, **cfg.game_options())
+    # with Stackelberg leaders, followers observe the leaders' actions of each step
+    game = StackelbergView(plain) if mediator.stackelberg else plain
     assignment = cfg.learners()
     init = to_record(World.initial_policy(assignment[0], game, mediator.agent_actions(game.num_actions), cfg.net,
                                           cfg.seed))
