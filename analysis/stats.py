@@ -11,8 +11,10 @@
 - :func:`paired_differences`: X - Y matched by seed: mean, sd, t-CI half-width and the
   paired (two-sided) t-test p-value.
 
-Bootstraps use ``reps`` replications (default 2000) and a ``numpy.random.RandomState(seed)``
-made afresh for each estimate, so the same scores and seed give the same interval. Values
+Bootstraps use ``reps`` replications (default 2000), seeded with ``seed`` afresh for each
+estimate, so the same scores and seed give the same interval (rliable 1.2 draws from NumPy's
+global generator whatever random_state it is given, so that generator is seeded for the
+call and then restored). Values
 that are not finite (NaN: a run where the metric was not measured) are left out.
 """
 
@@ -89,11 +91,19 @@ def _runs_by_tasks(scores: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def _bootstrap(score: np.ndarray | list[np.ndarray], func, reps: int, seed: int, confidence: float) -> Interval:
-    with warnings.catch_warnings():  # arch deprecates random_state=RandomState, which rliable passes
-        warnings.filterwarnings("ignore", message=".*random_state.*", category=FutureWarning)
-        points, intervals = library.get_interval_estimates(
-            {"x": score}, func, reps=reps, confidence_interval_size=confidence,
-            random_state=np.random.RandomState(seed))
+    # rliable 1.2's stratified bootstraps draw their indices from NumPy's global generator
+    # (np.random.choice), not from the random_state they are given: seed that one for the
+    # call and put its state back afterwards.
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():  # arch deprecates random_state=RandomState, which rliable passes
+            warnings.filterwarnings("ignore", message=".*random_state.*", category=FutureWarning)
+            points, intervals = library.get_interval_estimates(
+                {"x": score}, func, reps=reps, confidence_interval_size=confidence,
+                random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(state)
     lo, hi = np.ravel(intervals["x"])
     return Interval(float(np.ravel(points["x"])[0]), float(lo), float(hi))
 

@@ -56,7 +56,7 @@ LMF_MODES = (SHARE_PARAMETERS, SHARE_GRADIENTS, LMF_DIFFUSION)
 # the per-step pull coefficients toward ω and ω̄ (FPF sends αλ_u and αλ_e)
 PULL_U, PULL_E = "alpha-lambda-u", "alpha-lambda-e"
 # the configuration groups that govern what agents upload (clients.attacks): they apply to
-# every strategy whose participants upload something (strategies.base adds them to its reads)
+# every strategy whose participants upload something (federation.config reads them then)
 UPLOAD_GROUPS = ("attack",)
 
 

@@ -206,8 +206,12 @@ class RunConfig:
         """The groups this run reads: every run's, its learners' and its strategy's."""
         import strategies
 
+        from clients import protocol
+
+        strategy = strategies.strategy_class(self.strategy)
         learner_groups = [g for name in dict.fromkeys(self.learners()) for g in LEARNER_GROUPS.get(name, ())]
-        return tuple(dict.fromkeys((*UNIVERSAL, *learner_groups, *strategies.strategy_class(self.strategy).reads)))
+        uploads = protocol.UPLOAD_GROUPS if strategy.share != protocol.SHARE_NONE else ()
+        return tuple(dict.fromkeys((*UNIVERSAL, *learner_groups, *strategy.reads, *uploads)))
 
     def storage_dir(self) -> str:
         return self.execution.storage_dir or str(Path(self.out) / "agents")
@@ -502,8 +506,11 @@ def check_applies(explicit: Iterable[str], runs: Iterable[RunConfig]) -> None:
 def _readers(group: str) -> str:
     import strategies
 
+    from clients import protocol
+
     learners = [name for name, groups in LEARNER_GROUPS.items() if group in groups]
     if learners:
         return "learner " + ", ".join(learners)
-    names = [n for n in strategies.available() if group in strategies.strategy_class(n).reads]
+    names = [n for n in strategies.available() if group in strategies.strategy_class(n).reads
+             or (group in protocol.UPLOAD_GROUPS and strategies.strategy_class(n).share != protocol.SHARE_NONE)]
     return "strategy " + ", ".join(names) if names else ""

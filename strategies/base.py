@@ -102,15 +102,9 @@ class FederationStrategy(Strategy):
     #: learners the strategy cannot federate (e.g. FPF's ω for tabular agents)
     refuses_learners: tuple[str, ...] = ()
     #: the configuration groups the strategy reads, besides every run's (world, joining,
-    #: execution) and its learners'; a flag of any other group is refused. A strategy whose
-    #: participants upload (``share``) also takes the groups that govern what agents upload
-    #: (``protocol.UPLOAD_GROUPS``), added by ``__init_subclass__``
+    #: execution), its learners' and, when participants upload (``share``), the agents'
+    #: upload settings (federation.config.reads); a flag of any other group is refused
     reads: tuple[str, ...] = ()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.share != protocol.SHARE_NONE:
-            cls.reads = tuple(dict.fromkeys((*cls.reads, *protocol.UPLOAD_GROUPS)))
 
     def __init__(self, participation: Participation, seed: int):
         self.participation = self.effective_participation(participation)

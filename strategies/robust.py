@@ -51,7 +51,7 @@ class RobustConfig(Settings):
 
     rule: str = setting("mean", "how uploads are combined: mean, median, trimmed-mean, krum, multikrum, bulyan",
                         flag="robust", choices=RULES)
-    f: int = setting(1, "the number of attackers the rule must withstand (krum, multikrum, bulyan)", ge=0,
+    f: int = setting(1, "the number of poisoned uploads the rule must withstand (krum, multikrum, bulyan)", ge=0,
                      le=1_000_000)
     trim: float = setting(0.2, "trimmed-mean: the fraction cut at each end", ge=0.0, lt=0.5, aliases=("trim",))
 
