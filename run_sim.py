@@ -99,7 +99,7 @@ def plan(args: argparse.Namespace, argv: list[str] | None = None) -> list[RunCon
     seeds = list(dict.fromkeys(getattr(args, "seeds", None) or [values.get("seed", defaults.seed)]))
     out = values.get("out", defaults.out)
     variants = [{"strategy": s, "graph": g} for s in dict.fromkeys(strategies_)
-                for g in (dict.fromkeys(graphs) if s == "lmf" else [graphs[0]])]
+                for g in (dict.fromkeys(graphs) if _reads_graphs(s) else [graphs[0]])]
     runs = []
     for variant in variants:
         for seed in seeds:
@@ -110,6 +110,16 @@ def plan(args: argparse.Namespace, argv: list[str] | None = None) -> list[RunCon
                                else set())
     check_applies(explicit, runs)
     return runs
+
+
+def _reads_graphs(strategy: str) -> bool:
+    """Whether the strategy reads the graph settings (then each --graph is a run)."""
+    import strategies
+
+    try:
+        return "lmf" in strategies.strategy_class(strategy).reads
+    except ValueError:
+        return False  # an unknown strategy: RunConfig reports it
 
 
 def _several(value) -> list:

@@ -46,6 +46,8 @@ def plot_learning_curves(ax, curves: Mapping[str, list[list[dict]]], key: str, s
 
 
 def _rows(ax, names: list[str]) -> None:
+    ax.use_sticky_edges = False  # bars would pin the x-limits to their ends
+    ax.margins(x=0.08)
     ax.set_yticks(range(len(names)), names)
     ax.set_ylim(-0.5, len(names) - 0.5)
     ax.invert_yaxis()
@@ -55,7 +57,7 @@ def _rows(ax, names: list[str]) -> None:
 def plot_intervals(path: str | Path, intervals: Mapping[str, Interval], xlabel: str = "IQM") -> None:
     """One row per method: the point estimate and its CI as a bar (rliable's interval-estimate style)."""
     names = list(intervals)
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(1, len(names))))
+    fig, ax = plt.subplots(figsize=(6, 1.2 + 0.45 * len(names)))
     for i, name in enumerate(names):
         iv = intervals[name]
         ax.barh(i, iv.hi - iv.lo, left=iv.lo, height=0.6, color=f"C{i}", alpha=0.5)
@@ -68,7 +70,7 @@ def plot_intervals(path: str | Path, intervals: Mapping[str, Interval], xlabel: 
 def plot_paired(path: str | Path, pairs: Mapping[str, Paired], xlabel: str = "difference X - Y") -> None:
     """One row per comparison: the differences per seed, their mean and its 95% t-CI; 0 marked."""
     names = list(pairs)
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * max(1, len(names))))
+    fig, ax = plt.subplots(figsize=(6, 1.2 + 0.45 * len(names)))
     ax.axvline(0, color="0.5", lw=1, ls="--")
     for i, name in enumerate(names):
         d = pairs[name]

@@ -186,3 +186,29 @@ def write_failure(out: str | Path, reason: str, traceback: str = "", attempts: i
 
 def clear_failure(out: str | Path) -> None:
     (Path(out) / FAILURE).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- a campaign's table
+def of_plan(plan) -> list[tuple[Any, RunStatus]]:
+    """Each planned run (experiments.campaign.PlannedRun) with its status."""
+    return [(run, check(run.cfg)) for run in plan]
+
+
+def table(rows: list[tuple[Any, RunStatus]]) -> str:
+    """The status table: scenario, method, seed, state, round/rounds, reason; then the
+    count of each state."""
+    header = ("scenario", "method", "seed", "state", "rounds", "reason")
+    lines = [(run.scenario, run.method, str(run.seed), str(s.state)
+              + (f" ({s.attempts}x)" if s.state is State.FAILED else "")
+              + (" resumable" if s.state is State.PARTIAL and s.resumable else ""), s.progress,
+              s.reason or (f"waits for: {', '.join(f'{a} {b} seed {c}' for a, b, c in run.needs)}"
+                           if run.needs and s.state is State.MISSING else ""))
+             for run, s in rows]
+    widths = [max([len(h)] + [len(line[i]) for line in lines]) for i, h in enumerate(header[:-1])]
+
+    def fmt(cells) -> str:
+        return ("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[-1]).rstrip()
+
+    counts = {state: sum(s.state is state for _, s in rows) for state in State}
+    total = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    return "\n".join([fmt(header), *map(fmt, lines), f"{len(rows)} runs: {total or 'none'}"]) + "\n"

@@ -77,7 +77,7 @@ def final_summary(run: Run, final: str | None = None) -> dict:
     win = window.parse_window(final)
     measured = {k for row in run.rows for k in row}
     out = dict(run.summary)
-    for key in run.summary:
+    for key in dict.fromkeys([*run.summary, *(k for k, _ in COLUMNS + OPTIONAL_COLUMNS)]):
         metric, _, kind = key.rpartition("_")
         if kind in ("last", "avg") and metric in measured:
             out[key] = window.final_value(run.rows, metric, win if kind == "last" else "all").value

@@ -219,8 +219,10 @@ class RunConfig:
     @property
     def label(self) -> str:
         """Name of the method in tables and plots: the strategy, with LMF's graph and mode."""
+        import strategies
+
         name = self.strategy
-        if self.strategy == "lmf":
+        if "lmf" in strategies.strategy_class(self.strategy).reads:
             graph = "file" if self.lmf.graph_file else self.lmf.graph
             name = f"lmf-{graph}" + ("" if self.lmf.mode == "parameters" else f"-{self.lmf.mode}")
         return name if self.learner == "ppo" else f"{name}-{self.learner}"
@@ -332,14 +334,16 @@ def _check_attack_and_defence(cfg: RunConfig) -> None:
         attack.ids(cfg.agents)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    import strategies
+
     need = minimum_uploads(robust.rule, robust.f)
-    if need > 1 and cfg.strategy in ("fpf", "dnf", "fedavg"):
+    if need > 1:
         try:
             p = Participation.parse(cfg.joining.participation, cfg.joining.draw, cfg.agents)
         except ValueError:
             return  # reported by the participation check
-        uploads = cfg.agents if cfg.strategy != "fpf" or p.voluntary else p.size
-        if uploads < need:
+        uploads = strategies.strategy_class(cfg.strategy).uploads_per_round(p)
+        if uploads is not None and uploads < need:
             raise ConfigError(f"robust {robust.rule} with robust-f {robust.f} needs at least {need} uploads "
                               f"per round; {cfg.strategy} gets at most {uploads}")
 

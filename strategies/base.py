@@ -122,6 +122,16 @@ class FederationStrategy(Strategy):
         return participation
 
     @classmethod
+    def uploads_per_round(cls, participation: Participation) -> int | None:
+        """The most uploads the combination rule (``robust``) sees in a round: the
+        participation set's size (everyone's under free entry and exit); None when the
+        strategy combines no uploads with it."""
+        if "robust" not in cls.reads:
+            return None
+        p = cls.effective_participation(participation)
+        return p.num_agents if p.voluntary else p.size
+
+    @classmethod
     def overrides_participation(cls) -> str | None:
         """Why ``--participation`` does not apply to this strategy, or None when it does."""
         if cls.mandatory:

@@ -116,6 +116,12 @@ class LMF(FederationStrategy):
         self.aggregator = aggregator or Mean()
 
     @classmethod
+    def uploads_per_round(cls, participation) -> int | None:
+        """None: LMF applies the rule over each agent's closed neighbourhood, whose size the
+        graph decides round by round (strategies.robust falls back to the median there)."""
+        return None
+
+    @classmethod
     def check_config(cls, cfg: RunSettings, game) -> None:
         if cfg.agents < 2:
             raise ValueError(f"lmf needs at least 2 agents (it mixes with neighbours), got --agents {cfg.agents}")

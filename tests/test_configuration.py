@@ -253,3 +253,26 @@ def test_a_settings_group_checks_its_own_fields():
     with pytest.raises(ConfigError, match="--toy-mode: unknown value 'c'; valid choices: a, b"):
         Toy(mode="c").validate()
     check_value("x", 1.0, dataclasses.fields(Toy)[0])
+
+
+def test_resume_with_rounds_80_extends_a_50_round_run_to_80(tmp_path, monkeypatch):
+    """Through the command line (in-process runner): 50 rounds, then ``--resume OUT --rounds
+    80``, gives the same 80 rows as an uninterrupted 80-round run."""
+    import csv
+
+    import federation.simulation
+    from federation.in_process import run_in_process
+
+    monkeypatch.setattr(federation.simulation, "simulate", lambda cfg, verbose=False: run_in_process(cfg))
+    common = ["--env", "matrix", "--agents", "2", "--learner", "q-table", "--strategy", "independent",
+              "--batch", "2", "--no-progress"]
+    assert run_sim.main(common + ["--rounds", "50", "--out", str(tmp_path / "a")]) == 0
+    assert run_sim.main(["--resume", str(tmp_path / "a"), "--rounds", "80"]) == 0
+    assert run_sim.main(common + ["--rounds", "80", "--out", str(tmp_path / "b")]) == 0
+
+    def rows(run):
+        with open(tmp_path / run / "metrics.csv") as f:
+            return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in csv.DictReader(f)]
+
+    assert len(rows("a")) == 80 and rows("a") == rows("b")
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["rounds"] == 80

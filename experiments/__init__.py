@@ -1,0 +1,11 @@
+"""Experiments as data: campaigns (experiments/campaigns/*.toml) and the engine that runs them.
+
+- :mod:`experiments.campaign`: the campaign file's schema, ``load`` and the plan
+  (``PlannedRun(scenario, method, seed, cfg)``);
+- :mod:`experiments.status`: whether a planned run is done, partial, stale, failed or missing;
+- :mod:`experiments.engine`: runs what is missing or partial (``--jobs`` at a time), resuming
+  from checkpoints;
+- ``python -m experiments run|status|report CAMPAIGN.toml`` (experiments/__main__.py).
+
+The older scripts beside them (reproduce_*.py, sweep_pull.py, ...) still run on their own.
+"""
