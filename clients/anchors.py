@@ -1,13 +1,13 @@
-"""The anchors a federation pulls an agent's policy toward (FPF's ω and ω̄, paper Eq. 5, 9).
+"""The anchors a federation pulls an agent's policy toward (FPF's ω and ω̄, [FPF Eq. 5, 9]).
 
 The pull weights ``w_u``, ``w_e`` are the coefficients of ``(θ - ω)`` and ``(θ - ω̄)`` in
-Eq. 9 (FPF sends ``αλ_u``, ``αλ_e``). How the pull is applied (``step``):
+[FPF Eq. 9] (FPF sends ``αλ_u``, ``αλ_e``). How the pull is applied (``step``):
 
 - ``"round"`` (default): once per round, after the agent's own training, as one step of
   the penalty's gradient: ``θ <- θ - w_u(θ - ω) - w_e(θ - ω̄)`` (:meth:`Anchors.interpolate`).
-  Eq. 9 and Eq. 10 are the two partial gradients of the same penalty λ_u/2·||θ - ω||², so
+  [FPF Eq. 9] and [FPF Eq. 10] are the two partial gradients of the same penalty λ_u/2·||θ - ω||², so
   per round θ moves toward ω with the same coefficient αλ_u with which ω moves toward θ
-  (Eq. 10); the D&F authors' code applies it as this interpolation per federation event.
+  ([FPF Eq. 10]); the D&F authors' code applies it as this interpolation per federation event.
 - ``"sgd"``: after every optimiser step of the local training, a plain gradient step
   ``θ <- θ - lr·[w_u(θ - ω) + w_e(θ - ω̄)]``; the learning rate multiplies the pull, so the
   pull per round is about ``lr`` times smaller than ``"round"``'s (measured ~3·10⁻⁵ of the

@@ -61,7 +61,7 @@ def train(msg: Message, context: Context) -> Message:
     stats = learner.train(exp, anchors, seed=seed) if instructions.learns(cfg) else instructions.resting()
     after = instructions.params(policy)
     stats["update_norm"] = instructions.distance(after, before)
-    if anchors.active:  # FPF's per-round pull (Eq. 9), after training; ||Δθ|| of the pull
+    if anchors.active:  # FPF's per-round pull ([FPF Eq. 9]), after training; ||Δθ|| of the pull
         stats["pull_norm"] = anchors.interpolate(policy)
         after = instructions.params(policy)
     update = {k: v - before[k] for k, v in after.items()}

@@ -35,7 +35,7 @@ dtype (uint8 images stay uint8, Discrete indices int64). The learner's whole sta
 keeps it in the agent's own storage (clients.storage), never in messages.
 
 Besides its losses the learner reports ``q_grad_norm`` = |∇θ Q(o, a)| on the round's last
-minibatch (:func:`q_gradient_norm`), the one number of Eq. 15 of the mechanism-design
+minibatch (:func:`q_gradient_norm`), the one number of [MD Eq. 15] of the mechanism-design
 mediator that only the agent can compute (strategies/md.py).
 """
 

@@ -41,7 +41,7 @@ def adopt_global_policy(policy: torch.nn.Module, content: RecordDict) -> None:
 
 
 def add_neighbour_update(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord) -> None:
-    """LMF gradient exchange (Eq. 14): θ <- θ + Σ_j c(i,j)Δ_j, before this round's training."""
+    """LMF gradient exchange ([FPF Eq. 14]): θ <- θ + Σ_j c(i,j)Δ_j, before this round's training."""
     mix = content.get(protocol.MIX)
     if mix is not None and config.get("lmf-mode", "") == protocol.SHARE_GRADIENTS:
         set_params(policy, {k: v + mix[k].numpy() for k, v in params(policy).items()})
@@ -65,7 +65,7 @@ def anchors(content: RecordDict, config: ConfigRecord) -> Anchors:
 
 
 def mix_with_neighbours(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord, update: Params) -> None:
-    """LMF parameter exchange (Eq. 13): θ <- Σ_j c(i,j)θ_j + Δ_i."""
+    """LMF parameter exchange ([FPF Eq. 13]): θ <- Σ_j c(i,j)θ_j + Δ_i."""
     mix = content.get(protocol.MIX)
     if mix is not None and config.get("lmf-mode", "") == protocol.SHARE_PARAMETERS:
         set_params(policy, {k: mix[k].numpy() + update[k] for k in update})

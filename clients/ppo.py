@@ -1,13 +1,13 @@
 """PPO learner for one agent, with the proximal anchors a federation may send.
 
 Readable top to bottom, CleanRL style. The agent trains on its own experience only.
-Its loss is the clipped PPO objective plus the FPF/D&F proximal pull (paper Eq. 5)::
+Its loss is the clipped PPO objective plus the FPF/D&F proximal pull ([FPF Eq. 5])::
 
     L(θ) = L_clip(θ) - c_H·H(π_θ) + λ_u/2·||θ - ω||² + λ_e/2·||θ - ω̄||²  (+ critic loss)
 
 where ``ω`` and ``ω̄`` are the utilitarian and egalitarian anchors and ``λ_u``, ``λ_e``
 stand for the pull weights the strategy sends (FPF sends ``αλ_u`` and ``αλ_e``, following
-Eq. 9; see clients.anchors). The anchors pull the *policy* (actor) only; the critic is
+[FPF Eq. 9]; see clients.anchors). The anchors pull the *policy* (actor) only; the critic is
 private to the agent. Actor and critic are built from the observation space
 (clients.networks): an MLP for feature vectors, a CNN for images, one-hot for indices.
 

@@ -39,8 +39,10 @@ The learner's state never travels: it stays in the agent's storage (clients.stor
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
-from flwr.app import Array, ArrayRecord
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 from gymnasium import spaces
 
 from clients.experience import Experience
@@ -49,7 +51,7 @@ CONFIG, LEARNER, EXPERIENCE, ATTACK = "config", "learner", "experience", "attack
 OMEGA, OMEGA_BAR, REPLACE, MIX = "omega", "omega-bar", "replace", "mix"
 ACTING, ACTING_SPEC, SHARED, METRICS = "acting", "acting-spec", "shared", "metrics"
 SHARE_NONE, SHARE_PARAMETERS, SHARE_GRADIENTS = "none", "parameters", "gradients"
-# LMF's exchanges: Eq. 13 (consensus, then the own step), Eq. 14 (mixed updates), and
+# LMF's exchanges: [FPF Eq. 13] (consensus, then the own step), [FPF Eq. 14] (mixed updates), and
 # diffusion (adapt, then combine: the own step is taken from the neighbours' mix)
 LMF_DIFFUSION = "diffusion"
 LMF_MODES = (SHARE_PARAMETERS, SHARE_GRADIENTS, LMF_DIFFUSION)
@@ -58,6 +60,31 @@ PULL_U, PULL_E = "alpha-lambda-u", "alpha-lambda-e"
 # the configuration groups that govern what agents upload (clients.attacks): they apply to
 # every strategy whose participants upload something (federation.config reads them then)
 UPLOAD_GROUPS = ("attack",)
+
+
+# a record of a message, and one value of a ConfigRecord / MetricRecord that is not a list
+R = TypeVar("R", ArrayRecord, ConfigRecord, MetricRecord)
+Scalar = int | float | str | bytes | bool
+
+
+def record(content: RecordDict, key: str, kind: type[R]) -> R:
+    """``content[key]``, the kind of record this protocol says travels under ``key``."""
+    found = content[key]
+    if not isinstance(found, kind):
+        raise TypeError(f"record {key!r} is a {type(found).__name__}, expected a {kind.__name__}")
+    return found
+
+
+def optional_record(content: RecordDict, key: str, kind: type[R]) -> R | None:
+    """:func:`record` for an optional record: None when the message has none under ``key``."""
+    return record(content, key, kind) if key in content else None
+
+
+def scalar(value: object) -> Scalar:
+    """One value of a ConfigRecord or MetricRecord that this protocol says is a scalar."""
+    if not isinstance(value, (int, float, str, bytes, bool)):
+        raise TypeError(f"expected a scalar, got a {type(value).__name__}")
+    return value
 
 
 def pack_experience(exp: Experience) -> ArrayRecord:

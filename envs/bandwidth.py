@@ -5,7 +5,7 @@ Every step each agent picks a channel c ∈ {0..C-1} and a transmit power level
 l ∈ {0..L-1} (action ``a = c·L + l``); the powers are ``p_max·(l + 1)/L`` (no silence:
 every agent transmits). Each agent's channel gain h_i is drawn every step from an
 exponential distribution with mean 1 (Rayleigh fading) and is part of the state. Its
-reward is its data rate (Eq. 25, with k_1·B = ``bandwidth``)::
+reward is its data rate ([MD Eq. 25], with k_1·B = ``bandwidth``)::
 
     R_i = bandwidth · log2(1 + P_i h_i / (σ² + Σ_{j≠i, c_j = c_i} P_j h_j))
 
@@ -51,7 +51,7 @@ class Bandwidth(BatchedGame):
         return self.p_max * (actions % self.power_levels + 1) / self.power_levels
 
     def rates(self, actions: np.ndarray, gain: np.ndarray) -> np.ndarray:
-        """Eq. 25 for joint actions ``[B, N]`` and gains ``[B, N]``."""
+        """[MD Eq. 25] for joint actions ``[B, N]`` and gains ``[B, N]``."""
         channel = actions // self.power_levels
         received = self.powers(actions) * gain  # [B, N]
         same = channel[:, :, None] == channel[:, None, :]  # [B, i, j]

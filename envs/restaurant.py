@@ -21,7 +21,7 @@ The mediator's model is the known part only (:class:`RestaurantModel`: u^k and t
 capacities); the private part u^u never leaves the game.
 
 The **central planner** (the paper's reference) assigns every agent a seat maximising
-the total known utility, i.e. Eq. 4 with D = P and no Pareto constraint
+the total known utility, i.e. [Pareto Eq. 4] with D = P and no Pareto constraint
 (:func:`best_seating`: ``scipy.optimize.linear_sum_assignment`` on one column per seat).
 ``reference_metrics()`` reports per episode the true welfare of that assignment
 (``planner_return``) and the true welfare of the seating that maximises the true

@@ -5,7 +5,7 @@ policies ``μ_i``. The federated policy ``π_ω`` has the shape of an agent's po
 on one agent's observation, so every (step, copy, agent) transition is a sample for it.
 Its value is estimated by a centralised critic ``V(s)`` on the global state with the
 team reward ``r_team`` (utilitarian: mean reward; egalitarian: minus the variance of
-rewards, Eq. 3), and it is improved by an off-policy actor-critic with truncated
+rewards, [FPF Eq. 3]), and it is improved by an off-policy actor-critic with truncated
 importance weights (as in IMPALA / Retrace)::
 
     L(ω) = -E[min(1, π_ω(a_i|o_i) / μ_i(a_i|o_i)) · Â_t · log π_ω(a_i|o_i)]
@@ -136,7 +136,7 @@ EGALITARIAN = ("variance", "return-std", "min")
 def egalitarian_reward(rewards: np.ndarray, kind: str = "variance") -> np.ndarray:
     """The egalitarian team reward per step, [T, B, N] -> [T, B] (episodes start at t = 0).
 
-    - ``"variance"``, Eq. 3 as written: -(1/N) Σ_i (r_i,t - r^uti_t)². With 0/1 rewards it is
+    - ``"variance"``, [FPF Eq. 3] as written: -(1/N) Σ_i (r_i,t - r^uti_t)². With 0/1 rewards it is
       maximised by nobody collecting anything, so it pulls ω̄ away from resources.
     - ``"return-std"``, the D&F authors' code: minus the standard deviation of the agents'
       episode returns, spread over the steps as its increments,

@@ -3,7 +3,7 @@ r"""A Q-network the federation trains at the server on the world's data (FPF's �
 The value-based counterpart of :class:`strategies.federated_policy.FederatedPolicy`, used
 by FPF / D&F when the agents are DQN learners. ω and ω̄ are Q-networks of exactly the
 agents' policy shape (the online Q-network of clients.dqn, built from the same
-observation space), so Eqs. 9-11 mix, pull and average their parameters exactly as for
+observation space), so [FPF Eqs. 9-11] mix, pull and average their parameters exactly as for
 PPO actors.
 
 **How ω and ω̄ are trained for value-based agents.** The world has every agent's
@@ -14,7 +14,7 @@ agent's observation, so every (step t, copy b, agent i) with the agent alive
     (o_i,t, a_i,t, r_team,t, o_i,t+1, done_i,t)
 
 where ``r_team`` is the team reward FPF passes in, broadcast to every agent of the copy:
-the utilitarian mean reward for ω, minus the variance of rewards (Eq. 3) for ω̄, and
+the utilitarian mean reward for ω, minus the variance of rewards ([FPF Eq. 3]) for ω̄, and
 ``done_i,t`` is agent i's own termination. Q-learning is off-policy, so these samples
 need no importance correction: ω is trained by ``updates`` minibatch steps of double
 DQN on them, with a Huber loss and, when an anchor is given, the proximal term of line
@@ -46,7 +46,7 @@ egalitarian reward, without an anchor.
 The target network is this object's own. It is re-synchronised with ω at the start of
 every :meth:`update` (once per round) and held fixed during the round's steps, so each
 round is one step of fitted Q iteration toward the ω the federation agreed on: FPF
-replaces ω with the aggregate of Eq. 11 between rounds, and a slowly tracking (Polyak)
+replaces ω with the aggregate of [FPF Eq. 11] between rounds, and a slowly tracking (Polyak)
 target would lag behind parameters that jumped.
 
 Arguments FederatedPolicy needs and a Q-network does not (same signatures, so FPF calls

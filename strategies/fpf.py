@@ -9,26 +9,26 @@ policy ω̄ and pulls every agent toward them. Per round:
    paper's text says "participating agents regularize their individual egoistic policy
    parameters θ and upload them", and with everyone pulled opting out changes nothing for
    an agent, so the cost of opting out (Figure 3) could not arise. The text wins.
-2. Every agent trains on its own experience; a participant is pulled as Eq. 9 says,
+2. Every agent trains on its own experience; a participant is pulled as [FPF Eq. 9] says,
    :math:`\nabla J_i^{ego}(θ) - αλ_u(θ - ω) - αλ_e(θ - \bar ω)`: FPF sends the
-   coefficients ``αλ_u`` and ``αλ_e`` (α = ``fed_alpha``, the α of Eq. 10). By default
+   coefficients ``αλ_u`` and ``αλ_e`` (α = ``fed_alpha``, the α of [FPF Eq. 10]). By default
    (``anchor_step="round"``) the agent applies the pull once per round after its own
    training, :math:`θ \leftarrow θ - αλ_u(θ - ω) - αλ_e(θ - \bar ω)`, so θ moves toward ω
-   with the same coefficient αλ_u with which Eq. 10 moves ω toward θ: Eqs. 9 and 10 are
+   with the same coefficient αλ_u with which [FPF Eq. 10] moves ω toward θ: [FPF Eqs. 9 and 10] are
    the two partial gradients of the same penalty λ_u/2·||θ_i - ω||². (A plain step of
    that gradient after each of the agent's Adam steps, ``anchor_step="sgd"``, multiplies
    the pull by the learning rate a second time: ~3·10⁻⁵ of the distance per round with the
    paper's defaults, so FPF ≈ IPPO by construction.) Stability needs αλ_u + αλ_e ≤ 1.
 3. Participants share their trained policy θ̃_i; the federation forms
-   :math:`ω_i^{up} = ω - αλ_u(ω - θ̃_i)` (Eq. 10) and
-   :math:`ω \leftarrow (1-η)ω + η \frac{1}{N_p}\sum_{i∈N_p} ω_i^{up}` (Eq. 11),
+   :math:`ω_i^{up} = ω - αλ_u(ω - θ̃_i)` ([FPF Eq. 10]) and
+   :math:`ω \leftarrow (1-η)ω + η \frac{1}{N_p}\sum_{i∈N_p} ω_i^{up}` ([FPF Eq. 11]),
    dividing by N_p (the authors' code divides by N in one place; that is a bug).
-   Eq. 10 is computed here from the shared θ̃_i rather than by the agent: the two are
+   [FPF Eq. 10] is computed here from the shared θ̃_i rather than by the agent: the two are
    the same number and reveal the same information.
 4. Federated training on the world's data (lines 15-19):
    :math:`ω \leftarrow ω + ηα∇J^{uti}(ω) - ηαλ_e(ω - \bar ω)` and
    :math:`\bar ω \leftarrow \bar ω + α∇[J^{ega}(\bar ω) + λ_h H(π(\bar ω))]`.
-   Line 19 writes ``-λ_h H``; Eq. 7, the objective it optimises, adds ``+λ_h H`` (an
+   Line 19 writes ``-λ_h H``; [FPF Eq. 7], the objective it optimises, adds ``+λ_h H`` (an
    entropy bonus), and the equations win: we use the bonus. The gradient steps are Adam
    steps of :class:`strategies.federated_policy.FederatedPolicy` with learning rate
    ``η·fed_lr`` for ω and ``fed_lr`` for ω̄.
@@ -99,13 +99,13 @@ class FPFConfig(Settings):
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
-    """Eq. 10: ω_i^up = ω - αλ_u(ω - θ̃_i), layer by layer."""
+    """[FPF Eq. 10]: ω_i^up = ω - αλ_u(ω - θ̃_i), layer by layer."""
     return [w - alpha * lambda_u * (w - t) for w, t in zip(omega, theta)]
 
 
 def fpf_aggregate(omega: list[np.ndarray], uploads: list[list[np.ndarray]], eta: float,
                   combine=None) -> list[np.ndarray]:
-    """Eq. 11: ω <- (1-η)ω + η·(1/N_p)Σ_i ω_i^up. No uploads leaves ω unchanged.
+    """[FPF Eq. 11]: ω <- (1-η)ω + η·(1/N_p)Σ_i ω_i^up. No uploads leaves ω unchanged.
 
     ``combine`` replaces the mean of the uploads (a robust rule, strategies.robust)."""
     if not uploads:
@@ -134,7 +134,7 @@ class FPF(FederationStrategy):
                  pull: str = "participants", egalitarian: str = "return-std", fed_objective: str = "awr",
                  fed_conservative: float = 0.0, net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97, aggregator: Aggregator | None = None):
-        """``aggregator``: how Eq. 11 combines the uploads (strategies.robust; the mean by default)."""
+        """``aggregator``: how [FPF Eq. 11] combines the uploads (strategies.robust; the mean by default)."""
         super().__init__(participation, seed)
         self.aggregator = aggregator or Mean()
         self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
@@ -172,7 +172,7 @@ class FPF(FederationStrategy):
                    aggregator=make_aggregator(cfg.robust))
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
-        """ω, ω̄ and Eq. 9's pull weights αλ_u, αλ_e, for the agents that are pulled."""
+        """ω, ω̄ and [FPF Eq. 9]'s pull weights αλ_u, αλ_e, for the agents that are pulled."""
         if self.pull == "participants" and agent not in self.members:
             return {}, {}
         entries = {protocol.PULL_U: self.fed_alpha * self.lambda_u, protocol.PULL_E: self.fed_alpha * self.lambda_e,

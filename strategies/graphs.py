@@ -1,11 +1,11 @@
 """Communication graphs and consensus weights for local multi-federation (LMF, Alg. 2).
 
 Each round t the participation set N_p talks over an undirected graph G_t = (N_p, E_t)
-and mixes with a weight matrix C_t, either parameters (Eq. 13)
+and mixes with a weight matrix C_t, either parameters ([FPF Eq. 13])
 
     θ_{i,t+1} = Σ_j c_t(i,j) θ_{j,t} + α_t ∇J_i(θ_{i,t})
 
-or gradients (Eq. 14)
+or gradients ([FPF Eq. 14])
 
     θ_{i,t+1} = θ_{i,t} + α_t Σ_j c_t(i,j) g_{j,t}.
 
@@ -260,7 +260,7 @@ def consensus_gap(thetas: np.ndarray) -> float:
 
 
 def mix(C: np.ndarray, thetas: np.ndarray) -> np.ndarray:
-    """One parameter exchange θ_i ← Σ_j c(i,j) θ_j (Eq. 13 without the gradient step)."""
+    """One parameter exchange θ_i ← Σ_j c(i,j) θ_j ([FPF Eq. 13] without the gradient step)."""
     C, thetas = np.asarray(C, dtype=float), np.asarray(thetas, dtype=float)
     if C.ndim != 2 or C.shape[0] != C.shape[1] or C.shape[1] != thetas.shape[0]:
         raise ValueError(f"cannot mix {thetas.shape[0]} agents' parameters with a weight matrix of shape {C.shape}")

@@ -4,12 +4,12 @@ No global policy. Each round the participating agents N_p talk over a graph G_t 
 chosen schedule (strategies/graphs.py) with consensus weights C_t (Metropolis-Hastings by
 default, validated against Assumption 5), and each agent receives its own neighbour mix.
 
-**Parameter exchange** (Eq. 13): :math:`θ_{i,t+1} = \sum_j c_t(i,j)\,θ_{j,t} + α_t∇J_i(θ_{i,t})`.
+**Parameter exchange** ([FPF Eq. 13]): :math:`θ_{i,t+1} = \sum_j c_t(i,j)\,θ_{j,t} + α_t∇J_i(θ_{i,t})`.
 Participants share θ_{j,t}; in the next round agent i receives its mix
 :math:`m_i = \sum_j c_t(i,j)θ_{j,t}`, trains from its own θ_{i,t} (the local PPO update is
 the :math:`α_t∇J_i` term, Δ_i) and sets :math:`θ_{i,t+1} = m_i + Δ_i`.
 
-**Gradient exchange** (Eq. 14): :math:`θ_{i,t+1} = θ_{i,t} + α_t \sum_j c_t(i,j)\,g_{j,t}`.
+**Gradient exchange** ([FPF Eq. 14]): :math:`θ_{i,t+1} = θ_{i,t} + α_t \sum_j c_t(i,j)\,g_{j,t}`.
 Participants share only their update Δ_j = α_t g_j (the local training step) and do not
 apply it themselves; in the next round agent i receives :math:`\sum_j c_t(i,j)Δ_j` and
 adds it before training. Only updates leave an agent: neither this strategy nor any
@@ -21,12 +21,12 @@ plays the acting weights). The exchange costs one round of delay: an agent acts 
 parameters θ̃_j = θ_j + Δ_j; the world plays each participant's mix
 :math:`θ_i = \sum_j c(i,j)\,θ̃_j`, and in the next round the agent trains from it, so its
 own step is taken at the point it acted from. On a complete graph with equal weights this
-is FedAvg. Eq. 13 instead takes the agent's step at its own θ_{i,t} and adds it to the
+is FedAvg. [FPF Eq. 13] instead takes the agent's step at its own θ_{i,t} and adds it to the
 mix: the consensus iteration of decentralised gradient descent, which can be unstable
 with steps each agent alone learns well with (Tu & Sayed 2012, "Diffusion strategies
 outperform consensus strategies for distributed estimation over adaptive networks").
 Measured with DQN agents on Harvest (experiments/lmf_exchange.py, docs/results/ssd): with
-Eq. 13 the agents' disagreement grows and the collective return falls to about half of
+[FPF Eq. 13] the agents' disagreement grows and the collective return falls to about half of
 independent learners'; with diffusion it does not.
 
 Step size α_t = α_0 / t^β: the agents' learning rates are scaled by t^(-β) (``lmf_beta``;
@@ -64,16 +64,16 @@ class LMFConfig(Settings):
     graph: str = setting("ring", "LMF's graph schedule: complete, ring, fixed (k disjoint federations), dynamic "
                                  "(overlapping federations redrawn every round), erdos_renyi, b_connected",
                          choices=lambda: sorted(SCHEDULES))
-    graph_file: str = setting("", "a periodic graph schedule of your own (JSON), checked against [LMF Assumptions "
+    graph_file: str = setting("", "a periodic graph schedule of your own (JSON), checked against [FPF Assumptions "
                                   "4 and 5]; replaces --graph")
     graph_k: int = setting(2, "graph fixed: the number of disjoint federations", ge=1, le=1_000_000)
     graph_p: float = setting(0.3, "graph erdos_renyi: the probability of each edge", ge=0.0, le=1.0)
     graph_b: int = setting(3, "graph b_connected: every B consecutive graphs are jointly connected", ge=1,
                            le=1_000_000)
     group_size: int = setting(3, "graph dynamic: the size of the overlapping federations", ge=2, le=1_000_000)
-    mode: str = setting("parameters", "the exchange: parameters [LMF Eq. 13], gradients [LMF Eq. 14] or diffusion "
+    mode: str = setting("parameters", "the exchange: parameters [LMF [FPF Eq. 13]], gradients [LMF [FPF Eq. 14]] or diffusion "
                                       "(adapt, then combine)", flag="lmf-mode", choices=LMF_MODES)
-    beta: float = setting(0.0, "step-size decay α_t = α_0/t^β [LMF Thm. 2]", flag="lmf-beta", ge=0.0, lt=1.0)
+    beta: float = setting(0.0, "step-size decay α_t = α_0/t^β [FPF Thm. 2]", flag="lmf-beta", ge=0.0, lt=1.0)
 
     def schedule(self, num_agents: int, seed: int) -> GraphSchedule:
         if self.graph_file:
@@ -84,7 +84,7 @@ class LMFConfig(Settings):
 
 
 def neighbour_mix(C: np.ndarray, shared: list[ArrayRecord]) -> list[dict[str, np.ndarray]]:
-    """Row i: Σ_j C[i, j]·shared_j, array by array (Eq. 13/14 without the local step)."""
+    """Row i: Σ_j C[i, j]·shared_j, array by array ([FPF Eq. 13]/14 without the local step)."""
     keys = list(shared[0].keys())
     mixed = [{} for _ in shared]
     for key in keys:
@@ -140,7 +140,7 @@ class LMF(FederationStrategy):
 
     def acting_policies(self, arrays: ArrayRecord) -> dict[int, ArrayRecord]:
         """Diffusion: each participant acts with the mix it will train from (its experience is
-        then on-policy for that start); Eq. 13/14: each agent acts with its own reply."""
+        then on-policy for that start); [FPF Eq. 13]/14: each agent acts with its own reply."""
         return dict(self.pending) if self.mode == protocol.LMF_DIFFUSION else {}
 
     def state_dict(self) -> dict:

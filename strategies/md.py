@@ -7,7 +7,7 @@ and learn alone, as under ``independent``, but never see the game's reward unles
 fairness weight λ (``--md-lambda``, Appendix B.1) gives them λ·r_i + R̄_i. Metrics keep
 the game's rewards.
 
-**When R̄ is computed (decision).** Eq. 15 needs s and the joint action a of the step
+**When R̄ is computed (decision).** [MD Eq. 15] needs s and the joint action a of the step
 and the critic; it does not need s'. The world's reshaping hook (strategies/mediator.py)
 is called at every step with exactly (s, a, r), so R̄ is computed there, by the critic
 trained up to the previous round; ``train_rewards`` is then the world's reshaped
@@ -81,7 +81,7 @@ class MDConfig(Settings):
 
 
 class MechanismMediator(Mediator):
-    """The world's reshaping hook: λ·r_i + R̄_i (Eq. 15) at every step."""
+    """The world's reshaping hook: λ·r_i + R̄_i ([MD Eq. 15]) at every step."""
 
     reshapes = True
 
@@ -118,7 +118,7 @@ class MechanismDesign(FederationStrategy):
     def check_learners(cls, learners: list[str]) -> None:
         others = sorted(set(learners) - {"dqn"})
         if others:
-            raise ValueError(f"{cls.name} needs dqn agents (they report the norm of their Q-gradient, Eq. 15); "
+            raise ValueError(f"{cls.name} needs dqn agents (they report the norm of their Q-gradient, [MD Eq. 15]); "
                              f"got {', '.join(others)}")
 
     @classmethod
@@ -161,7 +161,7 @@ class MechanismDesign(FederationStrategy):
 
 
 class MechanismDesignNoMRP(MechanismDesign):
-    """``md-nomrp`` (Figure 8's ablation): Eq. 15's first branch only, no MRP buffer or predictor."""
+    """``md-nomrp`` (Figure 8's ablation): [MD Eq. 15]'s first branch only, no MRP buffer or predictor."""
 
     name = "md-nomrp"
     use_mrp = False

@@ -2,45 +2,45 @@ r"""The mechanism of "Aligning Self-Interested Agents with Welfare Maximization 
 Mechanism Design" ([MD], docs/PAPERS.md): a counterfactual critic, best-response search, the
 maximised-return predictor (MRP) and the reshaped reward. Server-side and training-only.
 
-**Counterfactual critic** (Eq. 13, Table 1). A ψ-network of the global state s and the
+**Counterfactual critic** ([MD Eq. 13], Table 1). A ψ-network of the global state s and the
 joint action a (one-hot per agent), 128-64-32 ReLU units with dropout 0.5, trained by TD::
 
     L_critic = E[(Q_tot^ψ(s, a) - (R + γ·max_a' Q_tot^ψ⁻(s', a')))²],   R = Σ_i r_i
 
 with a soft-updated target ψ⁻ (τ of Table 2). **Decision:** the max over the |A|^N joint
-actions of s' is taken by the same best-response search as Eq. 12, started from the
+actions of s' is taken by the same best-response search as [MD Eq. 12], started from the
 joint action actually played at s' (3^10 = 59,049 joint actions in ER(10, 6) would be
 enumerated for every sample otherwise).
 
-**Individual heads** (the denominator of Eq. 15). Eq. 15 prints Q_i* - Q_i, the
-individual value of Eq. 3 (the agent's own game reward), where Eq. 9 prints the agent's
-reshaped value Q̄_i^+ - Q̄_i. **Decision: Eq. 15's Q_i.** Q̄_i is the agent's private
+**Individual heads** (the denominator of [MD Eq. 15]). [MD Eq. 15] prints Q_i* - Q_i, the
+individual value of [MD Eq. 3] (the agent's own game reward), where [MD Eq. 9] prints the agent's
+reshaped value Q̄_i^+ - Q̄_i. **Decision: [MD Eq. 15]'s Q_i.** Q̄_i is the agent's private
 network, which the mechanism never reads (and the agent trains on the reshaped reward
-only after it is computed), while Q_i(s, a) (Eq. 3 conditions on a_{-i} too) is learnt
+only after it is computed), while Q_i(s, a) ([MD Eq. 3] conditions on a_{-i} too) is learnt
 from the centralised information the mechanism has: the critic has N more outputs,
 Q_i(s, a), trained by the same TD rule on r_i, bootstrapped at the same a'* as Q_tot.
 
-**Best-response search** (Eq. 12, :func:`best_response`): agents are activated in turn;
+**Best-response search** ([MD Eq. 12], :func:`best_response`): agents are activated in turn;
 agent i's slice Q_tot(s, ·, a_{-i}) is evaluated at the current joint action (the others'
 actions fixed, including the improvements of agents activated before) and a_i moves to
 the slice's argmax when that is strictly better. Q*_tot is the largest value met, i.e.
-the max over the slices of Eq. 12, and a* the joint action reaching it; O(N|A|) critic
+the max over the slices of [MD Eq. 12], and a* the joint action reaching it; O(N|A|) critic
 evaluations per sweep (``sweeps`` sweeps, stopping early when no agent moves).
 
-**MRP** (Eqs. 14, 16). :class:`MRPBuffer` keeps, per state seen, the running maximum of
-Q_tot(s, a) over the joint actions played there (Eq. 14; a state is a key of its float32
+**MRP** ([MD Eqs. 14, 16]). :class:`MRPBuffer` keeps, per state seen, the running maximum of
+Q_tot(s, a) over the joint actions played there ([MD Eq. 14]; a state is a key of its float32
 bytes; the oldest state is forgotten beyond ``capacity``). A ϕ-network (64-32 ReLU)
-regresses the buffer's values (Eq. 16) so that unseen states get a prediction.
-**Decision:** Eq. 15's R_MRP(s) is the buffer's value where s is in its domain (what the
+regresses the buffer's values ([MD Eq. 16]) so that unseen states get a prediction.
+**Decision:** [MD Eq. 15]'s R_MRP(s) is the buffer's value where s is in its domain (what the
 buffer is for), else the predictor's.
 
-**Reshaped reward** (Eq. 15, :func:`reshaped_reward`)::
+**Reshaped reward** ([MD Eq. 15], :func:`reshaped_reward`)::
 
     R̄_i = (Q*_tot - Q_tot)/(Q_i(s, a*) - Q_i(s, a)) · |∇θ_i Q̄_i|   if R_MRP(s) - Q*_tot ≤ η
     R̄_i = -h·|∇θ_i Q̄_i|                                          otherwise
 
 |∇θ_i Q̄_i| is the norm the agent reports of its own Q-gradient (clients/dqn.py); the
-mechanism never reads agents' parameters. **Guards (decisions):** the ratio is Eq. 9's
+mechanism never reads agents' parameters. **Guards (decisions):** the ratio is [MD Eq. 9]'s
 "meta-gradient" ∇_{Q̄_i} Q_tot, which Table 2 clips to [clip_min, clip_max] = [0.001, 10];
 its magnitude is clipped so, its sign is the denominator's (+ for 0), and a denominator
 smaller than clip_min in magnitude counts as ±clip_min (so x/0 gives ±clip_max). When
@@ -84,7 +84,7 @@ class CounterfactualCritic(nn.Module):
 
 def best_response(q_tot: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], state: torch.Tensor,
                   actions: torch.Tensor, num_actions: int, sweeps: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 12's search: ``(a* [M, N], Q*_tot [M])`` from the joint actions ``actions [M, N]``.
+    """[MD Eq. 12]'s search: ``(a* [M, N], Q*_tot [M])`` from the joint actions ``actions [M, N]``.
 
     ``q_tot(state [K, S], actions [K, N]) -> [K]``. Each agent in turn moves to the argmax
     of its slice at the current joint action if that is strictly better (ties keep the
@@ -115,7 +115,7 @@ def best_response(q_tot: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], s
 def reshaped_reward(q_now: np.ndarray, q_star: np.ndarray, qi_now: np.ndarray, qi_star: np.ndarray,
                     grad_norm: np.ndarray, mrp: np.ndarray | None, eta: float, penalty: float,
                     clip_min: float = 1e-3, clip_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 15 for M samples and N agents: ``(R̄ [M, N], penalised [M] bool)``.
+    """[MD Eq. 15] for M samples and N agents: ``(R̄ [M, N], penalised [M] bool)``.
 
     ``q_now``, ``q_star`` [M]: Q_tot(s, a) and Q*_tot; ``qi_now``, ``qi_star`` [M, N]:
     Q_i(s, a) and Q_i(s, a*); ``grad_norm`` [N]: |∇θ_i Q̄_i|; ``mrp`` [M] R_MRP(s) or None
@@ -133,7 +133,7 @@ def reshaped_reward(q_now: np.ndarray, q_star: np.ndarray, qi_now: np.ndarray, q
 
 
 class MRPBuffer:
-    """Eq. 14: the running maximum of Q_tot(s, a) per state seen, at most ``capacity`` states."""
+    """[MD Eq. 14]: the running maximum of Q_tot(s, a) per state seen, at most ``capacity`` states."""
 
     def __init__(self, capacity: int, state_dim: int):
         self.capacity = int(capacity)
@@ -271,7 +271,7 @@ class Mechanism:
 
     @torch.no_grad()
     def search(self, state: np.ndarray, actions: np.ndarray, net: nn.Module | None = None):
-        """Eq. 12 with the online critic (or ``net``): ``(a* [M, N], Q* [M])`` as numpy."""
+        """[MD Eq. 12] with the online critic (or ``net``): ``(a* [M, N], Q* [M])`` as numpy."""
         net = net or self.critic
         net.eval()
         a, v = best_response(lambda s, x: net(s, x)[:, 0], torch.as_tensor(state, dtype=torch.float32),
@@ -280,7 +280,7 @@ class Mechanism:
 
     @torch.no_grad()
     def predicted_max(self, state: np.ndarray) -> np.ndarray:
-        """R_MRP(s): the buffer's value where s is known, else the predictor's (Eq. 16)."""
+        """R_MRP(s): the buffer's value where s is known, else the predictor's ([MD Eq. 16])."""
         known = self.mrp.lookup(state)
         unknown = np.isnan(known)
         if unknown.any():
@@ -289,7 +289,7 @@ class Mechanism:
 
     def reward(self, state: np.ndarray, actions: np.ndarray, grad_norm: np.ndarray, eta: float, penalty: float,
                clip_min: float, clip_max: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Eq. 15 for the joint actions ``actions [M, N]`` at ``state [M, S]``."""
+        """[MD Eq. 15] for the joint actions ``actions [M, N]`` at ``state [M, S]``."""
         now = self.values(state, actions)
         a_star, q_star = self.search(state, actions)
         star = self.values(state, a_star)
@@ -300,8 +300,8 @@ class Mechanism:
 
     # ------------------------------------------------------------ training
     def train(self, rollout_data: dict[str, np.ndarray], server_round: int) -> dict[str, float]:
-        """Algorithm 1, lines 10-13, once per round: store, update the MRP buffer (Eq. 14)
-        with Q_tot of the new transitions, then ``updates`` steps of Eq. 13 and Eq. 16."""
+        """Algorithm 1, lines 10-13, once per round: store, update the MRP buffer ([MD Eq. 14])
+        with Q_tot of the new transitions, then ``updates`` steps of [MD Eq. 13] and [MD Eq. 16]."""
         if len(rollout_data["done"]) == 0:
             return {}
         rng = np.random.default_rng([self.seed, server_round, 13])

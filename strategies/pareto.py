@@ -8,14 +8,14 @@ paper's ε-greedy learners with ε = 1/t: ``--learner q-table --q-epsilon 1
 everyone has chosen, the world asks the mediator for actions and plays them for the
 delegators D only: :math:`s'_j = s_j` for :math:`j \notin D`.
 
-- **Pareto mediator** (Eq. 3): when two or more agents delegate,
+- **Pareto mediator** ([Pareto Eq. 3]): when two or more agents delegate,
   :math:`s' = \arg\max_{s'} \sum_{i \in D} u_i(s')` subject to :math:`u_i(s') \ge u_i(s)`
   for all :math:`i \in D`. **Decision: fewer than two delegators** — the submitted actions
-  stand, as the paper states before Eq. 3 and uses in Proposition 1's proof and Table 1
+  stand, as the paper states before [Pareto Eq. 3] and uses in Proposition 1's proof and Table 1
   ("if up to one agent delegates the game is unchanged"); a lone delegator is not
   best-responded for.
-- **Punishing mediator** (Eqs. 1-2): when everyone delegates, maximise
-  :math:`\sum_{i \in P} u_i(s')` (Eq. 2); when some but not all delegate, choose the
+- **Punishing mediator** ([Pareto Eqs. 1-2]): when everyone delegates, maximise
+  :math:`\sum_{i \in P} u_i(s')` ([Pareto Eq. 2]); when some but not all delegate, choose the
   delegators' actions minimising the non-delegators' welfare
   :math:`\sum_{j \notin D} u_j(s')` ([Pareto Eq. 1], which the paper states in words: "minimizes
   ... the social welfare of non-delegating agents"); nobody delegating changes nothing.
@@ -32,7 +32,7 @@ needed (payoffs are fixed for a run).
 Solvers, by the model's type: payoff tables exactly by enumeration, vectorised over the
 copies (strategies/pareto_enumeration.py); the matching game exactly by maximum-weight
 matchings (strategies/pareto_matching.py); the restaurant game by the assignment problem
-of Eq. 4 (strategies/pareto_assignment.py); the last two copy by copy.
+of [Pareto Eq. 4] (strategies/pareto_assignment.py); the last two copy by copy.
 
 Metrics (``end_of_rollout``) besides the world's delegation rates: ``mediated_share``,
 the share of plays in which the mediator acted (enough delegators), and
@@ -100,13 +100,13 @@ class DelegationMediator(Mediator):
 
 
 class ParetoMediator(DelegationMediator):
-    """Eq. 3 when two or more agents delegate."""
+    """[Pareto Eq. 3] when two or more agents delegate."""
 
     rule, minimum = "pareto", 2
 
 
 class PunishingMediator(DelegationMediator):
-    """Eq. 2 when everyone delegates, Eq. 1 when some do."""
+    """[Pareto Eq. 2] when everyone delegates, [Pareto Eq. 1] when some do."""
 
     rule, minimum = "punishing", 1
 

@@ -1,11 +1,11 @@
 r"""The Pareto and punishing mediators in the restaurant game (McAleer et al., Sec. 4.3,
-Eq. 4), as assignment problems on the platform's known utilities only.
+[Pareto Eq. 4]), as assignment problems on the platform's known utilities only.
 
 The mediator holds an envs.restaurant.RestaurantModel: the known part u^k and the
 capacities, never the agents' private part. Below, u_i(s) is agent i's *known*
-utility of the submitted joint action s, crowding included (Eq. 3's right-hand side).
+utility of the submitted joint action s, crowding included ([Pareto Eq. 3]'s right-hand side).
 
-**Pareto** (Eq. 4). The non-delegators' reservations are fixed; every remaining seat
+**Pareto** ([Pareto Eq. 4]). The non-delegators' reservations are fixed; every remaining seat
 (c_r minus the fixed agents at r, when positive) is a table t at restaurant r(t). The
 mediator solves :math:`\max_f \sum_{i\in D} \hat u_i(r(f(i)))` over injections f from the
 delegators to the tables (``scipy.optimize.linear_sum_assignment`` on one column per
@@ -23,12 +23,12 @@ seat, at most |D| seats per restaurant), with :math:`\hat u_i(r) = u^k_i(r)` whe
   least u_i(s); one that kept its reservation finds at most as many agents there as before
   (tables exist only where the fixed agents leave room, and are never overfilled).
   Non-delegators are never worse off either.
-- Like the paper's, this approximates Eq. 3: it never sends a delegator to a restaurant
+- Like the paper's, this approximates [Pareto Eq. 3]: it never sends a delegator to a restaurant
   that is already full.
 
 **Punishing.** When everyone delegates: the same assignment on u^k without the
-constraint (Eq. 2 approximated as in the paper; agents without a seat keep theirs). Else
-(Eq. 1 approximated as in the paper): every delegator goes to one restaurant a
+constraint ([Pareto Eq. 2] approximated as in the paper; agents without a seat keep theirs). Else
+([Pareto Eq. 1] approximated as in the paper): every delegator goes to one restaurant a
 non-delegator chose, the one that leaves the non-delegators the least known welfare
 (ties: the lowest index).
 """

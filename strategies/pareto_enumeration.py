@@ -1,15 +1,15 @@
-r"""The Pareto and punishing mediators' choices (McAleer et al., Eqs. 1-3), exact by
+r"""The Pareto and punishing mediators' choices (McAleer et al., [Pareto Eqs. 1-3]), exact by
 enumeration of the joint actions of a payoff table (envs.normal_form.PayoffTable).
 
 For one copy with submitted joint action s and delegators D, the candidates are the
 joint actions s' that keep every non-delegator's action, :math:`s'_j = s_j` for
 :math:`j \notin D`, and the mediator picks
 
-- **Pareto** (Eq. 3): :math:`\arg\max_{s'} \sum_{i \in D} u_i(s')` subject to
+- **Pareto** ([Pareto Eq. 3]): :math:`\arg\max_{s'} \sum_{i \in D} u_i(s')` subject to
   :math:`u_i(s') \ge u_i(s)` for all :math:`i \in D` (s itself is always feasible);
-- **punishing**, :math:`D \subsetneq P` (Eq. 1): :math:`\arg\min_{s'} \sum_{j \notin D} u_j(s')`,
+- **punishing**, :math:`D \subsetneq P` ([Pareto Eq. 1]): :math:`\arg\min_{s'} \sum_{j \notin D} u_j(s')`,
   the non-delegators' welfare;
-- **punishing**, :math:`D = P` (Eq. 2): :math:`\arg\max_{s'} \sum_{i \in P} u_i(s')`.
+- **punishing**, :math:`D = P` ([Pareto Eq. 2]): :math:`\arg\max_{s'} \sum_{i \in P} u_i(s')`.
 
 Ties (objectives within 1e-9·(1 + |best|)) go to the candidate that keeps the most
 delegators' submitted actions, then to the first joint action in C order (agent 0's
@@ -64,11 +64,11 @@ def _solve(profiles, U, rule, s, d, u_s) -> np.ndarray:
     D = d[:, None, :]
     allowed = (same | D).all(axis=-1)  # non-delegators keep their actions
     if rule == "pareto":
-        allowed &= ((U[None] >= u_s[:, None]) | ~D).all(axis=-1)  # Eq. 3's constraint
+        allowed &= ((U[None] >= u_s[:, None]) | ~D).all(axis=-1)  # [Pareto Eq. 3]'s constraint
         value = (U[None] * D).sum(axis=-1)
     elif rule == "punishing":
         everyone = d.all(axis=1)[:, None]
-        value = np.where(everyone, U.sum(axis=-1)[None], -(U[None] * ~D).sum(axis=-1))  # Eq. 2 / Eq. 1
+        value = np.where(everyone, U.sum(axis=-1)[None], -(U[None] * ~D).sum(axis=-1))  # [Pareto Eq. 2] / [Pareto Eq. 1]
     else:
         raise ValueError(f"unknown rule {rule!r}; valid choices: pareto, punishing")
     return choose(value, allowed, (same & D).sum(axis=-1))

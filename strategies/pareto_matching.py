@@ -1,24 +1,24 @@
-r"""The Pareto and punishing mediators (McAleer et al., Eqs. 1-3) in the matching game
+r"""The Pareto and punishing mediators (McAleer et al., [Pareto Eqs. 1-3]) in the matching game
 (envs.matching), exact for any number of agents.
 
 Agent i's utility depends only on whether i and its partner point at each other, so the
 equations become matching problems (p_i: whom i points at in the submitted s, u_i(s) its
 utility, R the reward matrix):
 
-- **Pareto** (Eq. 3). The delegators D can be matched with each other or with a
+- **Pareto** ([Pareto Eq. 3]). The delegators D can be matched with each other or with a
   non-delegator j that points at them (p_j ∈ D, fixed). Edges: (i, k) ⊂ D with weight
   R[i,k] + R[k,i] when R[i,k] >= u_i(s) and R[k,i] >= u_k(s); (i, j) with weight R[i,j]
-  when p_j = i and R[i,j] >= u_i(s) (j's reward is not in Eq. 3's sum). A delegator with
+  when p_j = i and R[i,j] >= u_i(s) (j's reward is not in [Pareto Eq. 3]'s sum). A delegator with
   u_i(s) > 0 must stay matched (unmatched pays 0), which a bonus of more than any total
   reward per such endpoint enforces: the submitted matching covers them all, so a
   maximum-weight matching (networkx) covers them all and then maximises Σ_{i∈D} u_i(s').
   The paper's description, "matches unmatched delegating agents with each other", is the
   special case where no delegator can do better than its current match.
-- **Punishing**, D ≠ P (Eq. 1). A delegator i only affects the non-delegators that point
+- **Punishing**, D ≠ P ([Pareto Eq. 1]). A delegator i only affects the non-delegators that point
   at it, and only through whom it points at: each delegator independently points at a k
   minimising R[k,i]·[k ∉ D, p_k = i] (the paper: "unmatches them"), keeping its own
   choice if that is a minimiser, else the lowest such k.
-- **Punishing**, D = P (Eq. 2): a maximum-weight matching on weights R[i,k] + R[k,i].
+- **Punishing**, D = P ([Pareto Eq. 2]): a maximum-weight matching on weights R[i,k] + R[k,i].
 
 A delegator left unmatched keeps pointing where it pointed, unless that now forms a
 match; then it points at the first agent with which it forms none. These rules are the

@@ -23,7 +23,7 @@ Each delegator's action comes from *its own* slot of the joint policy, on its ow
 observation (the paper's policies were trained independently per agent).
 
 **Decision: no Pareto guarantee.** In a normal-form game the Pareto mediator checks that
-no delegator is worse off (Eq. 3); with trained policies in a sequential game it cannot,
+no delegator is worse off ([Pareto Eq. 3]); with trained policies in a sequential game it cannot,
 and neither did the paper: the cooperative policy is trusted to be better for every
 delegator. The delegation-rate metrics show whether the agents agree.
 

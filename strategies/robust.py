@@ -1,7 +1,7 @@
 """Robust aggregation: how a federation combines uploads it cannot trust.
 
 The FPF paper leaves exploitation by participants to future work. Here FPF / D&F's
-Eq. 11, FedAvg's average and LMF's neighbour mix can replace the mean of the uploads by a
+[FPF Eq. 11], FedAvg's average and LMF's neighbour mix can replace the mean of the uploads by a
 Byzantine-robust rule, using Flower's own aggregation functions
 (``flwr.server.strategy.aggregate``):
 
