@@ -20,6 +20,7 @@ else; critics stay private.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -67,12 +68,13 @@ class Anchors:
         pairs = [(w, a) for w, a in self._pairs() if a is not None and w > 0]
         for name, p in module.named_parameters():
             delta = sum(w * (p - a[name]) for w, a in pairs)
-            p -= delta
+            assert isinstance(delta, torch.Tensor)  # pairs is not empty: the anchors are active
+            p.sub_(delta)  # in place (p -= delta)
             moved += float((delta ** 2).sum())
         return moved ** 0.5
 
     @torch.no_grad()
-    def pull(self, named_params: list[tuple[str, torch.Tensor]], lr: float) -> None:
+    def pull(self, named_params: Sequence[tuple[str, torch.Tensor]], lr: float) -> None:
         """One plain gradient step on the penalty: θ <- θ - lr·[w_u(θ - ω) + w_e(θ - ω̄)]."""
         pairs = [(w, a) for w, a in self._pairs() if a is not None and w > 0]
         if not pairs:
@@ -80,7 +82,7 @@ class Anchors:
         for name, p in named_params:
             p -= lr * sum(w * (p - a[name]) for w, a in pairs)
 
-    def penalty(self, named_params: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
+    def penalty(self, named_params: Sequence[tuple[str, torch.Tensor]]) -> torch.Tensor:
         """w_u/2·||θ - ω||² + w_e/2·||θ - ω̄||² (zero where an anchor is absent)."""
         total = torch.zeros(())
         for weight, anchor in self._pairs():
@@ -89,8 +91,9 @@ class Anchors:
         return total
 
 
-def proximal(named_params: list[tuple[str, torch.Tensor]], anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+def proximal(named_params: Sequence[tuple[str, torch.Tensor]], anchor: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """||θ - anchor||² over all parameters, matched by name."""
     if set(anchor) != {name for name, _ in named_params}:
         raise ValueError(f"anchor has parameters {sorted(anchor)}, policy has {sorted(n for n, _ in named_params)}")
-    return sum(((p - anchor[name]) ** 2).sum() for name, p in named_params)
+    total = sum(((p - anchor[name]) ** 2).sum() for name, p in named_params)
+    return total if isinstance(total, torch.Tensor) else torch.zeros(())  # (no parameters: sum() is 0)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from clients import instructions, learners, protocol
+from clients.learner import Learner
 from clients.networks import NetworkConfig, flat
 from clients.storage import AgentStorage, storage_root
 from clients.volunteer import JoinRecord
@@ -37,25 +39,27 @@ def hello(msg: Message, context: Context) -> Message:
 def train(msg: Message, context: Context) -> Message:
     """Train on the agent's own experience with what the strategy sent."""
     start = time.perf_counter()
-    cfg, spec = msg.content[protocol.CONFIG], msg.content[protocol.LEARNER]
-    agent = int(cfg["agent-id"])
+    cfg = protocol.record(msg.content, protocol.CONFIG, ConfigRecord)
+    spec = protocol.record(msg.content, protocol.LEARNER, ConfigRecord)
+    agent = int(protocol.scalar(cfg["agent-id"]))
     own = protocol.node_agent_id(context.node_config)
     if agent != own:
         raise ValueError(f"message for agent {agent} reached the node of agent {own}")
-    torch.set_num_threads(int(spec["torch-threads"]))
-    seed = int(np.random.SeedSequence([int(cfg["seed"]), int(cfg["server-round"]), agent]).generate_state(1)[0])
+    torch.set_num_threads(int(protocol.scalar(spec["torch-threads"])))
+    server_round = int(protocol.scalar(cfg["server-round"]))
+    seed = int(np.random.SeedSequence([int(protocol.scalar(cfg["seed"])), server_round, agent]).generate_state(1)[0])
 
     # receive
     storage = AgentStorage(storage_root(context.node_config, str(spec["storage-dir"])), agent)
-    learner, join_record, fresh = _restore(spec, agent, storage, int(cfg["server-round"]))
+    learner, join_record, fresh = _restore(spec, agent, storage, server_round)
     policy = learner.policy
-    exp = protocol.unpack_experience(msg.content[protocol.EXPERIENCE])
+    exp = protocol.unpack_experience(protocol.record(msg.content, protocol.EXPERIENCE, ArrayRecord))
 
     # apply the strategy's instructions, then train
     instructions.adopt_global_policy(policy, msg.content)
     instructions.add_neighbour_update(policy, msg.content, cfg)
     instructions.adopt_neighbour_mix(policy, msg.content, cfg)
-    learner.scale_lr(float(cfg.get("lr-scale", 1.0)))
+    learner.scale_lr(float(protocol.scalar(cfg.get("lr-scale", 1.0))))
     before = instructions.params(policy)
     anchors = instructions.anchors(msg.content, cfg)
     stats = learner.train(exp, anchors, seed=seed) if instructions.learns(cfg) else instructions.resting()
@@ -70,21 +74,23 @@ def train(msg: Message, context: Context) -> Message:
     if cfg.get("voluntary", False):
         episode_return = float((exp.rewards * exp.mask).sum(axis=0).mean())
         stats["join-next"] = float(instructions.decide_to_join(cfg, join_record, episode_return, seed))
-    storage.save({"learner": learner.state_dict(), "volunteer": join_record.to_dict()}, int(cfg["server-round"]))
-    _LIVE[storage.path] = (storage.stamp(), int(cfg["server-round"]), learner, join_record)
+    storage.save({"learner": learner.state_dict(), "volunteer": join_record.to_dict()}, server_round)
+    _LIVE[storage.path] = (storage.stamp(), server_round, learner, join_record)
 
     # reply
     acting, acting_spec = learner.acting()
-    if protocol.OMEGA in msg.content:  # Theorem 1(b) diagnostic: a scalar, not the parameters
-        stats["dist_to_omega"] = float(((flat(acting) - flat(msg.content[protocol.OMEGA])) ** 2).sum())
+    if (omega := protocol.optional_record(msg.content, protocol.OMEGA, ArrayRecord)) is not None:
+        # Theorem 1(b) diagnostic: a scalar, not the parameters
+        stats["dist_to_omega"] = float(((flat(acting) - flat(omega)) ** 2).sum())
     stats["fresh-start"] = float(fresh)
     stats["context_records"] = float(len(context.state))  # the learner's state does not ride in messages
+    metrics = protocol.metric_record(stats)
     content = RecordDict({protocol.ACTING: acting, protocol.ACTING_SPEC: ConfigRecord(acting_spec.to_dict()),
-                          protocol.METRICS: MetricRecord(stats)})
+                          protocol.METRICS: metrics})
     if (shared := instructions.shared_record(policy, cfg, update)) is not None:
         content[protocol.SHARED] = instructions.poison_upload(shared, before, cfg, msg.content, seed)
-    content[protocol.METRICS]["client_s"] = time.perf_counter() - start  # all the agent's work this round
-    content[protocol.METRICS]["pid"] = float(os.getpid())  # which process did it (the server's time accounting)
+    metrics["client_s"] = time.perf_counter() - start  # all the agent's work this round
+    metrics["pid"] = float(os.getpid())  # which process did it (the server's time accounting)
     return Message(content, reply_to=msg)
 
 
@@ -93,10 +99,11 @@ def train(msg: Message, context: Context) -> Message:
 # workers) reuses the learner in memory instead of rebuilding and reloading it, but only
 # if the file is still the one it wrote, from an earlier round; a fresh process
 # (deployment) always reads the file.
-_LIVE: dict = {}
+_LIVE: dict[Path, tuple[tuple[int, int] | None, int, Learner, JoinRecord]] = {}
 
 
-def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage, server_round: int):
+def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage,
+             server_round: int) -> tuple[Learner, JoinRecord, bool]:
     """The agent's learner and participation record: fresh in round 1, else the newest
     state stored by an earlier round (so a resumed run never trains a round twice).
 
@@ -109,8 +116,8 @@ def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage, server_round
     name = str(spec["learner"])
     hyper = learners.hyper_from(learners.config_class(name), spec)
     net = learners.hyper_from(NetworkConfig, spec)
-    learner = learners.make(name, protocol.space_from(spec), int(spec["num-actions"]), hyper, net,
-                            seed=int(spec["seed"]), agent=agent)
+    learner = learners.make(name, protocol.space_from(spec), int(protocol.scalar(spec["num-actions"])), hyper, net,
+                            seed=int(protocol.scalar(spec["seed"])), agent=agent)
     if server_round == 1:
         storage.clear()
         return learner, JoinRecord(), False

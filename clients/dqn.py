@@ -171,6 +171,7 @@ class DQNLearner(Learner):
         for p in self.target.parameters():
             p.requires_grad_(False)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
+        assert space.shape is not None, "DQN's observation space has a shape"
         self.buffer = ReplayBuffer(cfg.buffer, tuple(space.shape), space.dtype)
         self.steps_seen = 0  # the agent's live env-steps added to the buffer so far
         self.optimizer_steps = 0  # cumulative gradient steps
@@ -251,7 +252,9 @@ def q_gradient_norm(net: nn.Module, obs: torch.Tensor, actions: torch.Tensor) ->
     params = [p for p in net.parameters() if p.requires_grad]
     q = net(obs).gather(-1, actions.unsqueeze(-1)).mean()
     grads = torch.autograd.grad(q, params)
-    return float(torch.sqrt(sum((g ** 2).sum() for g in grads)))
+    squared = sum((g ** 2).sum() for g in grads)
+    assert isinstance(squared, torch.Tensor)  # the network has parameters (autograd.grad needs some)
+    return float(torch.sqrt(squared))
 
 
 @torch.no_grad()

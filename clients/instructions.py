@@ -37,12 +37,12 @@ def distance(a: Params, b: Params) -> float:
 def adopt_global_policy(policy: torch.nn.Module, content: RecordDict) -> None:
     """FedAvg: start from the federation's averaged policy."""
     if protocol.REPLACE in content:
-        policy.load_state_dict(content[protocol.REPLACE].to_torch_state_dict())
+        policy.load_state_dict(protocol.record(content, protocol.REPLACE, ArrayRecord).to_torch_state_dict())
 
 
 def add_neighbour_update(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord) -> None:
     """LMF gradient exchange ([FPF Eq. 14]): θ <- θ + Σ_j c(i,j)Δ_j, before this round's training."""
-    mix = content.get(protocol.MIX)
+    mix = protocol.optional_record(content, protocol.MIX, ArrayRecord)
     if mix is not None and config.get("lmf-mode", "") == protocol.SHARE_GRADIENTS:
         set_params(policy, {k: v + mix[k].numpy() for k, v in params(policy).items()})
 
@@ -50,23 +50,25 @@ def add_neighbour_update(policy: torch.nn.Module, content: RecordDict, config: C
 def adopt_neighbour_mix(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord) -> None:
     """LMF diffusion (adapt, then combine): θ <- Σ_j c(i,j)θ̃_j before this round's training,
     so the agent's own step is taken from the mix (its neighbours' trained parameters θ̃_j)."""
-    mix = content.get(protocol.MIX)
+    mix = protocol.optional_record(content, protocol.MIX, ArrayRecord)
     if mix is not None and config.get("lmf-mode", "") == protocol.LMF_DIFFUSION:
         set_params(policy, {k: v.numpy() for k, v in mix.items()})
 
 
 def anchors(content: RecordDict, config: ConfigRecord) -> Anchors:
     """FPF / D&F: the anchors ω, ω̄ and the per-step pull weights toward them."""
-    omega, omega_bar = content.get(protocol.OMEGA), content.get(protocol.OMEGA_BAR)
+    omega = protocol.optional_record(content, protocol.OMEGA, ArrayRecord)
+    omega_bar = protocol.optional_record(content, protocol.OMEGA_BAR, ArrayRecord)
     return Anchors(omega=None if omega is None else omega.to_torch_state_dict(),
                    omega_bar=None if omega_bar is None else omega_bar.to_torch_state_dict(),
-                   weight_u=float(config.get(protocol.PULL_U, 0.0)), weight_e=float(config.get(protocol.PULL_E, 0.0)),
+                   weight_u=float(protocol.scalar(config.get(protocol.PULL_U, 0.0))),
+                   weight_e=float(protocol.scalar(config.get(protocol.PULL_E, 0.0))),
                    step=str(config.get("anchor-step", "round")))
 
 
 def mix_with_neighbours(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord, update: Params) -> None:
     """LMF parameter exchange ([FPF Eq. 13]): θ <- Σ_j c(i,j)θ_j + Δ_i."""
-    mix = content.get(protocol.MIX)
+    mix = protocol.optional_record(content, protocol.MIX, ArrayRecord)
     if mix is not None and config.get("lmf-mode", "") == protocol.SHARE_PARAMETERS:
         set_params(policy, {k: mix[k].numpy() + update[k] for k in update})
 
@@ -101,19 +103,22 @@ def poison_upload(shared: ArrayRecord, before: Params, config: ConfigRecord, con
                   seed: int) -> ArrayRecord:
     """An attacker's upload instead of its honest one (clients.attacks), as its attack
     profile (the message's ``attack`` record) says; honest agents' uploads pass unchanged."""
-    profile = content.get(protocol.ATTACK)
+    profile = protocol.optional_record(content, protocol.ATTACK, ConfigRecord)
     kind = "none" if profile is None else str(profile["kind"])
-    if kind == "none":
+    if profile is None or kind == "none":
         return shared
-    omega = {k: v.numpy() for k, v in content[protocol.OMEGA].items()} if protocol.OMEGA in content else None
+    anchor = protocol.optional_record(content, protocol.OMEGA, ArrayRecord)
+    omega = None if anchor is None else {k: v.numpy() for k, v in anchor.items()}
     gradients = config["share"] == protocol.SHARE_GRADIENTS
     honest = {k: v.numpy().astype(np.float64) for k, v in shared.items()}
     after = {k: before[k] + v for k, v in honest.items()} if gradients else honest
-    bad = poison(kind, after, before, gradients, float(profile["scale"]), np.random.default_rng([seed, 13]), omega)
+    scale = float(protocol.scalar(profile["scale"]))
+    bad = poison(kind, after, before, gradients, scale, np.random.default_rng([seed, 13]), omega)
     return ArrayRecord({k: Array(v) for k, v in bad.items()})
 
 
 def decide_to_join(config: ConfigRecord, record: JoinRecord, episode_return: float, seed: int) -> bool:
     """Free entry and exit: the agent's own choice for the next round (clients.volunteer)."""
-    return decide(record, episode_return, config["share"] != protocol.SHARE_NONE, float(config["vol-epsilon"]),
-                  float(config["vol-memory"]), np.random.default_rng([seed, 11]))[1]
+    epsilon, memory = float(protocol.scalar(config["vol-epsilon"])), float(protocol.scalar(config["vol-memory"]))
+    return decide(record, episode_return, config["share"] != protocol.SHARE_NONE, epsilon, memory,
+                  np.random.default_rng([seed, 11]))[1]

@@ -54,8 +54,9 @@ def mlp(in_dim: int, out_dim: int, hidden: int, layers: int, out_gain: float) ->
     return nn.Sequential(*modules)
 
 
-def _orthogonal(layer: nn.Module, gain: float) -> nn.Module:
+def _orthogonal(layer: nn.Linear | nn.Conv2d, gain: float) -> nn.Module:
     nn.init.orthogonal_(layer.weight, gain)
+    assert layer.bias is not None  # the layers here are built with a bias
     nn.init.zeros_(layer.bias)
     return layer
 
@@ -112,7 +113,8 @@ def network(space: spaces.Space, out_dim: int, net: NetworkConfig, out_gain: flo
     if isinstance(space, spaces.Box) and len(space.shape) == 1:
         return mlp(int(space.shape[0]), out_dim, net.hidden, net.layers, out_gain)
     if isinstance(space, spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8:
-        pixels = Pixels(tuple(int(s) for s in space.shape), net.channels)
+        height, width, depth = (int(s) for s in space.shape)
+        pixels = Pixels((height, width, depth), net.channels)
         return nn.Sequential(pixels, mlp(pixels.features, out_dim, net.hidden, net.layers, out_gain))
     raise ValueError(f"no network for observation space {space}: use a feature vector (Box of rank 1), "
                      "a uint8 image (Box H x W x C) or Discrete")

@@ -119,6 +119,7 @@ class StackedPolicies:
             raise ValueError(f"acting record has {sorted(state)}, the network has {sorted(self.names)}")
         for name, value in state.items():
             target = self.params.get(name, self.buffers.get(name))
+            assert target is not None  # every name is a parameter or a buffer (checked above)
             target[index].copy_(value)
 
     @torch.no_grad()

@@ -39,10 +39,11 @@ The learner's state never travels: it stays in the agent's storage (clients.stor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypeVar
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, ConfigRecordValues, MetricRecord, MetricRecordValues, RecordDict
 from gymnasium import spaces
 
 from clients.experience import Experience
@@ -85,6 +86,20 @@ def scalar(value: object) -> Scalar:
     if not isinstance(value, (int, float, str, bytes, bool)):
         raise TypeError(f"expected a scalar, got a {type(value).__name__}")
     return value
+
+
+def config_record(values: Mapping[str, ConfigRecordValues]) -> ConfigRecord:
+    """A ConfigRecord of ``values`` (Flower's constructor takes only a dict of exactly its value type)."""
+    out = ConfigRecord()
+    out.update(values)
+    return out
+
+
+def metric_record(values: Mapping[str, MetricRecordValues]) -> MetricRecord:
+    """A MetricRecord of ``values`` (Flower's constructor takes only a dict of exactly its value type)."""
+    out = MetricRecord()
+    out.update(values)
+    return out
 
 
 def pack_experience(exp: Experience) -> ArrayRecord:

@@ -102,6 +102,7 @@ class QTableLearner(Learner):
     """An agent's Q-table, learning rate and round counter."""
 
     name, kind = "q-table", EPSILON_GREEDY
+    policy: Table
 
     def __init__(self, space: spaces.Space, num_actions: int, cfg: QTableConfig, net: NetworkConfig, seed: int,
                  agent: int):
@@ -115,7 +116,7 @@ class QTableLearner(Learner):
         self.updates = 0  # cumulative table updates
 
     @classmethod
-    def policy_network(cls, space: spaces.Space, num_actions: int, net: NetworkConfig, seed: int) -> nn.Module:
+    def policy_network(cls, space: spaces.Space, num_actions: int, net: NetworkConfig, seed: int) -> Table:
         if not isinstance(space, spaces.Discrete):
             raise ValueError(f"the q-table learner needs a Discrete observation space (a state index), got {space}; "
                              "choose a game's discrete observations (e.g. Job Scheduling with "

@@ -75,10 +75,12 @@ class Settings:
     prefix: ClassVar[str] = ""
     #: the group's title in ``--help``
     title: ClassVar[str] = ""
+    #: every subclass is a dataclass (declared for the type checker: dataclasses.fields takes one)
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def validate(self) -> None:
         """Raise ConfigError naming the first field outside its range, then run ``check()``."""
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             check_value(flag_of(type(self), f), getattr(self, f.name), f)
         self.check()
 
@@ -87,7 +89,7 @@ class Settings:
 
     def flag(self, name: str) -> str:
         """``--flag`` of the field ``name``, for messages."""
-        return "--" + flag_of(type(self), next(f for f in dataclasses.fields(self) if f.name == name))  # type: ignore[arg-type]
+        return "--" + flag_of(type(self), next(f for f in dataclasses.fields(self) if f.name == name))
 
 
 def check_value(flag: str, value: Any, f: dataclasses.Field) -> None:

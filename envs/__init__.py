@@ -101,7 +101,7 @@ def _check_num_agents(name: str, cls: type[BatchedGame], num_agents: Any) -> Non
             f"{name} needs at least {cls.min_agents} agent(s), got {num_agents}; "
             f"valid choices: {_agent_range(cls)}"
         )
-    if cls.max_agents is not None and num_agents > cls.max_agents:
+    if cls.max_agents is not None and int(num_agents) > cls.max_agents:
         raise ValueError(
             f"{name} takes at most {cls.max_agents} agent(s), got {num_agents}; "
             f"valid choices: {_agent_range(cls)}"

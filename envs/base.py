@@ -169,6 +169,8 @@ class BatchedGame(ABC):
     def _state_space(self) -> spaces.Box:
         """Default: the space of all agents' observations flattened side by side."""
         base = self._observation_space()
+        low: np.ndarray
+        high: np.ndarray
         if isinstance(base, spaces.Discrete):
             low = np.full(1, base.start, dtype=np.float32)
             high = np.full(1, base.start + base.n - 1, dtype=np.float32)
@@ -182,6 +184,7 @@ class BatchedGame(ABC):
 
     def _state(self) -> np.ndarray:
         """Default: the last observations flattened, as float32."""
+        assert self._obs is not None  # state() checks it
         return self._obs.reshape(self.batch_size, -1).astype(np.float32)
 
     @abstractmethod

@@ -27,9 +27,28 @@ def _run(args) -> int:
     if campaign.runner == "simulation" and args.jobs > 1:
         print("note: runner 'simulation' starts Ray for every run; with --jobs > 1 several start side by side",
               flush=True)
-    report = run_campaign(campaign, jobs=args.jobs, scenarios=args.only_scenarios, methods=args.only_methods,
-                          seeds=args.seeds, retry_failed=args.retry_failed, force=args.force, dry_run=args.dry_run,
-                          max_attempts=args.max_attempts)
+    executor = None
+    if args.ray_address and not args.dry_run:
+        from experiments.ray_cluster import RayClusterError, RayExecutor
+
+        if campaign.runner != "in-process":
+            raise CampaignError(f"{args.campaign}: --ray-address runs the 'in-process' runner only, not "
+                                f"{campaign.runner!r}")
+        try:
+            executor = RayExecutor(args.ray_address, jobs=args.jobs if args.jobs > 1 else None,
+                                   excludes=[campaign.out])
+        except RayClusterError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    try:
+        report = run_campaign(campaign, jobs=executor.jobs if executor else args.jobs, scenarios=args.only_scenarios,
+                              methods=args.only_methods, seeds=args.seeds, retry_failed=args.retry_failed,
+                              force=args.force, dry_run=args.dry_run, max_attempts=args.max_attempts,
+                              executor=executor)
+    finally:
+        if executor is not None:
+            executor.stop()
+            print(executor.where(), end="", flush=True)
     if report.interrupted:
         return 130
     if args.dry_run:
@@ -98,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("campaign", help="the campaign's TOML file")
     run.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default 1: in "
                                                          "this process)")
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="run each run as a task on the Ray cluster at ADDR (experiments/ray_cluster.py); --jobs: "
+                          "runs in flight (default: as many as the cluster's CPUs)")
     selection(run)
     run.add_argument("--retry-failed", action="store_true",
                      help="run failed runs again (each at most max_attempts times in all, the campaign's, default 2)")

@@ -355,6 +355,7 @@ def _parse(path: Path, data: dict) -> Campaign:
     methods = {}
     for name_, table in methods_data.items():
         where = f"[methods.{name_}]"
+        _check_name(name_, lambda m: fail(where, m))
         label = _text(table.get("label", name_), lambda m: fail(f"{where}: 'label'", m))
         note = _text(table.get("note", ""), lambda m: fail(f"{where}: 'note'", m))
         methods[name_] = Method(name_, _flags(table, METHOD_KEYS, lambda k, m: fail(f"{where}: '{k}'", m)), label, note)
@@ -365,6 +366,7 @@ def _parse(path: Path, data: dict) -> Campaign:
     scenarios = {}
     for name_, table in scenarios_data.items():
         where = f"[scenarios.{name_}]"
+        _check_name(name_, lambda m: fail(where, m))
         chosen = table.get("methods", list(methods))
         if not isinstance(chosen, list) or not chosen or not all(isinstance(m, str) for m in chosen):
             raise fail(f"{where}: 'methods'", f"must be a non-empty list of method names, got {chosen!r}")
@@ -424,6 +426,16 @@ def _is_table(value: Any) -> bool:
 
 def _snake(key: str) -> str:
     return key.replace("-", "_")
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def _check_name(name: str, fail) -> None:
+    """Scenario and method names name directories: letters, digits and . _ + - only."""
+    if not _NAME.fullmatch(name):
+        raise fail(f"the name {name!r} names the run directories: use letters, digits and . _ + - "
+                   "(give the display name as label = ...)")
 
 
 def _text(value: Any, fail) -> str:

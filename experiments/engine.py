@@ -138,6 +138,11 @@ def _out_of(config_json: str) -> str:
 
 # ---------------------------------------------------------------------- executors
 class Executor(Protocol):
+    """Where runs execute: ``jobs`` at once; ``submit`` returns a future of the Outcome
+    (a Ray executor: ``ray.remote(execute).remote(task).future()``); ``stop(interrupted)``
+    ends it (``interrupted``: Ctrl-C, stop the running ones now). An executor whose
+    ``submit`` returns only when the run is over sets ``blocking = True``."""
+
     jobs: int
 
     def submit(self, task: Task) -> cf.Future: ...
@@ -150,6 +155,7 @@ class InlineExecutor:
     finished future."""
 
     jobs = 1
+    blocking = True  # submit returns when the run has finished
 
     def submit(self, task: Task) -> cf.Future:
         future: cf.Future = cf.Future()
@@ -313,8 +319,6 @@ class Progress:
 
     def started(self, task: Task, why: str) -> None:
         self.running += 1
-        if self.tty:
-            self.show_status()
 
     def finished(self, task: Task, outcome: Outcome) -> None:
         self.running -= 1
@@ -326,7 +330,6 @@ class Progress:
         else:
             self.failed += 1
             self._print(f"[{k}/{self.total}] {task.name}: FAILED (attempt {outcome.attempt}): {outcome.reason}")
-        self.show_status()
 
     def note(self, text: str) -> None:
         self._print(text)
@@ -400,10 +403,12 @@ def run_campaign(campaign: Campaign, *, jobs: int = 1, scenarios: list[str] | No
                 else:
                     hopeless[need] = "not finished, and not part of this selection"
 
-    executor = executor or make_executor(jobs)
+    executor = executor or make_executor(min(jobs, len(todo)))
     progress = Progress(len(todo), executor.jobs, stream)
     waiting = list(todo)
     running: dict[cf.Future, Task] = {}
+    changed = True  # show the status line once the first runs have started
+    blocking = getattr(executor, "blocking", False)
     try:
         while waiting or running:
             # start what is ready, in plan order, up to the executor's width
@@ -431,8 +436,14 @@ def run_campaign(campaign: Campaign, *, jobs: int = 1, scenarios: list[str] | No
                     _record(report, progress, finished, hopeless, d.run.key, _task_stub(d), outcome)
                     continue
                 progress.started(task, d.why)
+                if blocking and changed or progress.tty:  # submit returns when the run is over: say it first
+                    progress.show_status()
+                    changed = False
                 future = executor.submit(task)
                 running[future] = task
+            if changed:  # after each finished run, once its successors have started
+                progress.show_status()
+            changed = False
             if not running:
                 if waiting:  # nothing can start: what is left waits on runs that will not finish
                     for d in waiting:
@@ -462,8 +473,11 @@ def run_campaign(campaign: Campaign, *, jobs: int = 1, scenarios: list[str] | No
                                                  + (f": {after.reason}" if after.reason else "") + ")")
                         st.write_failure(_out_of(task.config), outcome.reason, "", task.attempt)
                 _record(report, progress, finished, hopeless, (task.scenario, task.method, task.seed), task, outcome)
+                changed = True
             if broken and isinstance(executor, PoolExecutor):
                 executor.renew()
+        if changed:
+            progress.show_status()
     except KeyboardInterrupt:
         report.interrupted = True
         progress.close()

@@ -31,7 +31,7 @@ def discover_agents(grid: Grid, num_agents: int, timeout: float, poll: float = 0
         node = reply.metadata.src_node_id
         if reply.has_error():
             raise AgentDiscoveryError(f"node {node} failed to identify itself: {reply.error.reason}")
-        agent = int(reply.content[protocol.CONFIG]["agent-id"])
+        agent = int(protocol.scalar(protocol.record(reply.content, protocol.CONFIG, ConfigRecord)["agent-id"]))
         if agent in agents:
             raise AgentDiscoveryError(f"agent {agent} is played by two nodes ({agents[agent]} and {node})")
         agents[agent] = node
@@ -61,7 +61,7 @@ def rediscover(grid: Grid, known: dict[int, int], num_agents: int, timeout: floa
         if reply.has_error():
             problems.append(f"node {node} did not identify itself: {reply.error.reason}")
             continue
-        agent = int(reply.content[protocol.CONFIG]["agent-id"])
+        agent = int(protocol.scalar(protocol.record(reply.content, protocol.CONFIG, ConfigRecord)["agent-id"]))
         if not 0 <= agent < num_agents:
             problems.append(f"node {node} claims agent {agent}; valid agent ids: 0..{num_agents - 1}")
             continue

@@ -78,7 +78,7 @@ class ExecutionConfig(Settings):
 
 
 #: group attribute -> dataclass, in the order ``--help`` lists them
-GROUPS: dict[str, type] = {
+GROUPS: dict[str, type[Settings]] = {
     "world": WorldConfig, "joining": JoiningConfig, "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig,
     "qtable": QTableConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig, "delegation": DelegationConfig,
     "md": MDConfig, "leaders": LeaderConfig, "attack": AttackConfig, "robust": RobustConfig,

@@ -27,7 +27,7 @@ TIME_KEYS = ("rollout_s", "train_s", "aggregate_s", "flower_s", "round_s")
 class RunRecorder:
     """Writes metrics.csv after every round (so an interrupted run keeps its data)."""
 
-    def __init__(self, out: Path, config_json: str, notes: list[str] | None = None):
+    def __init__(self, out: str | Path, config_json: str, notes: list[str] | None = None):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         config = json.loads(config_json)
@@ -81,7 +81,7 @@ def summarise(rows: list[dict], window: float = 0.1) -> dict:
     if not rows:
         return {"rounds_completed": 0}
     last = rows[-max(1, int(round(len(rows) * window))):]
-    out = {"rounds_completed": len(rows), "last_rounds": len(last)}
+    out: dict[str, float] = {"rounds_completed": len(rows), "last_rounds": len(last)}
     for key in SUMMARY_KEYS + tuple(k for k in OPTIONAL_KEYS if any(k in r for r in rows)):
         out[f"{key}_last"] = _nanmean([r.get(key) for r in last])
         out[f"{key}_avg"] = _nanmean([r.get(key) for r in rows])

@@ -105,7 +105,7 @@ class Federation:
         self._evaluator: World | None = None
         # each attacking agent's attack profile (clients.attacks), attached to its own train
         # message only: attacks belong to the agents, and strategies never see them
-        self.attacks = {agent: ConfigRecord(profile)
+        self.attacks = {agent: protocol.config_record(profile)
                         for agent, profile in attacks.profiles(cfg.attack, cfg.agents).items()}
         self.attackers = frozenset(self.attacks)
         # the configured participation set, whatever the strategy makes of it (paired controls)
@@ -257,7 +257,7 @@ class Federation:
             self._evaluator = World(game, self.assignment, cfg.net, cfg.seed + 7919)
         learner = self.assignment[0]
         spec = ActingSpec(learner, learners.learner_class(learner).kind, 0.0)
-        out = {}
+        out: dict[str, float] = {}
         for name, record in policies.items():
             for agent in range(cfg.agents):
                 self._evaluator.set_acting(agent, record, spec)

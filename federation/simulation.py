@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from federation.config import RunConfig
 from federation.server_app import RunOutcome, make_server_app
+
+if TYPE_CHECKING:
+    from flwr.app import ConfigRecordValues
 
 
 class RunFailed(RuntimeError):
@@ -21,7 +25,7 @@ def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
 
     cpus = os.cpu_count() or 1
     outcome = RunOutcome()
-    backend_config = {
+    backend_config: dict[str, dict[str, ConfigRecordValues]] = {
         "client_resources": {"num_cpus": cfg.execution.client_cpus, "num_gpus": 0.0},
         "init_args": {"num_cpus": cpus, "include_dashboard": False, "log_to_driver": verbose},
     }

@@ -150,7 +150,7 @@ class World:
             u = rng.random((B, N))
             choice, lp = self._act(obs, u)
             if stackelberg:  # leaders act on their observation, followers see the leaders' actions
-                assert med is not None and isinstance(game, StackelbergView)  # checked in __init__
+                assert med is not None and leaders is not None and isinstance(game, StackelbergView)  # checked in __init__
                 lead = np.asarray(med.leaders(t, states[t]), bool)
                 seen = game.observe_leaders(obs, choice % game.num_actions, lead)
                 follow_choice, follow_lp = self._act(seen, u)
@@ -160,6 +160,7 @@ class World:
                 game.set_leaders(lead)  # for games whose rules favour leaders (envs/stackelberg.py)
             play = choice
             if delegation:  # the agent's choice is (action, delegate); the mediator acts for delegators
+                assert med is not None and played is not None and delegated is not None
                 own, delegate = choice % game.num_actions, choice >= game.num_actions
                 if med.delegation_scope == "first":  # the step-0 choice binds the episode
                     delegate = delegate if t == 0 else delegated[0]
@@ -171,6 +172,7 @@ class World:
             actions[t], logp[t] = choice, lp
             rewards[t] = r * alive
             if reshapes:
+                assert med is not None and shaped is not None
                 shaped[t] = np.asarray(med.reshape(t, states[t], play, r), np.float32) * alive
             mask[t] = alive
             terminated[t] = term & alive

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from logging import INFO
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Self
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -50,7 +50,7 @@ from flwr.supercore import log
 from clients import protocol
 from clients.rollout import Rollout
 from strategies.mediator import Mediator
-from strategies.participation import Participation
+from strategies.participation import Participation, Voluntary
 
 if TYPE_CHECKING:
     from clients.dqn import DQNConfig
@@ -163,7 +163,7 @@ class FederationStrategy(Strategy):
         ``game`` (e.g. a file it needs is missing); nothing to check by default."""
 
     @classmethod
-    def from_config(cls, cfg: RunSettings, game, init: ArrayRecord) -> "FederationStrategy":
+    def from_config(cls, cfg: RunSettings, game, init: ArrayRecord) -> Self:
         """Build from a validated RunConfig (subclasses with settings override this)."""
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed)
 
@@ -215,18 +215,20 @@ class FederationStrategy(Strategy):
     def state_dict(self) -> dict:
         """What a checkpoint of the strategy holds (subclasses with learners extend it)."""
         state = {"members": sorted(self.members)}
-        if self.participation.voluntary:  # who declared to join the next round
+        if isinstance(self.participation, Voluntary):  # who declared to join the next round
             state["joined"] = sorted(self.participation.joined)
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.members = frozenset(state["members"])
-        if "joined" in state:
+        if "joined" in state and isinstance(self.participation, Voluntary):
             self.participation.joined = set(state["joined"])
 
     def _volunteer_config(self) -> dict:
         p = self.participation
-        return {"voluntary": True, "vol-epsilon": p.epsilon, "vol-memory": p.memory} if p.voluntary else {}
+        if not isinstance(p, Voluntary):
+            return {}
+        return {"voluntary": True, "vol-epsilon": p.epsilon, "vol-memory": p.memory}
 
     # ---------------------------------------------------------------- Flower API
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
@@ -258,5 +260,5 @@ class FederationStrategy(Strategy):
 
 def shared_uploads(replies: Iterable[Message]) -> list[ArrayRecord]:
     """The parameters that participants chose to share (replies without errors)."""
-    return [r.content[protocol.SHARED] for r in replies
+    return [protocol.record(r.content, protocol.SHARED, ArrayRecord) for r in replies
             if not r.has_error() and protocol.SHARED in r.content]

@@ -133,7 +133,6 @@ class FederatedQ:
         done = np.asarray(rollout.terminated, dtype=np.float32).reshape(-1)
         live = np.flatnonzero(np.asarray(rollout.mask).reshape(-1) > 0)
         anchor_params = None if anchor is None else anchor.to_torch_state_dict()
-        use_anchor = anchor_params is not None and anchor_weight > 0
 
         self.target.load_state_dict(self.q.state_dict())
         stats = {"td_loss": 0.0, "q_mean": 0.0, "target_mean": 0.0, "prox": 0.0}
@@ -150,7 +149,8 @@ class FederatedQ:
             q_all = self.q(o)
             q = q_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
             td_loss = F.smooth_l1_loss(q, y)
-            prox = anchor_weight / 2 * proximal(params, anchor_params) if use_anchor else torch.zeros(())
+            prox = (anchor_weight / 2 * proximal(params, anchor_params)
+                    if anchor_params is not None and anchor_weight > 0 else torch.zeros(()))
             loss, values = td_loss + prox, [td_loss, q.mean(), y.mean(), prox]
             if self.conservative > 0:
                 gap = conservative_gap(q_all, a)

@@ -64,7 +64,7 @@ from clients.settings import ConfigError, Settings, setting
 @dataclass
 class FPFConfig(Settings):
     """FPF / D&F in the paper's notation. Defaults of the pull from the pull sweep
-    (docs/results/pull/README.md): αλ_u = 0.01, αλ_e = 0.0025, so λ_u > 2√2·λ_e [FPF Thm. 1]."""
+    (docs/results/pull_sweep/README.md): αλ_u = 0.01, αλ_e = 0.0025, so λ_u > 2√2·λ_e [FPF Thm. 1]."""
 
     title: ClassVar[str] = "FPF and D&F (fpf, dnf)"
 
@@ -115,7 +115,7 @@ def fpf_aggregate(omega: list[np.ndarray], uploads: list[list[np.ndarray]], eta:
     return [(1 - eta) * w + eta * c for w, c in zip(omega, center)]
 
 
-PULLS = ("participants", "everyone")
+PULLS: tuple[str, ...] = ("participants", "everyone")
 
 
 class FPF(FederationStrategy):
@@ -148,16 +148,20 @@ class FPF(FederationStrategy):
         self.gamma, self.gae_lambda = gamma, gae_lambda
         if learner in self.refuses_learners:
             raise ValueError(f"{self.name} cannot federate {learner} agents")
-        dims = dict(space=space, num_actions=num_actions, state_space=state_space, net=net or NetworkConfig(),
-                    critic_lr=fed_critic_lr)
-        if learner == "dqn":
-            federated = FederatedQ
-            dims["conservative"] = fed_conservative
-        else:
-            federated = FederatedPolicy
-            dims["objective"] = fed_objective
-        self.omega = federated(init, lr=eta * fed_lr, seed=seed + 1, **dims)
-        self.omega_bar = federated(init, lr=fed_lr, seed=seed + 2, **dims)
+        network = net or NetworkConfig()
+
+        def federated(lr: float, seed: int) -> FederatedPolicy | FederatedQ:
+            """ω or ω̄: a Q-network for DQN agents, else an actor-critic."""
+            if learner == "dqn":
+                return FederatedQ(init, lr=lr, seed=seed, space=space, num_actions=num_actions,
+                                  state_space=state_space, net=network, critic_lr=fed_critic_lr,
+                                  conservative=fed_conservative)
+            return FederatedPolicy(init, lr=lr, seed=seed, space=space, num_actions=num_actions,
+                                   state_space=state_space, net=network, critic_lr=fed_critic_lr,
+                                   objective=fed_objective)
+
+        self.omega = federated(eta * fed_lr, seed + 1)
+        self.omega_bar = federated(fed_lr, seed + 2)
         self._omega_bar_record = self.omega_bar.record()
         self._gen = torch.Generator().manual_seed(seed)
 
@@ -198,12 +202,14 @@ class FPF(FederationStrategy):
 
     def federated_training(self, server_round: int, rollout: Rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
         self.omega.load(arrays)
-        common = dict(updates=self.fed_updates, batch=self.fed_batch, gamma=self.gamma,
-                      gae_lambda=self.gae_lambda, gen=self._gen)
         uti = self.omega.update(rollout, utilitarian_reward(rollout.rewards), ent_coef=0.0,
-                                anchor=self._omega_bar_record, anchor_weight=self.lambda_e, **common)
+                                anchor=self._omega_bar_record, anchor_weight=self.lambda_e,
+                                updates=self.fed_updates, batch=self.fed_batch, gamma=self.gamma,
+                                gae_lambda=self.gae_lambda, gen=self._gen)
         ega = self.omega_bar.update(rollout, egalitarian_reward(rollout.rewards, self.egalitarian), ent_coef=self.lambda_h,
-                                    anchor=None, anchor_weight=0.0, **common)
+                                    anchor=None, anchor_weight=0.0,
+                                    updates=self.fed_updates, batch=self.fed_batch, gamma=self.gamma,
+                                    gae_lambda=self.gae_lambda, gen=self._gen)
         self._omega_bar_record = self.omega_bar.record()
         metrics = {f"omega_{k}": v for k, v in uti.items()} | {f"omega_bar_{k}": v for k, v in ega.items()}
         return self.omega.record(), metrics

@@ -208,7 +208,8 @@ def interval_bound(graphs: list[nx.Graph], nodes, periodic: bool = True) -> int 
         raise ValueError("interval_bound needs at least one graph")
     needed = [_span_needed(graphs, nodes, s, periodic) for s in range(len(graphs))]
     if periodic:
-        return None if None in needed else max(needed)
+        spans = [m for m in needed if m is not None]
+        return None if len(spans) < len(needed) else max(spans)
     for B in range(1, len(graphs) + 1):
         if all(m is not None and m <= B for m in needed[: len(graphs) - B + 1]):
             return B
@@ -445,6 +446,7 @@ class BConnectedSchedule(GraphSchedule):
     """
 
     name = "b_connected"
+    interval: int  # B, set by the constructor
 
     def __init__(self, seed: int = 0, B: int = 3, extra: float = 0.0):
         super().__init__(seed)

@@ -101,6 +101,7 @@ class JAMQLMediator(LeaderMediator):
         paid = (rollout.rewards if rollout.shaped is None else rollout.shaped) * mask
         cum = np.concatenate([np.zeros((1, B, N)), np.cumsum(game_r, axis=0)], axis=0)  # c before each step
         m = np.stack([self.state_index(s) for s in rollout.state[: T + 1]])  # [T+1, B]
+        assert rollout.leaders is not None  # a leader mediator's world records the leaders
         lead = rollout.leaders.argmax(axis=2)  # [T, B]
         lr, errors = self.cfg.mediator_lr, []
         for t in reversed(range(min(T, self.horizon))):

@@ -285,6 +285,7 @@ class LeaderStrategy(FederationStrategy):
     name = "leaders"
     reads = ("leaders",)
     mediator_class: type[LeaderMediator] = LeaderMediator
+    mediator: LeaderMediator
 
     def __init__(self, participation, seed: int, mediator: LeaderMediator, cfg: LeaderConfig, agents: int):
         super().__init__(participation, seed)

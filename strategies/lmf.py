@@ -78,15 +78,16 @@ class LMFConfig(Settings):
     def schedule(self, num_agents: int, seed: int) -> GraphSchedule:
         if self.graph_file:
             return load_schedule(self.graph_file, seed=seed)
-        options = {"fixed": {"k": self.graph_k, "agents": num_agents}, "dynamic": {"group_size": self.group_size},
-                   "erdos_renyi": {"p": self.graph_p}, "b_connected": {"B": self.graph_b}}.get(self.graph, {})
-        return make_schedule(self.graph, seed=seed, **options)
+        options: dict[str, dict[str, object]] = {
+            "fixed": {"k": self.graph_k, "agents": num_agents}, "dynamic": {"group_size": self.group_size},
+            "erdos_renyi": {"p": self.graph_p}, "b_connected": {"B": self.graph_b}}
+        return make_schedule(self.graph, seed=seed, **options.get(self.graph, {}))
 
 
 def neighbour_mix(C: np.ndarray, shared: list[ArrayRecord]) -> list[dict[str, np.ndarray]]:
     """Row i: Σ_j C[i, j]·shared_j, array by array ([FPF Eq. 13]/14 without the local step)."""
     keys = list(shared[0].keys())
-    mixed = [{} for _ in shared]
+    mixed: list[dict[str, np.ndarray]] = [{} for _ in shared]
     for key in keys:
         stacked = np.stack([s[key].numpy().astype(np.float64) for s in shared])
         out = np.tensordot(C, stacked, axes=1)
@@ -154,8 +155,8 @@ class LMF(FederationStrategy):
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         agent_of = {node: agent for agent, node in self.nodes.items()}
-        shared = {agent_of[r.metadata.src_node_id]: r.content[protocol.SHARED] for r in replies
-                  if not r.has_error() and protocol.SHARED in r.content}
+        shared = {agent_of[r.metadata.src_node_id]: protocol.record(r.content, protocol.SHARED, ArrayRecord)
+                  for r in replies if not r.has_error() and protocol.SHARED in r.content}
         members = sorted(shared)
         if not members:
             return None, MetricRecord({"uploads": 0})

@@ -113,6 +113,7 @@ class MechanismDesign(FederationStrategy):
     reads = ("md",)
     use_mrp = True
     mediator_class = MechanismMediator
+    mediator: MechanismMediator  # set by from_config
 
     @classmethod
     def check_learners(cls, learners: list[str]) -> None:
@@ -139,10 +140,10 @@ class MechanismDesign(FederationStrategy):
         for reply in replies:
             if reply.has_error() or protocol.METRICS not in reply.content:
                 continue
-            metrics = reply.content[protocol.METRICS]
+            metrics = protocol.record(reply.content, protocol.METRICS, MetricRecord)
             agent = agent_of.get(reply.metadata.src_node_id)
             if agent is not None and "q_grad_norm" in metrics:
-                self.mediator.grad_norm[agent] = float(metrics["q_grad_norm"])
+                self.mediator.grad_norm[agent] = float(protocol.scalar(metrics["q_grad_norm"]))
         return None, None
 
     def federated_training(self, server_round: int, rollout: Rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:

@@ -159,8 +159,8 @@ class MRPBuffer:
                 self.values[i] = max(self.values[i], v)
                 continue
             i = self.pos
-            if self.keys[i] is not None:
-                del self.slot[self.keys[i]]
+            if (old := self.keys[i]) is not None:
+                del self.slot[old]
             self.keys[i], self.slot[k] = k, i
             self.states[i], self.values[i] = s, v
             self.pos = (self.pos + 1) % self.capacity

@@ -41,6 +41,7 @@ the share of plays in which the mediator acted (enough delegators), and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -52,7 +53,7 @@ from strategies import pareto_assignment, pareto_enumeration, pareto_matching
 from strategies.base import FederationStrategy, RunSettings
 from strategies.mediator import Mediator
 
-SOLVERS = {PayoffTable: pareto_enumeration.mediate, MatchingModel: pareto_matching.mediate,
+SOLVERS: dict[type, Callable[..., np.ndarray]] = {PayoffTable: pareto_enumeration.mediate, MatchingModel: pareto_matching.mediate,
            RestaurantModel: pareto_assignment.mediate}
 
 
@@ -115,6 +116,7 @@ class Mediated(FederationStrategy):
     """Independent learners whose actions carry a delegation bit to the strategy's mediator."""
 
     reads = ("delegation",)
+    mediator_class: type[DelegationMediator]  # set by each subclass
 
     @classmethod
     def check_config(cls, cfg: RunSettings, game) -> None:

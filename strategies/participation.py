@@ -54,7 +54,7 @@ class Participation:
     @classmethod
     def from_config(cls, joining: JoiningConfig, num_agents: int) -> "Participation":
         participation = cls.parse(joining.participation, joining.draw, num_agents)
-        if participation.voluntary:
+        if isinstance(participation, Voluntary):
             participation.epsilon, participation.memory = joining.vol_epsilon, joining.vol_memory
         return participation
 

@@ -111,6 +111,7 @@ class PolicyMediator(Mediator):
         if cooperate.any():
             out[cooperate] = self.cooperative.act(obs[cooperate], u[cooperate])
         if punish.any():
+            assert self.punishing is not None  # only the punishing rule punishes, and it has one (__init__)
             out[punish] = self.punishing.act(obs[punish], u[punish])
         self._steps += B
         self._cooperative_steps += int(cooperate.sum())

@@ -115,6 +115,7 @@ strategy = "independent"
      "'fpf' is not a method of this scenario"),
     ({"top": 'seeds = [0]\nrun_dir = "runs/{method}_seed{seed}"'}, "top level: 'run_dir'", "must use"),
     ({"top": "seeds = [0]\ncomparisons = 3"}, "[[comparisons]]", "array of tables"),
+    ({"tail": '[methods."D&F"]\nstrategy = "dnf"'}, '[methods.D&F]', "use letters, digits"),
 ])
 def test_schema_errors_name_the_file_table_and_key(tmp_path, parts, where, words):
     parts = {"top": "seeds = [0]", "defaults": "", "scenario": "", "method": "", "tail": ""} | parts
@@ -282,6 +283,7 @@ def test_a_half_finished_campaign_resumes_and_equals_an_uninterrupted_run(tmp_pa
     assert [(d.action, d.why) for d in decisions] == [("resume", "from round 2")]
     report = engine.run_campaign(load(longer))
     assert report.complete and status.check(run.cfg).state is State.DONE
+    assert json.loads((run.out / "config.json").read_text())["execution"]["resume"] is True  # continued, not redone
     assert "m3 independent seed 0: done, 3 rounds" in capsys.readouterr().out
     reference = campaign_file(tmp_path / "ref", rounds=3)
     assert engine.run_campaign(load(reference)).complete
