@@ -29,7 +29,7 @@ from flwr.app import ArrayRecord
 from gymnasium import spaces
 from torch import nn
 from typing import ClassVar
-from clients.settings import ConfigError, Settings, setting
+from clients.settings import Settings, setting
 
 
 @dataclass

@@ -36,7 +36,7 @@ from clients.learner import Learner, restore, set_lr, snapshot
 from clients.networks import NetworkConfig, initial_network, network
 from clients.policies import SOFTMAX
 from typing import ClassVar
-from clients.settings import ConfigError, Settings, setting
+from clients.settings import Settings, setting
 
 
 @dataclass

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from gymnasium import spaces
-from torch import nn
 
 from clients.anchors import Anchors
 from clients.experience import Experience

@@ -378,8 +378,9 @@ def run_campaign(campaign: Campaign, *, jobs: int = 1, scenarios: list[str] | No
                  for run in plan]
     report = Report(decisions)
     todo = [d for d in decisions if d.todo]
+    width = executor.jobs if executor is not None else min(jobs, len(todo))
     print(f"campaign {campaign.name}: {len(plan)} runs planned, {sum(d.status.state is st.State.DONE for d in decisions)}"
-          f" done, {len(todo)} to run" + (f" ({jobs} at a time)" if todo else ""), file=stream, flush=True)
+          f" done, {len(todo)} to run" + (f" ({width} at a time)" if todo else ""), file=stream, flush=True)
     for d in decisions:
         if not d.todo and d.status.state is not st.State.DONE:
             print(f"  skipping {d.run.name}: {d.why}", file=stream, flush=True)
@@ -403,7 +404,7 @@ def run_campaign(campaign: Campaign, *, jobs: int = 1, scenarios: list[str] | No
                 else:
                     hopeless[need] = "not finished, and not part of this selection"
 
-    executor = executor or make_executor(min(jobs, len(todo)))
+    executor = executor or make_executor(width)
     progress = Progress(len(todo), executor.jobs, stream)
     waiting = list(todo)
     running: dict[cf.Future, Task] = {}

@@ -10,9 +10,9 @@ picks (``SPREAD`` scheduling: the runs are spread over the nodes). On that node 
 1. makes a temporary directory ROOT and works in it (``chdir``): the run writes to
    ROOT/<the run's ``out``>, so its ``out`` keeps its relative value and config.json and
    checkpoint.pt are the same as a local run's (a checkpoint names its ``out``: only a run
-   of the same ``out`` may continue it). An absolute ``out`` is mapped to ROOT/abs/...
-   and written back to the planned path in config.json and checkpoint.pt before the run's
-   files leave the node;
+   of the same ``out`` may continue it). An absolute ``out`` (or one with ``..``) is mapped
+   to ROOT/elsewhere/... and written back to the planned path in config.json and
+   checkpoint.pt before the run's files leave the node;
 2. unpacks what the driver shipped: the run directory of a partial run (so it continues
    from its checkpoint; a run started afresh ships nothing) and the input files its
    settings name by a relative path (e.g. another run's policies.pt for ``mediator-policy``),
@@ -53,16 +53,18 @@ What a cluster must offer, and limits:
   should not do): other runs are refused with a reason;
 - ``storage-dir`` must be empty (the agents keep their state in OUT/agents, which travels
   with the run): a run that sets it is refused;
-- input files named by an absolute path are not shipped: they must exist on every node
-  (a shared file system);
+- input files named by an absolute path (or one with ``..``) are not shipped: they must
+  exist at that path on every node (a shared file system);
 - ``client-cpus`` is validated against the driver's core count (RunConfig's rule) and must
   fit one node of the cluster, else the run is refused rather than left waiting forever;
 - a run directory travels through Ray's object store in memory, twice per run (shipped
   for a resume, returned at the end): fine for these runs (the agents' replay buffers
   included), not for directories of many GB;
-- Ctrl-C cancels the running tasks: what they did since they started is lost (their run
-  directories on the driver are untouched, still at their last shipped state) and no
-  failure marker is written; the next ``run`` continues them from there.
+- Ctrl-C cancels the running tasks (``ray.cancel``: a KeyboardInterrupt in the task): what
+  they did since they started is lost (their run directories on the driver are untouched,
+  still at their last shipped state) and no failure marker is written; the next ``run``
+  continues them from there. A task's temporary directory that a killed worker left behind
+  is removed by the next task on that node.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: what the upload leaves out (gitignore syntax, relative to REPO_ROOT; .gitignore's entries too)
 EXCLUDES = [".git", ".mypy_cache", ".pytest_cache", ".benchmarks", "**/__pycache__", "*.egg-info", "docs/results",
             "runs", "out", "build", "dist", "agents"]
+#: the name of a task's temporary directory on its node: PREFIX<worker pid>-<random>
+PREFIX = "fedgames-ray-"
 #: flat config keys whose value never names an input file
 _NOT_INPUTS = {"out", "storage_dir"}
 
@@ -162,9 +166,13 @@ def install(blob: bytes, out: Path) -> None:
 
 # ---------------------------------------------------------------------- on the node
 def _worker_out(out: str) -> Path:
-    """Where a run of ``out`` writes, relative to the task's working directory."""
+    """Where a run of ``out`` writes, relative to the task's working directory: ``out``
+    itself if it stays below it, else (absolute, or with ``..``) a path under ``elsewhere/``."""
     path = Path(out)
-    return Path("abs", *path.parts[1:]) if path.is_absolute() else path
+    if not path.is_absolute() and ".." not in path.parts:
+        return path
+    parts = path.parts[1:] if path.is_absolute() else path.parts
+    return Path("elsewhere", *("up" if part == ".." else part for part in parts))
 
 
 def _retarget(run_dir: Path, old: str, new: str) -> None:
@@ -189,6 +197,21 @@ def _retarget(run_dir: Path, old: str, new: str) -> None:
             tmp.replace(checkpoint)
 
 
+def _sweep() -> None:
+    """Remove the temporary directories of tasks whose worker process is gone (killed, e.g.
+    by a forced cancel, before it could remove its own)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        pid = path.name.removeprefix(PREFIX).split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def run_task(task: Task, shipped: bytes | None, inputs: dict[str, bytes], threads: int) -> dict[str, Any]:
     """The Ray task (see the module's docstring): run ``task`` in a temporary directory of
     this node; return its outcome, its run directory as a blob, this node's id and host."""
@@ -200,13 +223,14 @@ def run_task(task: Task, shipped: bytes | None, inputs: dict[str, bytes], thread
     here = os.getcwd()
     if here not in sys.path:  # the job's working_dir (or the node's checkout) stays importable after chdir
         sys.path.insert(0, here)
-    root = Path(tempfile.mkdtemp(prefix="fedgames-ray-"))
+    _sweep()
+    root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
         os.chdir(root)
         data = json.loads(task.config)
         planned = data["out"]
         run_dir = root / _worker_out(planned)
-        target = str(run_dir) if Path(planned).is_absolute() else planned
+        target = planned if _worker_out(planned) == Path(planned) else str(run_dir)
         for rel, content in inputs.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_bytes(content)
@@ -276,6 +300,9 @@ class RayExecutor:
         if ray.is_initialized():
             raise RayClusterError("Ray is already initialized in this process (another cluster, or a local one); "
                                   "ray.shutdown() first")
+        unreachable = _unreachable(address)
+        if unreachable:  # ray.init would retry for minutes
+            raise RayClusterError(f"cannot use the Ray cluster at {address}: {unreachable}")
         runtime_env = None
         if ship_code:
             runtime_env = {"working_dir": str(REPO_ROOT), "excludes": EXCLUDES + _repo_relative(excludes or [])}
@@ -314,9 +341,9 @@ class RayExecutor:
         if interrupted:
             with self._lock:
                 refs = list(self._refs)
-            for ref in refs:
+            for ref in refs:  # KeyboardInterrupt in the task: it removes its temporary directory
                 try:
-                    self._ray.cancel(ref, force=True)
+                    self._ray.cancel(ref)
                 except Exception:  # noqa: BLE001 - already finished
                     pass
         self._pool.shutdown(wait=True, cancel_futures=interrupted)
@@ -341,6 +368,8 @@ class RayExecutor:
                 task, shipped, inputs, max(1, int(cpus)))
             with self._lock:
                 self._refs[ref] = task
+            if self._stopping:  # stop() may have looked before this task was registered
+                self._ray.cancel(ref)
             try:
                 result = self._ray.get(ref)
             finally:
@@ -381,6 +410,19 @@ class RayExecutor:
         return "".join(f"ray: node {node} ({host}): {len(ps)} run(s)"
                        + (f", {sum(not p.ok for p in ps)} failed" if any(not p.ok for p in ps) else "") + "\n"
                        for (node, host), ps in by_node.items())
+
+
+def _unreachable(address: str, timeout: float = 10.0) -> str:
+    """Why nothing answers at ``address`` (``host:port`` or ``ray://host:port``), or "" when
+    something does or the address has no port to try (``auto``)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return ""
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        return f"nothing answers at {host}:{port} ({err.strerror or err}); is the head node started?"
+    return ""
 
 
 def _ray_reason(err: BaseException) -> str:

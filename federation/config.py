@@ -30,7 +30,7 @@ from clients.dqn import DQNConfig
 from clients.networks import NetworkConfig
 from clients.ppo import PPOConfig
 from clients.qtable import QTableConfig
-from clients.settings import ConfigError, Settings, check_value, choices_of, flag_of, setting
+from clients.settings import ConfigError, Settings, check_value, flag_of, setting
 from strategies.fpf import FPFConfig
 from strategies.leaders import LeaderConfig
 from strategies.lmf import LMFConfig
@@ -236,7 +236,6 @@ class RunConfig:
     # ------------------------------------------------------------------ validation
     def validated(self) -> "RunConfig":
         """Check every value; raise ConfigError naming the flag and the valid range or choices."""
-        import envs
         import strategies
         from strategies.participation import Participation
 

@@ -16,10 +16,10 @@ Every round, in this order:
    the strategy's ``instructions(agent, round, arrays)`` (config entries and records such
    as ω, ω̄ or a neighbour mix); the loop then attaches the agent's own experience and
    learner settings;
-4. ``aggregate_train(round, replies)``: the replies *without* any acting weights, i.e.
+4. ``declare(choices)``: the agents' declared participation for the next round
+   (free entry and exit), read from their replies; the strategy owns its participation set;
+5. ``aggregate_train(round, replies)``: the replies *without* any acting weights, i.e.
    only what agents chose to share;
-5. ``declare(choices)``: the agents' declared participation for the next round
-   (free entry and exit); the strategy owns its participation set;
 6. ``federated_training(round, rollout, arrays)``: the strategy's own server-side learners
    (FPF's ω and ω̄, a mediator's critic) train on the world's data;
 7. ``acting_policies(arrays)``: policies the world plays instead of the agents' own,

@@ -63,7 +63,7 @@ from clients.rollout import Rollout
 from strategies.base import FederationStrategy, RunSettings
 from strategies.mediator import Mediator
 from typing import ClassVar
-from clients.settings import ConfigError, Settings, setting
+from clients.settings import Settings, setting
 
 
 @dataclass

@@ -50,7 +50,7 @@ from strategies.graphs import SCHEDULES, GraphSchedule, check_weights, load_sche
 from strategies.participation import Participation
 from strategies.robust import Aggregator, Mean, make_aggregator
 from typing import ClassVar
-from clients.settings import ConfigError, Settings, setting
+from clients.settings import Settings, setting
 
 MODES = protocol.LMF_MODES
 

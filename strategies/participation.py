@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from typing import ClassVar
-from clients.settings import ConfigError, Settings, setting
+from clients.settings import Settings, setting
 
 DRAWS = ("fixed", "first", "random")
 

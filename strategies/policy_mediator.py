@@ -42,7 +42,7 @@ import numpy as np
 from clients.joint_policy import JointPolicy
 from strategies.mediator import Mediator
 from typing import ClassVar
-from clients.settings import ConfigError, Settings, setting
+from clients.settings import Settings, setting
 
 SCOPES = ("first", "any")
 

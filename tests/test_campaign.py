@@ -362,6 +362,40 @@ def test_needs_wait_for_their_runs_and_a_failure_blocks_them(tmp_path, monkeypat
     assert "not running after independent seed 1" in capsys.readouterr().out
 
 
+def test_a_configuration_that_needs_another_runs_output_is_checked_once_that_has_run(tmp_path, monkeypatch):
+    """The mediator's policy comes from another scenario's run: planned unvalidated, checked
+    before it starts; still invalid then (here: the stand-in wrote no policies.pt), it fails."""
+    monkeypatch.setitem(engine.RUNNERS, "in-process", fake_run)
+    path = tmp_path / "p.toml"
+    path.write_text(f"""
+name = "mediated"
+out = "{tmp_path / 'out'}"
+seeds = [0]
+[defaults]
+env = "cleanup"
+agents = 2
+game-options = "map=lio-7,episode_length=20"
+rounds = 2
+[scenarios.mediated]
+methods = ["pareto"]
+needs = ["pretrain"]
+mediator-policy = "{{out}}/runs/pretrain/avg_seed{{seed}}/policies.pt"
+[scenarios.pretrain]
+methods = ["avg"]
+[methods.avg]
+strategy = "avg"
+[methods.pareto]
+strategy = "pareto"
+""")
+    c = load(path)
+    mediated = c.plan(scenarios=["mediated"])[0]
+    assert "policies.pt does not exist" in mediated.deferred
+    assert mediated.cfg.delegation.mediator_policy == f"{tmp_path / 'out'}/runs/pretrain/avg_seed0/policies.pt"
+    report = engine.run_campaign(c)
+    assert report.outcomes["pretrain", "avg", 0].ok and not report.outcomes["mediated", "pareto", 0].ok
+    assert "policies.pt does not exist" in status.check(mediated.cfg).reason
+
+
 def test_ctrl_c_stops_cleanly_without_a_failure_marker(tmp_path, monkeypatch, capsys):
     def interrupted(cfg):
         Path(cfg.out).mkdir(parents=True, exist_ok=True)

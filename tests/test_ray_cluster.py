@@ -1,7 +1,8 @@
 """experiments/ray_cluster.py on a real two-node Ray cluster started on this machine: a tiny
 campaign through ``python -m experiments run ... --ray-address``, spread over both nodes,
 equals the same campaign run locally (one of its runs continued from a partial run shipped
-with its task); an absolute ``out`` resumes too; a failing task reports its reason.
+with its task); an absolute ``out`` resumes too; a failing task reports its reason; a
+stopped executor cancels its tasks. Those are marked slow; the file handling is not.
 
 The nodes are ``ray start --block`` processes this test owns, each the leader of its own
 process group with its own --temp-dir and ports; every Ray process of a node stays in its
@@ -30,11 +31,9 @@ from experiments import engine, status
 from experiments.__main__ import main as cli
 from experiments.campaign import load
 from experiments.engine import Task
-from experiments.ray_cluster import RayExecutor
+from experiments.ray_cluster import PREFIX, RayExecutor, _inputs, _worker_out, install, pack
 from federation.config import RunConfig
 from federation.in_process import run_in_process
-
-pytestmark = pytest.mark.slow
 
 RAY = Path(sys.executable).parent / "ray"
 TINY = dict(env="matthew", agents=3, batch=2, steps=10, hidden=8, minibatch=64, epochs=2, eval_every=0,
@@ -188,9 +187,10 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _leftover_worker_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("fedgames-ray-*")}
+    return {p.name for p in Path(tempfile.gettempdir()).glob(f"{PREFIX}*")}
 
 
+@pytest.mark.slow
 def test_a_campaign_spreads_over_both_nodes_and_equals_a_local_run(cluster, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the campaign's out is relative, as in the shipped campaigns
     before = _leftover_worker_dirs()
@@ -230,6 +230,7 @@ def test_a_campaign_spreads_over_both_nodes_and_equals_a_local_run(cluster, tmp_
           file=sys.stderr)
 
 
+@pytest.mark.slow
 def test_an_absolute_out_resumes_and_a_failing_task_reports_its_reason(cluster, tmp_path):
     before = _leftover_worker_dirs()
     partial = RunConfig.of(**TINY, rounds=1, out=str(tmp_path / "abs")).validated()
@@ -261,3 +262,51 @@ def test_an_absolute_out_resumes_and_a_failing_task_reports_its_reason(cluster, 
     assert failure is not None and failure["reason"] == bad.reason and failure["attempts"] == 1
     assert {p.run for p in executor.placements} == {"t abs seed 0", "t broken seed 0"}
     assert _leftover_worker_dirs() <= before
+
+
+@pytest.mark.slow
+def test_stopping_cancels_a_running_task_without_a_failure_marker(cluster, tmp_path):
+    """The engine's Ctrl-C: the task is cancelled, the run directory stays as it was, no
+    failure.json, and the task's temporary directory on the node is removed."""
+    before = _leftover_worker_dirs()
+    cfg = RunConfig.of(**TINY, rounds=10_000, out=str(tmp_path / "long")).validated()
+    executor = RayExecutor(cluster)
+    future = executor.submit(Task("t", "long", 0, cfg.to_json()))
+    deadline = time.monotonic() + 120
+    while _leftover_worker_dirs() <= before and time.monotonic() < deadline:  # until the task runs
+        time.sleep(0.2)
+    assert not _leftover_worker_dirs() <= before and not future.done()
+    time.sleep(2)  # into the run
+    start = time.perf_counter()
+    executor.stop(interrupted=True)
+    assert time.perf_counter() - start < 60
+    outcome = future.result(timeout=1)
+    assert not outcome.ok and outcome.reason == "interrupted"
+    assert not (tmp_path / "long").exists() and not executor.placements
+    deadline = time.monotonic() + 30
+    while not _leftover_worker_dirs() <= before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _leftover_worker_dirs() <= before
+
+
+def test_install_swaps_a_directory_in_and_inputs_travel_by_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "src"
+    (src / "agents" / "0").mkdir(parents=True)
+    (src / "metrics.csv").write_text("round\n1\n")
+    (src / "agents" / "0" / "state.pt").write_bytes(b"\0" * 10)
+    out = tmp_path / "runs" / "r"
+    out.mkdir(parents=True)
+    (out / "stale.txt").write_text("old")
+    install(pack(src), out)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "agents", "agents/0", "agents/0/state.pt", "metrics.csv"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r"]  # nothing left beside it
+
+    (tmp_path / "policies.pt").write_bytes(b"p")
+    config = {"out": "runs/r", "mediator_policy": "policies.pt", "graph_file": str(tmp_path / "policies.pt"),
+              "env": "matthew", "md": {"x": "runs/r/metrics.csv"}}
+    (out / "metrics.csv").write_text("x")
+    assert _inputs(config, "runs/r") == {"policies.pt": b"p"}  # not absolute paths, not the run's own files
+    assert _worker_out("docs/results/r") == Path("docs/results/r")
+    assert _worker_out("/data/r") == Path("elsewhere/data/r") and _worker_out("../r") == Path("elsewhere/up/r")
