@@ -75,6 +75,15 @@ class ExecutionConfig(Settings):
     storage_dir: str = setting("", "where agents keep their learner state between rounds (empty: OUT/agents); a "
                                    "SuperNode's own --node-config storage-dir takes precedence")
     resume: bool = setting(False, "continue the run in OUT from its last checkpoint (run_sim.py --resume OUT)")
+    tensorboard: bool = setting(False, "also write every round's metrics as TensorBoard scalars to OUT/tensorboard "
+                                       "(watch with: tensorboard --logdir OUT; needs the tensorboard package)")
+
+    def check(self) -> None:
+        import importlib.util
+
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard "
+                              "(or pip install -e \".[tensorboard]\")")
 
 
 #: group attribute -> dataclass, in the order ``--help`` lists them

@@ -27,8 +27,15 @@ TIME_KEYS = ("rollout_s", "train_s", "aggregate_s", "flower_s", "round_s")
 class RunRecorder:
     """Writes metrics.csv after every round (so an interrupted run keeps its data)."""
 
-    def __init__(self, out: str | Path, config_json: str, notes: list[str] | None = None):
+    def __init__(self, out: str | Path, config_json: str, notes: list[str] | None = None, tensorboard: bool = False):
+        """``tensorboard``: also write each row's numbers as TensorBoard scalars to
+        OUT/tensorboard, step = the round (a resumed run appends to the same log)."""
         self.out = Path(out)
+        self._board = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._board = SummaryWriter(str(self.out / "tensorboard"))
         self.out.mkdir(parents=True, exist_ok=True)
         config = json.loads(config_json)
         if notes:
@@ -46,6 +53,12 @@ class RunRecorder:
             writer.writeheader()
             writer.writerows(self.rows)
         tmp.replace(self.out / "metrics.csv")
+        if self._board is not None:
+            step = int(row.get("round", len(self.rows)))
+            for key, value in row.items():
+                if key != "round" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._board.add_scalar(key, value, step)
+            self._board.flush()
 
     def event(self, server_round: int, kind: str, detail: str) -> None:
         """A survivable incident (a crashed or silent agent), kept in summary.json (without
@@ -60,6 +73,8 @@ class RunRecorder:
         plot_run(self.rows, self.out / "curves.png", title=f"{extra.get('strategy', '')} on {extra.get('env', '')}")
         summary = summarise(self.rows) | extra | {"events": self.events}
         summary["finish_s"] = time.perf_counter() - start
+        if self._board is not None:
+            self._board.close()
         (self.out / "summary.json").write_text(json.dumps(_finite(summary), indent=2, default=_json_default, allow_nan=False))
         return summary
 

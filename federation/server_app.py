@@ -109,7 +109,8 @@ class Federation:
         self.attackers = frozenset(self.attacks)
         # the configured participation set, whatever the strategy makes of it (paired controls)
         self.split = Participation.from_config(cfg.joining, cfg.agents).fixed_set(cfg.seed)
-        self.recorder = RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg, self.split))
+        self.recorder = RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg, self.split),
+                                    tensorboard=cfg.execution.tensorboard)
 
     def bind(self, nodes: dict[int, int]) -> None:
         """``nodes``: agent id -> node id."""

@@ -276,3 +276,24 @@ def test_resume_with_rounds_80_extends_a_50_round_run_to_80(tmp_path, monkeypatc
 
     assert len(rows("a")) == 80 and rows("a") == rows("b")
     assert json.loads((tmp_path / "a" / "config.json").read_text())["rounds"] == 80
+
+
+def test_tensorboard_scalars_equal_the_metrics(tmp_path):
+    """``--tensorboard``: every numeric column of metrics.csv is a scalar, step = round."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from federation.in_process import run_in_process
+
+    cfg = RunConfig.of(env="matrix", agents=2, learner="q-table", strategy="independent", rounds=3, batch=2,
+                       progress=False, tensorboard=True, out=str(tmp_path / "run"))
+    run_in_process(cfg, checkpoints=False)
+    board = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    board.Reload()
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    events = board.Scalars("collective_return")
+    assert [e.step for e in events] == [1, 2, 3]
+    assert [e.value for e in events] == pytest.approx([float(r["collective_return"]) for r in rows], rel=1e-6)
+    assert "jain" in board.Tags()["scalars"]
