@@ -5,9 +5,9 @@ One invocation runs both, so they see the same machine: a campaign of 4 short ru
 (Matthew Effect, 3 agents, small networks, FPF and independent learners, 2 seeds; about
 5-10 s a run on one core), written to a temporary directory, first one run at a time in
 this process, then two at a time in spawned processes (each pays its own imports). It
-checks that both give the same metrics, measures the machine's own headroom for two
-processes (two CPU-bound loops at once against one after the other: the ceiling of the
-speed-up, below 2 when the cores are shared or busy) and prints, last::
+checks that both give the same metrics, runs the same 4 runs once more without the engine
+in 2 plain processes (what the machine itself gives two processes now: the ceiling of the
+speed-up, below 2 when its cores are shared or busy) and prints, last::
 
     campaign speed-up with 2 jobs: X
 
@@ -58,22 +58,37 @@ strategy = "independent"
 """
 
 
-SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(20_000_000):\n    x += i\nprint(time.perf_counter() - t)"
+BARE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from federation.config import RunConfig
+from federation.in_process import run_in_process
+torch.set_num_threads(1)
+for path in sys.argv[2:]:
+    with open(path) as f:
+        run_in_process(RunConfig.from_json(f.read()))
+"""
 
 
-def headroom() -> float:
-    """What two CPU-bound processes at once gain over one after the other on this machine
-    now (2.0 with two free cores): the ceiling of the speed-up below."""
+def bare(plan, tmp: Path, processes: int = 2) -> float:
+    """The same runs without the engine: ``processes`` plain processes started at once,
+    each running its share of the runs one after the other. What the machine gives two
+    processes now: the ceiling of the engine's speed-up (2 on two free cores)."""
     import subprocess
 
-    def spin(n: int) -> float:
-        start = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.DEVNULL) for _ in range(n)]
-        for proc in procs:
-            proc.wait()
-        return time.perf_counter() - start
-
-    return 2 * spin(1) / spin(2)
+    files = []
+    for k, run in enumerate(plan):
+        path = tmp / f"bare{k}.json"
+        path.write_text(run.cfg.replace(out=str(tmp / "bare" / run.out.name), progress=False).to_json())
+        files.append(str(path))
+    root = str(Path(__file__).resolve().parents[1])
+    start = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", BARE, root, *files[i::processes]], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for i in range(processes)]
+    if any(proc.wait() for proc in procs):
+        sys.exit("the reference without the engine failed")
+    return time.perf_counter() - start
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -108,8 +123,9 @@ def main() -> None:
                   flush=True)
         same = all(metrics(a.out) == metrics(b.out) for a, b in zip(plans[1], plans[2]))
         print(f"same metrics with 1 and 2 jobs: {'yes' if same else 'NO'}")
-        print(f"this machine's headroom for 2 processes (two CPU-bound loops at once against one after the other; "
-              f"{os.cpu_count()} CPUs): {headroom():.2f}", flush=True)
+        reference = bare(plans[1], Path(tmp))
+        print(f"without the engine, 2 plain processes: {reference:.1f} s; this machine's own speed-up for these runs "
+              f"with 2 processes ({os.cpu_count()} CPUs, shared): {walls[1] / reference:.2f}", flush=True)
         print(f"campaign speed-up with 2 jobs: {walls[1] / walls[2]:.2f}")
 
 

@@ -150,7 +150,8 @@ class World:
             u = rng.random((B, N))
             choice, lp = self._act(obs, u)
             if stackelberg:  # leaders act on their observation, followers see the leaders' actions
-                assert med is not None and leaders is not None and isinstance(game, StackelbergView)  # checked in __init__
+                # checked in __init__; leaders is recorded in Stackelberg steps
+                assert med is not None and leaders is not None and isinstance(game, StackelbergView)
                 lead = np.asarray(med.leaders(t, states[t]), bool)
                 seen = game.observe_leaders(obs, choice % game.num_actions, lead)
                 follow_choice, follow_lp = self._act(seen, u)

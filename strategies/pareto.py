@@ -53,8 +53,9 @@ from strategies import pareto_assignment, pareto_enumeration, pareto_matching
 from strategies.base import FederationStrategy, RunSettings
 from strategies.mediator import Mediator
 
-SOLVERS: dict[type, Callable[..., np.ndarray]] = {PayoffTable: pareto_enumeration.mediate, MatchingModel: pareto_matching.mediate,
-           RestaurantModel: pareto_assignment.mediate}
+SOLVERS: dict[type, Callable[..., np.ndarray]] = {
+    PayoffTable: pareto_enumeration.mediate, MatchingModel: pareto_matching.mediate,
+    RestaurantModel: pareto_assignment.mediate}
 
 
 def solver_for(model, rule: str):
