@@ -39,6 +39,7 @@ agent's acting weights from the replies and non-participants share nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from logging import INFO
@@ -57,7 +58,7 @@ from strategies.federated_policy import EGALITARIAN, OBJECTIVES, FederatedPolicy
 from strategies.federated_q import FederatedQ
 from strategies.participation import Participation
 from strategies.robust import Aggregator, Mean, make_aggregator
-from typing import ClassVar
+from typing import Any, ClassVar
 from clients.settings import ConfigError, Settings, setting
 
 
@@ -128,24 +129,25 @@ class FPF(FederationStrategy):
     refuses_learners = ("q-table",)
 
     def __init__(self, participation, seed: int, init: ArrayRecord, *, space, num_actions: int,
-                 state_space, learner: str = "ppo", lambda_u: float = 0.1, lambda_e: float = 0.025, lambda_h: float = 0.01,
-                 eta: float = 1.0, fed_alpha: float = 0.1, fed_lr: float = 1e-3, fed_critic_lr: float = 1e-3,
-                 fed_updates: int = 16, fed_batch: int = 1024, anchor_step: str = "round",
-                 pull: str = "participants", egalitarian: str = "return-std", fed_objective: str = "awr",
-                 fed_conservative: float = 0.0, net=None,
-                 gamma: float = 0.98, gae_lambda: float = 0.97, aggregator: Aggregator | None = None):
-        """``aggregator``: how [FPF Eq. 11] combines the uploads (strategies.robust; the mean by default)."""
+                 state_space, learner: str = "ppo", settings: FPFConfig | None = None, net=None,
+                 gamma: float = 0.98, gae_lambda: float = 0.97, aggregator: Aggregator | None = None,
+                 **overrides: Any):
+        """``settings``: the FPF group of the configuration (its defaults when None), with
+        ``overrides`` of its fields (``lambda_u=1.0``), checked by the group's own ranges;
+        ``aggregator``: how [FPF Eq. 11] combines the uploads (strategies.robust; the mean
+        by default); ``gamma``, ``gae_lambda``: the agents' learner's, for ω's training."""
         super().__init__(participation, seed)
+        s = dataclasses.replace(settings or FPFConfig(), **overrides)
+        s.validate()
+        self.settings = s
         self.aggregator = aggregator or Mean()
-        self.lambda_u, self.lambda_e, self.lambda_h = lambda_u, lambda_e, lambda_h
-        self.eta, self.fed_alpha = eta, fed_alpha
-        self.fed_updates, self.fed_batch = fed_updates, fed_batch
-        if pull not in PULLS:
-            raise ValueError(f"unknown pull '{pull}'; valid choices: {', '.join(PULLS)}")
-        if egalitarian not in EGALITARIAN:
-            raise ValueError(f"unknown egalitarian reward '{egalitarian}'; valid choices: {', '.join(EGALITARIAN)}")
-        self.anchor_step, self.pull, self.egalitarian = anchor_step, pull, egalitarian
+        self.lambda_u, self.lambda_e, self.lambda_h = s.lambda_u, s.lambda_e, s.lambda_h
+        self.eta, self.fed_alpha = s.eta, s.fed_alpha
+        self.fed_updates, self.fed_batch = s.fed_updates, s.fed_batch
+        self.anchor_step, self.pull, self.egalitarian = s.anchor_step, s.pull, s.egalitarian
         self.gamma, self.gae_lambda = gamma, gae_lambda
+        eta, fed_lr, fed_critic_lr = s.eta, s.fed_lr, s.fed_critic_lr
+        fed_conservative, fed_objective = s.fed_conservative, s.fed_objective
         if learner in self.refuses_learners:
             raise ValueError(f"{self.name} cannot federate {learner} agents")
         network = net or NetworkConfig()
@@ -171,7 +173,7 @@ class FPF(FederationStrategy):
         cls.check_learners(learners)
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, init,
                    space=game.observation_space, num_actions=game.num_actions, state_space=game.state_space,
-                   learner=learners[0], **vars(cfg.fpf), net=cfg.net,
+                   learner=learners[0], settings=cfg.fpf, net=cfg.net,
                    gamma=cfg.dqn.gamma if learners[0] == "dqn" else cfg.ppo.gamma, gae_lambda=cfg.ppo.gae_lambda,
                    aggregator=make_aggregator(cfg.robust))
 

@@ -141,7 +141,7 @@ def test_fpf_pulls_only_participants_by_default():
     everyone = FPF(Participation.parse("ids:0", "fixed", 2), 0, init, **SHAPES, pull="everyone")
     everyone.members = everyone.participation.members(1, 0)
     assert set(everyone.instructions(1, 1, init)[1]) == {"omega", "omega-bar"}
-    with pytest.raises(ValueError, match="unknown pull 'some'"):
+    with pytest.raises(ValueError, match="--pull: unknown value 'some'"):
         FPF(Participation.parse("ids:0", "fixed", 2), 0, init, **SHAPES, pull="some")
 
 

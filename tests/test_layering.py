@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "analysis": {"torch", "flwr", "envs", "clients", "strategies", "federation"},  # pure data
+    "analysis": {"torch", "flwr", "envs", "clients", "strategies", "federation", "experiments"},  # pure data
     "envs": {"torch", "flwr", "clients", "strategies", "federation"},
     "clients": {"strategies", "federation"},
     "strategies": {"federation"},
