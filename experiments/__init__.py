@@ -7,5 +7,7 @@
   from checkpoints;
 - ``python -m experiments run|status|report CAMPAIGN.toml`` (experiments/__main__.py).
 
-The older scripts beside them (reproduce_*.py, sweep_pull.py, ...) still run on their own.
+The campaigns' own figures and tables are drawn by experiments/figures/ (a campaign's
+``[figures] module``); the scripts beside them (inspect_omega.py, random_levels.py) run on
+their own.
 """

@@ -5,6 +5,7 @@
     python -m experiments status experiments/campaigns/fpf-ssd-3.toml
     python -m experiments status --all
     python -m experiments report experiments/campaigns/fpf-ssd-3.toml
+    python -m experiments report --all        # every campaign, then docs/results/CLAIMS.md
 
 Paths in a campaign (``out``) are relative to the working directory: run from the
 repository's root.
@@ -99,6 +100,10 @@ def _report(args) -> int:
             raise
         print("report: not available yet", file=sys.stderr)
         return 2
+    if args.all:
+        return module.report_all()
+    if args.campaign is None:
+        raise CampaignError("report: give a campaign file, or --all")
     result = module.report(load(args.campaign))
     return result if isinstance(result, int) else 0
 
@@ -136,7 +141,8 @@ def parser() -> argparse.ArgumentParser:
     stat.set_defaults(handler=_status)
 
     rep = sub.add_parser("report", help="tables and figures of the finished runs (experiments/report.py)")
-    rep.add_argument("campaign", help="the campaign's TOML file")
+    rep.add_argument("campaign", nargs="?", help="the campaign's TOML file")
+    rep.add_argument("--all", action="store_true", help=f"every campaign in {DIRECTORY}, then docs/results/CLAIMS.md")
     rep.set_defaults(handler=_report)
     return p
 

@@ -1,6 +1,6 @@
 """What FPF's ω and ω̄ do, from a run's checkpoint: returns and, for DQN agents, greedy actions.
 
-    python experiments/inspect_omega.py docs/results/ssd/runs/harvest-5/fpf_seed0
+    python -m experiments.inspect_omega docs/results/ssd/runs/harvest-5/fpf_seed0
 
 Plays ω, ω̄ (every agent acting with it) and the agents' own last policies on ``--copies``
 fresh copies of the run's game, at ε = 0 and at ``--epsilon`` (the agents' exploration),
@@ -14,21 +14,18 @@ Needs the run's ``checkpoint.pt`` (kept by run_sim.py and the reproduction scrip
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from flwr.app import Array, ArrayRecord
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import envs  # noqa: E402
-from flwr.app import Array, ArrayRecord  # noqa: E402
-from clients import learners  # noqa: E402
-from clients.networks import load_record, network  # noqa: E402
-from clients.policies import ActingSpec  # noqa: E402
-from federation.config import RunConfig  # noqa: E402
-from federation.world import World  # noqa: E402
+import envs
+from clients import learners
+from clients.networks import load_record, network
+from clients.policies import ActingSpec
+from federation.config import RunConfig
+from federation.world import World
 
 
 def record(arrays: dict) -> ArrayRecord:

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """The games' random-policy levels against the reference implementation's.
 
-    python experiments/random_levels.py --episodes 1024 --out docs/results/random_levels.md
+    python -m experiments.random_levels --episodes 1024 --out docs/results/random_levels.md
 
 Every agent plays uniformly random actions for one 200-step episode in each of
 ``--episodes`` copies of Job Scheduling (4 agents) and Manufacturing Plant (5 agents),
@@ -14,16 +13,13 @@ reference code gives (Job 29.1 ± 9.7, CV 0.65; Plant 15.8 ± 4.0, CV 0.55).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import envs  # noqa: E402
-from federation.compare import fmt_mean_std  # noqa: E402
-from federation.metrics import cv  # noqa: E402
+import envs
+from federation.compare import fmt_mean_std
+from federation.metrics import cv
 
 GAMES = {"job": 4, "manufacturing": 5}
 REFERENCE = {"job": (29.1, 9.7, 0.65), "manufacturing": (15.8, 4.0, 0.55)}
@@ -44,7 +40,7 @@ def main() -> None:
             mean, sd, ref_cv = REFERENCE[name]
             lines.append(f"| {name} ({agents} agents) | {rules} | {args.episodes} | {fmt_mean_std(returns.sum(axis=1))} | "
                          f"{np.mean(cvs):.2f} | {mean} ± {sd}, CV {ref_cv} | {returns.sum(axis=1).mean() - mean:+.1f} |")
-    text = ("# Random-policy levels\n\n`python experiments/random_levels.py --episodes "
+    text = ("# Random-policy levels\n\n`python -m experiments.random_levels --episodes "
             f"{args.episodes} --seed {args.seed}`\n\n" + "\n".join(lines)
             + "\n\nCollective return of one 200-step episode: mean ± sample std over episodes [± 95% CI "
               "half-width of the mean]; CV: std/mean of the agents' returns in an episode, averaged over "

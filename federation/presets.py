@@ -4,7 +4,7 @@ A preset file holds a one-line ``description``, where its values come from (``so
 and a ``[values]`` table of flat keys (the flags in kebab- or snake-case)::
 
     description = "FPF's SSD runs: 3 DQN agents on Harvest, 100 rounds"
-    source = "experiments/reproduce_fpf.py (the committed docs/results/ssd runs)"
+    source = "experiments/campaigns/fpf-ssd-3.toml (the committed docs/results/ssd runs)"
     [values]
     env = "harvest"
     learner = "dqn"

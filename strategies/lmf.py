@@ -25,7 +25,7 @@ is FedAvg. [FPF Eq. 13] instead takes the agent's step at its own θ_{i,t} and a
 mix: the consensus iteration of decentralised gradient descent, which can be unstable
 with steps each agent alone learns well with (Tu & Sayed 2012, "Diffusion strategies
 outperform consensus strategies for distributed estimation over adaptive networks").
-Measured with DQN agents on Harvest (experiments/lmf_exchange.py, docs/results/ssd): with
+Measured with DQN agents on Harvest (experiments/campaigns/lmf-exchange.toml, docs/results/ssd): with
 [FPF Eq. 13] the agents' disagreement grows and the collective return falls to about half of
 independent learners'; with diffusion it does not.
 

@@ -203,7 +203,7 @@ def test_scenarios_follow_those_they_need_and_templates_fill_in(tmp_path):
 
 
 def test_the_fpf_ssd_3_plan_equals_the_committed_configs():
-    """experiments/campaigns/fpf-ssd-3.toml makes exactly the runs of reproduce_fpf.py's
+    """experiments/campaigns/fpf-ssd-3.toml makes exactly the runs of the former reproduce_fpf.py's
     cleanup-3 and harvest-3 scenarios (docs/results/ssd/runs), in the same order."""
     c = load(ROOT / "experiments" / "campaigns" / "fpf-ssd-3.toml")
     plan = c.plan()
