@@ -83,7 +83,7 @@ def parse_assignment(spec: str, num_agents: int) -> list[str]:
     missing = [i for i, n in enumerate(out) if n is None]
     if missing:
         raise ValueError(f"learner '{spec}' assigns no learner to agents {missing}")
-    return list(out)  # type: ignore[arg-type]
+    return [n for n in out if n is not None]  # every agent has one (checked above)
 
 
 def _ids(text: str, part: str) -> list[int]:

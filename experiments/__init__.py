@@ -8,6 +8,7 @@
 - ``python -m experiments run|status|report CAMPAIGN.toml`` (experiments/__main__.py).
 
 The campaigns' own figures and tables are drawn by experiments/figures/ (a campaign's
-``[figures] module``); the scripts beside them (inspect_omega.py, random_levels.py) run on
-their own.
+``[figures] module``); the tools beside them run as modules:
+``python -m experiments.inspect_omega RUN_DIR`` (what FPF's ω and ω̄ do, from a run's
+checkpoint) and ``python -m experiments.random_levels`` (the games' random-policy levels).
 """

@@ -100,11 +100,12 @@ def _report(args) -> int:
             raise
         print("report: not available yet", file=sys.stderr)
         return 2
+    jobs = args.report_jobs or module.default_jobs()
     if args.all:
-        return module.report_all()
+        return module.report_all(jobs=jobs)
     if args.campaign is None:
         raise CampaignError("report: give a campaign file, or --all")
-    result = module.report(load(args.campaign))
+    result = module.report(load(args.campaign), jobs=jobs)
     return result if isinstance(result, int) else 0
 
 
@@ -143,6 +144,7 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="tables and figures of the finished runs (experiments/report.py)")
     rep.add_argument("campaign", nargs="?", help="the campaign's TOML file")
     rep.add_argument("--all", action="store_true", help=f"every campaign in {DIRECTORY}, then docs/results/CLAIMS.md")
+    rep.add_argument("--jobs", type=int, default=None, dest="report_jobs", help="processes for the bootstraps (default: the CPUs, at most 8)")
     rep.set_defaults(handler=_report)
     return p
 

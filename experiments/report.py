@@ -77,8 +77,8 @@ LABELS = {"collective_return": "collective return", "cv": "CV", "jain": "Jain", 
 RULES = ("greater", "less", "equal", "at-least", "at-most")
 SETTINGS = ("paper", "authors")
 PAPERS = ("FPF", "Pareto", "MD", "JAM-QL")  # the tags of docs/PAPERS.md, when it cannot be read
-REPS = 2000       # bootstrap replications of the IQM's CI
-POI_REPS = 500    # ... of P(A > B)'s CI (one per paired claim; rliable's is ~1 ms a replication)
+REPS = 2000       # bootstrap replications of the IQM's CI (rliable: ~0.3 ms a replication)
+POI_REPS = 200    # ... of P(A > B)'s CI, one per paired claim (rliable: ~1.3 ms a replication)
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 
 REPORT_KEYS = ("metrics", "window")
@@ -498,12 +498,26 @@ class Runs:
     def any_finished(self, scenarios=None) -> bool:
         return any(scenarios is None or k[0] in scenarios for k in self.finished)
 
+    def left_out(self, scenario: str, method: str) -> str:
+        """The unfinished seeds of (scenario, method) and why, e.g. "seeds 1, 2: missing;
+        seed 3: partial 40/100" ("" when none)."""
+        groups: dict[str, list[int]] = {}
+        for seed in self.planned.get((scenario, method), []):
+            st = self.unfinished.get((scenario, method, seed))
+            if st is not None:
+                what = str(st.state) + (f" {st.progress}" if st.rounds_done else "") + (f" ({st.reason})"
+                                                                                        if st.reason else "")
+                groups.setdefault(what, []).append(seed)
+        return "; ".join(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: {what}"
+                         for what, seeds in groups.items())
+
 
 def collect(campaign: Campaign) -> Runs:
-    """Each planned run's status (:func:`experiments.status.check`); the finished ones read."""
+    """Each planned run's status (:func:`experiments.status.check`); the finished ones read.
+    The plan is built by :meth:`Campaign.check` (every configuration validated)."""
     planned: dict[tuple[str, str], list[int]] = {}
     finished, unfinished = {}, {}
-    for run in campaign.plan():
+    for run in campaign.check():
         planned.setdefault((run.scenario, run.method), []).append(run.seed)
         st = status.check(run.cfg)
         if st.state is status.State.DONE:
@@ -511,6 +525,55 @@ def collect(campaign: Campaign) -> Runs:
         else:
             unfinished[run.key] = st
     return Runs(campaign, planned, finished, unfinished)
+
+
+def default_jobs() -> int:
+    """The processes the bootstraps run in: the CPUs this process may use, at most 8."""
+    try:
+        return max(1, min(8, len(os.sched_getaffinity(0))))
+    except AttributeError:
+        return max(1, min(8, os.cpu_count() or 1))
+
+
+def _noop() -> None:
+    return None
+
+
+class Bootstraps:
+    """Runs the bootstraps of analysis.stats (rliable's IQM and P(A > B): pure Python, about
+    a millisecond a replication) in ``jobs`` worker processes, or in this process for
+    ``jobs <= 1``. Each call seeds its own generator (analysis.stats), so the intervals are
+    the same wherever they run. Use as a context manager (the workers start on entry)."""
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = jobs
+        self._pool = None
+
+    def __enter__(self) -> Bootstraps:
+        if self.jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            methods = multiprocessing.get_all_start_methods()
+            # fork: the workers share what this process imported; started here, before a
+            # [figures] module could start threads
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context)
+            for f in [self._pool.submit(_noop) for _ in range(self.jobs)]:
+                f.result()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def map(self, calls: list[tuple[Any, tuple, dict]]) -> list[Any]:
+        """``[func(*args, **kwargs) for func, args, kwargs in calls]``."""
+        if self._pool is None or len(calls) < 2:
+            return [func(*args, **kwargs) for func, args, kwargs in calls]
+        futures = [self._pool.submit(func, *args, **kwargs) for func, args, kwargs in calls]
+        return [f.result() for f in futures]
 
 
 # ====================================================================== writing
@@ -584,14 +647,18 @@ def files_of(campaign: Campaign, spec: Spec | None = None) -> Files:
     return Files(f"results{tag}.md", f"results{tag}.csv", claims, curves, tuple(shared))
 
 
-def report(campaign: Campaign, *, reps: int = REPS, poi_reps: int = POI_REPS, log=print) -> int:
+def report(campaign: Campaign, *, reps: int | None = None, poi_reps: int | None = None, jobs: int = 1,
+           log=print) -> int:
     """Write the campaign's report into its out (see the module doc); 0 when everything was
-    written, 1 when the [figures] module failed (the rest is written)."""
-    code, _ = _report(campaign, reps=reps, poi_reps=poi_reps, log=log)
+    written, 1 when the [figures] module failed (the rest is written). ``reps``, ``poi_reps``:
+    bootstrap replications (default REPS, POI_REPS); ``jobs``: processes for the bootstraps
+    (:class:`Bootstraps`)."""
+    with Bootstraps(jobs) as boot:
+        code, _ = _report(campaign, boot, reps=reps or REPS, poi_reps=poi_reps or POI_REPS, log=log)
     return code
 
 
-def _report(campaign: Campaign, *, reps: int = REPS, poi_reps: int = POI_REPS,
+def _report(campaign: Campaign, boot: Bootstraps, *, reps: int = REPS, poi_reps: int = POI_REPS,
             log=print) -> tuple[int, list[ClaimResult]]:
     spec = parse(campaign)
     names = files_of(campaign, spec)
@@ -602,12 +669,31 @@ def _report(campaign: Campaign, *, reps: int = REPS, poi_reps: int = POI_REPS,
     total, done = len(runs.finished) + len(runs.unfinished), len(runs.finished)
     log(f"campaign {campaign.name} ({_rel(campaign.path)}): {done} of {total} runs finished"
         + ("" if done == total else "; left out of the report:"))
-    for (scenario, method, seed), st in runs.unfinished.items():
-        log(f"  {scenario} {method} seed {seed}: {st.state} {st.progress}" + (f" ({st.reason})" if st.reason else ""))
+    for scenario, method in runs.planned:
+        if runs.finished_text(scenario, method):
+            log(f"  {scenario} {method}: {runs.finished_text(scenario, method)}; {runs.left_out(scenario, method)}")
     if names.shared:
         log(f"  note: {', '.join(names.shared)} write(s) into {campaign.out} too: this report's tables are "
             f"{names.results}, {names.csv} and {names.claims}")
-    written = [_results(campaign, spec, runs, out, reps, names)]
+    # every bootstrap of the report at once: the IQM of each scenario x method, P(A > B) of
+    # each paired claim
+    first = spec.report.metrics[0]
+    cells = [(s, m) for s in campaign.scenarios for m in _scenario_methods(campaign, s)]
+    calls = [(stats.iqm, (list(runs.finals(s, m, first, spec.report.window).values()),), {"reps": reps})
+             for s, m in cells]
+    judged = [_judge(campaign, c, runs) for c in spec.claims]
+    paired = [r for r in judged if r.claim.b and r.effect.n >= 2]
+    for r in paired:
+        xa = runs.finals(r.claim.scenario, r.claim.a, r.claim.metric, r.claim.window)
+        xb = runs.finals(r.claim.scenario, r.claim.b, r.claim.metric, r.claim.window)
+        calls.append((stats.probability_of_improvement, ([xa[k] for k in r.effect.seeds],
+                                                         [xb[k] for k in r.effect.seeds]), {"reps": poi_reps}))
+    done_calls = boot.map(calls)
+    intervals = dict(zip(cells, done_calls[:len(cells)]))
+    for r, poi in zip(paired, done_calls[len(cells):]):
+        r.poi = poi
+    results = judged
+    written = [_results(campaign, spec, runs, out, reps, names, intervals)]
     written += [_comparison(campaign, c, runs, out) for c in spec.comparisons]
     written += _curves(campaign, spec, runs, out, names)
     code = 0
@@ -627,7 +713,6 @@ def _report(campaign: Campaign, *, reps: int = REPS, poi_reps: int = POI_REPS,
             log(f"error: {campaign.path}: [figures]: 'module' = {spec.figures!r} failed: "
                 f"{type(err).__name__}: {err}")
             code = 1
-    results = [_judge(campaign, c, runs, poi_reps) for c in spec.claims]
     for r in results:
         if r.claim.figure and not (out / r.claim.figure).exists():
             log(f"warning: {campaign.path}: claim {r.claim.id!r}: figure {str(out / r.claim.figure)!r} does not exist")
@@ -663,7 +748,8 @@ def _scenario_methods(campaign: Campaign, scenario: str) -> list[str]:
     return [m for m in campaign.methods if m in campaign.scenarios[scenario].methods]
 
 
-def _results(campaign: Campaign, spec: Spec, runs: Runs, out: Path, reps: int, names: Files) -> Path:
+def _results(campaign: Campaign, spec: Spec, runs: Runs, out: Path, reps: int, names: Files,
+             iqms: dict[tuple[str, str], stats.Interval]) -> Path:
     metrics, window = spec.report.metrics, spec.report.window
     first = metrics[0]
     lines = [f"# {campaign.name}: results", ""]
@@ -688,9 +774,8 @@ def _results(campaign: Campaign, spec: Spec, runs: Runs, out: Path, reps: int, n
             groups[campaign.label(method)] = [{"seed": s, **{m: finals[method][m][s] for m in metrics}}
                                               for s in runs.seeds(scenario, method)]
         # method_table's layout with iqm_of=(first, ...): the IQM column right after the first
-        # metric's; computed here once, for the table and the CSV
-        intervals = {m: stats.iqm([finals[m][first][k] for k in runs.seeds(scenario, m)], reps=reps)
-                     for m in methods}
+        # metric's; computed once (by the caller), for the table and the CSV
+        intervals = {m: iqms[scenario, m] for m in methods}
         header, rows = tables.method_table(groups, [(m, label(m)) for m in metrics])
         header.insert(3, f"{label(first)} IQM [95% CI]")
         for row, method in zip(rows, methods):
@@ -699,8 +784,7 @@ def _results(campaign: Campaign, spec: Spec, runs: Runs, out: Path, reps: int, n
             if extra:
                 row[1] = (row[1] + " " if row[1] else "") + f"({extra})"
         lines += [tables.markdown(header, rows), ""]
-        left = [f"{campaign.label(m)} seed {s}: {st.state} {st.progress}" + (f" ({st.reason})" if st.reason else "")
-                for (sc_, m, s), st in runs.unfinished.items() if sc_ == scenario]
+        left = [f"{campaign.label(m)} {runs.left_out(scenario, m)}" for m in methods if runs.left_out(scenario, m)]
         if left:
             lines += ["Not finished, left out: " + "; ".join(left) + ".", ""]
         for method in methods:
@@ -775,14 +859,13 @@ def _curves(campaign: Campaign, spec: Spec, runs: Runs, out: Path, names: Files)
     return written
 
 
-def _judge(campaign: Campaign, claim: Claim, runs: Runs, poi_reps: int) -> ClaimResult:
+def _judge(campaign: Campaign, claim: Claim, runs: Runs) -> ClaimResult:
+    """The claim's effect and verdict (P(A > B) is filled in by the caller)."""
     a = runs.finals(claim.scenario, claim.a, claim.metric, claim.window)
     b = runs.finals(claim.scenario, claim.b, claim.metric, claim.window) if claim.b else None
     eff = effect(a, b)
     verdict = decide(claim.rule, eff, claim.threshold, claim.margin)
     poi = None
-    if b is not None and eff.n >= 2:
-        poi = stats.probability_of_improvement([a[s] for s in eff.seeds], [b[s] for s in eff.seeds], reps=poi_reps)
     methods = [claim.a] + ([claim.b] if claim.b else [])
     planned = min(runs.count(claim.scenario, m)[1] for m in methods)
     missing = "; ".join(f"{campaign.label(m)}: {runs.finished_text(claim.scenario, m)}" for m in methods
@@ -866,7 +949,7 @@ def claims_markdown(results: list[ClaimResult], *, title: str, base: Path, comma
         anchor = anchors.get(paper, "")
         lines += [f"## {paper}", "",
                   f"[{paper} in docs/PAPERS.md]({papers_link}" + (f"#{anchor}" if anchor else "") + "): "
-                  f"{len(mine)} claims, " + ", ".join(f"{k} {o}" for o, k in n.items()) + ".", "",
+                  f"{len(mine)} claim{'s' if len(mine) != 1 else ''}: " + ", ".join(f"{k} {o}" for o, k in n.items()) + ".", "",
                   tables.markdown(header, [row(r) for r in mine]), ""]
     return "\n".join(lines)
 
@@ -884,35 +967,42 @@ def _rel(path: Path) -> str:
 
 
 # ====================================================================== --all
-def report_all(directory: Path = DIRECTORY, claims_path: Path = CLAIMS_FILE, *, reps: int = REPS,
-               poi_reps: int = POI_REPS, log=print) -> int:
+def _report_one(path: Path, boot: Bootstraps, failed: list[str], *, reps: int, poi_reps: int,
+                log) -> tuple[int, list[ClaimResult]]:
+    """One campaign of --all: (exit code, its claims); a failure is logged and listed in ``failed``."""
+    t0 = time.perf_counter()
+    try:
+        campaign = load(path, check=False)  # collect() checks it
+        rc, mine = _report(campaign, boot, reps=reps, poi_reps=poi_reps, log=log)
+    except CampaignError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        failed.append(_cell(str(err)))
+        return 2, []
+    except Exception as err:  # a campaign's failure does not stop the others
+        traceback.print_exc()
+        failed.append(f"`{_rel(path)}`: {type(err).__name__}: {_cell(str(err))}")
+        return 2, []
+    log(f"  ({time.perf_counter() - t0:.1f} s)\n")
+    return rc, mine
+
+
+def report_all(directory: Path = DIRECTORY, claims_path: Path = CLAIMS_FILE, *, reps: int | None = None,
+               poi_reps: int | None = None, jobs: int = 1, log=print) -> int:
     """Report every campaign of ``directory``, then write ``claims_path`` (docs/results/
     CLAIMS.md): every campaign's claims, grouped by paper. A campaign that cannot be read or
     reported is named there and on stderr, and the exit code is 2 (1 when only a [figures]
     module failed)."""
     start = time.perf_counter()
+    reps, poi_reps = reps or REPS, poi_reps or POI_REPS
     paths = sorted(Path(directory).glob("*.toml"))
     results: list[ClaimResult] = []
     failed: list[str] = []
     code = 0
-    for path in paths:
-        t0 = time.perf_counter()
-        try:
-            campaign = load(path)
-            rc, mine = _report(campaign, reps=reps, poi_reps=poi_reps, log=log)
-        except CampaignError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            failed.append(f"`{_rel(path)}`: {_cell(str(err))}")
-            code = 2
-            continue
-        except Exception as err:  # a campaign's failure does not stop the others
-            traceback.print_exc()
-            failed.append(f"`{_rel(path)}`: {type(err).__name__}: {_cell(str(err))}")
-            code = 2
-            continue
-        code = max(code, rc)
-        results += mine
-        log(f"  ({time.perf_counter() - t0:.1f} s)\n")
+    with Bootstraps(jobs) as boot:
+        for path in paths:
+            rc, mine = _report_one(path, boot, failed, reps=reps, poi_reps=poi_reps, log=log)
+            code = max(code, rc)
+            results += mine
     seen: dict[str, str] = {}
     for r in results:
         if r.claim.id in seen and seen[r.claim.id] != r.campaign:
