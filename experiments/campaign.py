@@ -45,6 +45,52 @@ Other top-level keys of the file:
   unvalidated but for their shape, for the report layer (``Campaign.comparisons`` ...,
   ``Campaign.tables``).
 
+**The report tables** (``python -m experiments report CAMPAIGN.toml | --all``,
+experiments/report.py, which validates them with errors naming the file, table and key)::
+
+    [report]                      # optional
+    metrics = ["collective_return", "cv", "jain", "min_return"]   # columns of results.md / .csv (default these)
+    window = "last-quarter"       # analysis.window spec of the final values (default last-quarter)
+
+    [[comparisons]]               # each a paired table <out>/<name>.md (A − B matched by seed)
+    name = "paired"               # the file name: lower case, other characters than a-z 0-9 . _ + - as "-"
+    metric = "collective_return"
+    window = "last-quarter"       # optional, default [report]'s
+    scenarios = ["harvest-3"]     # optional, default all (a pair is shown where the scenario runs both)
+    pairs = [["fpf", "independent"], ["dnf", "independent"]]
+
+    [[claims]]                    # one row each of docs/results/CLAIMS.md
+    id = "fpf-ssd-harvest3-beats-idqn"   # unique over all campaigns
+    claim = "FPF attains a higher collective return than IDQN"      # one line
+    paper = "FPF"                 # tag of docs/PAPERS.md: FPF, Pareto, MD, JAM-QL
+    ref = "Fig. 4"                # figure / equation / proposition
+    setting = "paper"             # "paper" (as the paper writes it) or "authors" (as the authors' code runs it)
+    scenario = "harvest-3"
+    metric = "collective_return"
+    window = "last-quarter"       # optional, default [report]'s
+    a = "fpf"
+    b = "independent"             # paired A − B; or omit b and give `value` to compare A's mean with a number
+    rule = "greater"              # greater | less | equal | at-least | at-most
+    value = 17.0                  # v: the number (required without b; with b, default 0)
+    margin = 0.0                  # m, a tolerance of equal, at-least and at-most (refused for greater, less)
+    figure = "collective_return.png"   # optional, relative to the campaign's out
+    note = "..."                  # optional
+
+    [figures]                     # optional: paper-specific figure code (other keys: for the module)
+    module = "experiments.figures.fpf"   # figures(campaign, runs, out: Path) -> list[Path]; runs:
+                                         # {(scenario, method, seed): analysis.runs.Run}, finished runs only
+
+The verdict of a claim (experiments.report.decide): the effect is the mean paired difference
+A − B over the seeds both have finished (or A's mean), with its 95% Student-t CI [lo, hi];
+greater: reproduced if lo > v, contradicted if hi < v; less mirrors; equal: reproduced if
+[lo, hi] lies within [v − m, v + m], contradicted if wholly outside; at-least: reproduced if
+lo >= v − m, contradicted if hi < v − m; at-most mirrors; else, and with fewer than 2 seeds,
+inconclusive. The report writes into ``out``: results.md / results.csv, ``<name>.md`` per
+comparison, curves-<scenario>.png, claims.md and the [figures] module's files (when another
+campaign file beside this one has the same ``out``: results-<name>.md, results-<name>.csv,
+claims-<name>.md, and curves-<name>-<scenario>.png for a scenario name both have). Runs not
+finished are left out and counted ("2 of 3 seeds finished").
+
 The plan lists seed outermost (an interrupted campaign still has whole seeds), then the
 scenarios in file order (a scenario after those it needs), then the methods in the order
 of ``[methods]``.

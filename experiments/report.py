@@ -13,7 +13,8 @@ Into the campaign's ``out`` it writes:
 - ``curves-<scenario>.png``: learning curves (mean over seeds, 95% CI band) of
   collective_return and the other metrics, one panel each;
 - whatever the ``[figures]`` module draws (``figures(campaign, runs, out) -> list[Path]``);
-- ``claims.md`` (or ``claims-<name>.md``, as results.md): the campaign's ``[[claims]]``, each with its effect, 95% CI, n, verdict and,
+- ``claims.md`` (or ``claims-<name>.md``, as results.md): the campaign's ``[[claims]]``,
+  each with its effect, 95% CI, n, verdict and,
   for a paired claim, P(A > B).
 
 ``--all`` does every campaign of experiments/campaigns/ and then writes
@@ -695,7 +696,7 @@ def _report(campaign: Campaign, boot: Bootstraps, *, reps: int = REPS, poi_reps:
     results = judged
     written = [_results(campaign, spec, runs, out, reps, names, intervals)]
     written += [_comparison(campaign, c, runs, out) for c in spec.comparisons]
-    written += _curves(campaign, spec, runs, out, names)
+    written += _curves(campaign, spec, runs, out, names, boot)
     code = 0
     if spec.figures:
         try:
@@ -833,30 +834,37 @@ def _comparison(campaign: Campaign, comp: Comparison, runs: Runs, out: Path) -> 
     return path
 
 
-def _curves(campaign: Campaign, spec: Spec, runs: Runs, out: Path, names: Files) -> list[Path]:
-    from analysis import plots  # matplotlib only when drawing
-
+def _curves(campaign: Campaign, spec: Spec, runs: Runs, out: Path, names: Files, boot: Bootstraps) -> list[Path]:
+    """curves-<scenario>.png: a panel per metric (collective_return first), drawn by the
+    workers of ``boot`` (each figure is independent)."""
     keys = ["collective_return"] + [m for m in spec.report.metrics if m != "collective_return"]
-    written = []
+    calls = []
     for scenario, sc in campaign.scenarios.items():
-        curves = {f"{campaign.label(m)}": [runs.finished[scenario, m, s].rows for s in runs.seeds(scenario, m)]
-                  for m in _scenario_methods(campaign, scenario)}
-        curves = {k: v for k, v in curves.items() if v}
-        if not curves:
-            continue
         cols = runs.columns([scenario])
         panels = [k for k in keys if k in cols]
-        if not panels:
-            continue
-        fig, axes = plots.plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
-        for ax, key in zip(axes[0], panels):
-            plots.plot_learning_curves(ax, curves, key, ylabel=label(key), title=label(key))
-        axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"{sc.label} ({scenario}): finished runs, mean over seeds and 95% CI")
-        path = out / names.curves[scenario]
-        plots.save(fig, path)
-        written.append(path)
-    return written
+        curves = {campaign.label(m): [[{k: row.get(k, math.nan) for k in panels}
+                                       for row in runs.finished[scenario, m, s].rows]
+                                      for s in runs.seeds(scenario, m)]
+                  for m in _scenario_methods(campaign, scenario)}
+        curves = {k: v for k, v in curves.items() if v}
+        if curves and panels:
+            calls.append((draw_curves, (out / names.curves[scenario], curves, panels,
+                                        f"{scenario}: {sc.label}; finished runs, mean over seeds and 95% CI"), {}))
+    return boot.map(calls)
+
+
+def draw_curves(path: Path, curves: dict[str, list[list[dict]]], panels: list[str], title: str) -> Path:
+    """One figure: a panel per metric of ``panels``, the learning curves of every method
+    (:func:`analysis.plots.plot_learning_curves`)."""
+    from analysis import plots  # matplotlib only when drawing
+
+    fig, axes = plots.plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], panels):
+        plots.plot_learning_curves(ax, curves, key, ylabel=label(key), title=label(key))
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title)
+    plots.save(fig, path)
+    return path
 
 
 def _judge(campaign: Campaign, claim: Claim, runs: Runs) -> ClaimResult:
@@ -882,7 +890,8 @@ def _test_text(campaign: Campaign, claim: Claim) -> str:
     tol = f" − {m}" if claim.margin else ""
     return {"greater": f"{x} > {v}", "less": f"{x} < {v}",
             "equal": f"{x} = {v} ± {m}" if claim.margin else f"{x} = {v}",
-            "at-least": f"{x} ≥ {v}{tol}", "at-most": f"{x} ≤ {v}" + (f" + {m}" if claim.margin else "")}[claim.rule]
+            "at-least": f"{x} ≥ {v}{tol}",
+            "at-most": f"{x} ≤ {v}" + (f" + {m}" if claim.margin else "")}[claim.rule]
 
 
 def _fmt_effect(eff: Effect) -> str:
@@ -949,7 +958,8 @@ def claims_markdown(results: list[ClaimResult], *, title: str, base: Path, comma
         anchor = anchors.get(paper, "")
         lines += [f"## {paper}", "",
                   f"[{paper} in docs/PAPERS.md]({papers_link}" + (f"#{anchor}" if anchor else "") + "): "
-                  f"{len(mine)} claim{'s' if len(mine) != 1 else ''}: " + ", ".join(f"{k} {o}" for o, k in n.items()) + ".", "",
+                  f"{len(mine)} claim{'s' if len(mine) != 1 else ''}: "
+                  + ", ".join(f"{k} {o}" for o, k in n.items()) + ".", "",
                   tables.markdown(header, [row(r) for r in mine]), ""]
     return "\n".join(lines)
 
