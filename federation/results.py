@@ -17,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from analysis.curves import smooth  # noqa: E402
+
 SUMMARY_KEYS = ("collective_return", "mean_return", "cv", "jain", "min_return",
                 "participants_return", "nonparticipants_return", "participation_rate")
 #: summarised too when a run reports them (mediators' delegation, games' reference welfare)
@@ -125,16 +127,6 @@ def _json_default(obj):
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()
     raise TypeError(type(obj))
-
-
-def smooth(values: np.ndarray, width: int) -> np.ndarray:
-    """Trailing moving average (NaN-aware) of ``width`` rounds."""
-    values = np.asarray(values, dtype=float)
-    out = np.empty_like(values)
-    for i in range(len(values)):
-        chunk = values[max(0, i - width + 1): i + 1]
-        out[i] = np.nanmean(chunk) if np.isfinite(chunk).any() else np.nan
-    return out
 
 
 def plot_run(rows: list[dict], path: Path, title: str = "") -> None:
