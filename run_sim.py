@@ -27,7 +27,7 @@ from federation.config import ALIASES, GROUPS, ConfigError, RunConfig, check_app
 #: flags that take several values, one run each
 MULTI = {"strategy": "STRATEGY", "graph": "GRAPH"}
 #: what ``--resume OUT`` may change about the run it continues
-RESUMABLE = {"rounds", "progress", "verbose", "resume"}
+RESUMABLE = {"rounds", "progress", "resume"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -93,6 +93,7 @@ def plan(args: argparse.Namespace, argv: list[str] | None = None) -> list[RunCon
         return [resumed(args)]
     values = presets.load(args.preset) if getattr(args, "preset", None) else {}
     values |= given(args)
+    explicit = set(values)  # what the preset and the flags set, checked against what the runs read
     defaults = RunConfig()
     strategies_ = _several(values.pop("strategy", defaults.strategy))
     graphs = _several(values.pop("graph", defaults.lmf.graph))
@@ -106,8 +107,6 @@ def plan(args: argparse.Namespace, argv: list[str] | None = None) -> list[RunCon
             cfg = RunConfig.from_mapping(values | variant | {"seed": seed})
             run_out = out if len(variants) * len(seeds) == 1 else str(Path(out) / f"{cfg.label}_seed{seed}")
             runs.append(cfg.replace(out=run_out))
-    explicit = set(values) | ({"graph"} if len(graphs) > 1 or "graph" in given(args) or _preset_sets(args, "graph")
-                               else set())
     check_applies(explicit, runs)
     return runs
 
@@ -124,10 +123,6 @@ def _reads_graphs(strategy: str) -> bool:
 
 def _several(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _preset_sets(args: argparse.Namespace, key: str) -> bool:
-    return bool(getattr(args, "preset", None)) and key in presets.load(args.preset)
 
 
 def _warn_aliases(argv: list[str]) -> None:

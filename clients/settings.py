@@ -87,10 +87,6 @@ class Settings:
     def check(self) -> None:
         """Constraints between fields (raise ConfigError); none by default."""
 
-    def flag(self, name: str) -> str:
-        """``--flag`` of the field ``name``, for messages."""
-        return "--" + flag_of(type(self), next(f for f in dataclasses.fields(self) if f.name == name))
-
 
 def check_value(flag: str, value: Any, f: dataclasses.Field) -> None:
     """Raise ConfigError if ``value`` is not a valid value of field ``f`` (flag ``--flag``)."""
