@@ -70,6 +70,11 @@ experiments/report.py, which validates them with errors naming the file, table a
     window = "last-quarter"       # optional, default [report]'s
     a = "fpf"
     b = "independent"             # paired A − B; or omit b and give `value` to compare A's mean with a number
+    b_metric = "..."              # optional: B's metric (b = a: two metrics of the same runs)
+    b_scenario = "..."            # optional: B's scenario (default `scenario`)
+    b_scale = 0.9                 # optional: the effect A − 0.9·B (a ratio rule; default 1)
+    c = "fpf"                     # optional, with d: the effect (A − B) − (C − D), a difference of differences
+    d = "independent"             # (c_metric, d_metric: their metrics, default `metric`)
     rule = "greater"              # greater | less | equal | at-least | at-most
     value = 17.0                  # v: the number (required without b; with b, default 0)
     margin = 0.0                  # m, a tolerance of equal, at-least and at-most (refused for greater, less)

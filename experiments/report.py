@@ -28,8 +28,12 @@ comparison's, else ``[report] window``, else the last quarter of the rounds).
 
 **The verdict of a claim** (:func:`decide`). The effect (:func:`effect`) is the mean paired
 difference A − B over the seeds both have finished, or, for a claim without ``b``, A's
-mean, with its 95% Student-t CI [lo, hi] over those n seeds. With v = ``value`` (default 0
-for a paired claim) and m = ``margin`` (default 0):
+mean, with its 95% Student-t CI [lo, hi] over those n seeds. A claim may qualify B
+(``b_metric``: another metric, e.g. of the same method, ``b = a``; ``b_scenario``; ``b_scale``
+s, the effect A − s·B, a ratio rule) and add a control pair (``c``, ``d``, ``c_metric``,
+``d_metric``: the effect (A − B) − (C − D), a difference of differences); the effect is then
+that contrast seed by seed over the seeds every part has (:func:`contrast`). With v =
+``value`` (default 0 for a paired claim) and m = ``margin`` (default 0):
 
 - ``greater``: reproduced if lo > v, contradicted if hi < v, else inconclusive;
 - ``less``: reproduced if hi < v, contradicted if lo > v, else inconclusive;
@@ -40,8 +44,9 @@ for a paired claim) and m = ``margin`` (default 0):
 - fewer than 2 seeds: inconclusive ("n < 2").
 
 (``margin`` is a tolerance: it is refused for ``greater`` and ``less``, where a minimum
-difference d is ``at-least`` with value = d.) Beside the verdict, for a paired claim,
-rliable's probability of improvement P(A > B) over the same seeds with its bootstrap CI.
+difference d is ``at-least`` with value = d.) Beside the verdict, for a paired claim without
+a control pair, rliable's probability of improvement P(A > s·B) over the same seeds with its
+bootstrap CI.
 
 Time: the bootstraps (rliable's, pure Python: ~0.3 ms a replication for the IQM, ~1.3 ms for
 P(A > B)) dominate; they and the curve figures run in ``--jobs`` worker processes
@@ -60,7 +65,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -91,7 +96,7 @@ REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclu
 REPORT_KEYS = ("metrics", "window")
 COMPARISON_KEYS = ("name", "metric", "window", "scenarios", "pairs")
 CLAIM_KEYS = ("id", "claim", "paper", "ref", "setting", "scenario", "metric", "window", "a", "b", "rule", "margin",
-              "value", "figure", "note")
+              "value", "figure", "note", "b_metric", "b_scenario", "b_scale", "c", "d", "c_metric", "d_metric")
 CLAIM_REQUIRED = ("id", "claim", "paper", "ref", "setting", "scenario", "metric", "a", "rule")
 RESERVED_FILES = ("results", "claims")
 
@@ -100,7 +105,10 @@ RULES_TEXT = """\
 of rounds (default: the last quarter). The effect is the mean paired difference A − B over
 the seeds both methods have finished (or, for a claim against a number, A's mean), with its
 95% Student-t CI [lo, hi] over those n seeds; v is the claim's value (0 for a paired claim
-without one), m its margin (default 0).
+without one), m its margin (default 0). Where the test names more than two runs' values,
+the effect is that contrast seed by seed: B's value may be another metric of the same runs
+(`FPF[participants_return] − FPF[nonparticipants_return]`), a multiple of B (`A − 0.9·B`, a
+ratio rule) or a difference of differences (`(A − B) − (C − D)`, a paired control).
 
 | rule | reproduced | contradicted | otherwise |
 |---|---|---|---|
@@ -111,7 +119,8 @@ without one), m its margin (default 0).
 | at-most | hi ≤ v + m | lo > v + m | inconclusive |
 
 Fewer than 2 seeds: inconclusive (n < 2). P(A>B): rliable's probability of improvement (a
-run of A scores more than a run of B; ties count one half) over the same seeds, with its
+run of A scores more than a run of B, or than s·B; ties count one half; not given for a
+difference of differences) over the same seeds, with its
 95% bootstrap CI. Runs not finished are left out and counted: n (of N) is the seeds used
 and the seeds planned."""
 
@@ -149,6 +158,22 @@ def effect(a: Mapping, b: Mapping | None = None, confidence: float = stats.CONFI
         return Effect(s.mean, s.mean - s.ci, s.mean + s.ci, s.n, seeds, paired=False)
     d = stats.paired_differences(a, b, confidence)
     return Effect(d.mean, d.mean - d.ci, d.mean + d.ci, d.n, d.seeds, paired=True)
+
+
+def contrast(parts: Sequence[tuple[float, Mapping]], confidence: float = stats.CONFIDENCE) -> Effect:
+    """The effect of a linear contrast Σ cᵢ·Xᵢ (``parts``: (cᵢ, seed -> final value)), seed by
+    seed over the seeds every part has with a finite value, with its Student-t CI: A − B is
+    ``[(1, a), (-1, b)]`` (equal to :func:`effect`), A − 0.9·B a ratio rule, (A − B) − (C − D)
+    a difference of differences. One part is A's mean (not paired)."""
+    if len(parts) == 1 and parts[0][0] == 1.0:
+        return effect(parts[0][1])
+    if len(parts) == 2 and parts[0][0] == 1.0 and parts[1][0] == -1.0:
+        return effect(parts[0][1], parts[1][1], confidence)
+    seeds = tuple(s for s in parts[0][1]
+                  if all(s in x and math.isfinite(float(x[s])) for _, x in parts))
+    values = [sum(c * float(x[s]) for c, x in parts) for s in seeds]
+    m = stats.mean_sd_ci(values, confidence)
+    return Effect(m.mean, m.mean - m.ci, m.mean + m.ci, m.n, seeds, paired=True)
 
 
 def decide(rule: str, eff: Effect, value: float = 0.0, margin: float = 0.0) -> Verdict:
@@ -246,10 +271,28 @@ class Claim:
     value: float | None = None
     figure: str | None = None
     note: str = ""
+    b_metric: str | None = None      # B's metric (default ``metric``)
+    b_scenario: str | None = None    # B's scenario (default ``scenario``)
+    b_scale: float = 1.0             # s of A − s·B (a ratio rule: A ≥ 0.9·B is A − 0.9·B ≥ 0)
+    c: str | None = None             # the control pair of a difference of differences (A − B) − (C − D)
+    d: str | None = None
+    c_metric: str | None = None
+    d_metric: str | None = None
 
     @property
     def threshold(self) -> float:
         return 0.0 if self.value is None else self.value
+
+    def terms(self) -> list[tuple[float, str, str, str]]:
+        """The effect as a sum over (coefficient, scenario, method, metric), seed by seed:
+        A − s·B − (C − D) with the parts the claim names."""
+        out = [(1.0, self.scenario, self.a, self.metric)]
+        if self.b:
+            out.append((-self.b_scale, self.b_scenario or self.scenario, self.b, self.b_metric or self.metric))
+        if self.c and self.d:
+            out += [(-1.0, self.scenario, self.c, self.c_metric or self.metric),
+                    (1.0, self.scenario, self.d, self.d_metric or self.metric)]
+        return out
 
 
 @dataclass(frozen=True)
@@ -342,7 +385,7 @@ def parse(campaign: Campaign, papers: tuple[str, ...] | None = None) -> Spec:
                 raise fail(where, f"'{key}' is missing; a claim needs {', '.join(CLAIM_REQUIRED)} (and b, or value)")
         text = {k: _text(item[k], lambda m, k=k: fail(f"{where}: '{k}'", m))
                 for k in ("id", "claim", "paper", "ref", "setting", "scenario", "metric", "a", "rule")}
-        for k in ("b", "figure", "note"):
+        for k in ("b", "figure", "note", "b_metric", "b_scenario", "c", "d", "c_metric", "d_metric"):
             if k in item:
                 text[k] = _text(item[k], lambda m, k=k: fail(f"{where}: '{k}'", m))
         for k in ("id", "claim", "ref", "metric"):
@@ -368,13 +411,33 @@ def parse(campaign: Campaign, papers: tuple[str, ...] | None = None) -> Spec:
         if scenario not in campaign.scenarios:
             raise fail(f"{where}: 'scenario'", f"unknown scenario {scenario!r}{_close(scenario, campaign.scenarios)}; "
                                                f"the campaign's scenarios: {', '.join(campaign.scenarios)}")
-        own = campaign.scenarios[scenario].methods
-        for k in ("a", "b"):
+        for k in ("b_metric", "b_scenario", "b_scale"):
+            if k in item and "b" not in text:
+                raise fail(f"{where}: '{k}'", "qualifies B: give b too (b = a for another metric of the same runs)")
+        if ("c" in text) != ("d" in text):
+            raise fail(where, "a difference of differences (A − B) − (C − D) needs both c and d")
+        for k in ("c_metric", "d_metric"):
+            if k in text and "c" not in text:
+                raise fail(f"{where}: '{k}'", "qualifies the control pair: give c and d too")
+        if "c" in text and "b" not in text:
+            raise fail(where, "a difference of differences (A − B) − (C − D) needs b")
+        b_scenario = text.get("b_scenario", scenario)
+        if b_scenario not in campaign.scenarios:
+            raise fail(f"{where}: 'b_scenario'", f"unknown scenario {b_scenario!r}{_close(b_scenario, campaign.scenarios)}"
+                                                 f"; the campaign's scenarios: {', '.join(campaign.scenarios)}")
+        for k in ("a", "b", "c", "d"):
+            where_k = b_scenario if k == "b" else scenario
+            own = campaign.scenarios[where_k].methods
             if k in text and text[k] not in own:
-                raise fail(f"{where}: '{k}'", f"{text[k]!r} is not a method of scenario {scenario!r}"
+                raise fail(f"{where}: '{k}'", f"{text[k]!r} is not a method of scenario {where_k!r}"
                                               f"{_close(text[k], own)}; its methods: {', '.join(own)}")
-        if text.get("b") == text["a"]:
-            raise fail(f"{where}: 'b'", f"compares {text['a']!r} with itself")
+        if (text.get("b") == text["a"] and text.get("b_metric", text["metric"]) == text["metric"]
+                and b_scenario == scenario):
+            raise fail(f"{where}: 'b'", f"compares {text['a']!r} with itself (give b_metric or b_scenario to compare "
+                                        f"another metric or scenario of it)")
+        b_scale = _number(item.get("b_scale", 1.0), lambda m: fail(f"{where}: 'b_scale'", m))
+        if b_scale is None or b_scale <= 0:
+            raise fail(f"{where}: 'b_scale'", f"must be > 0, got {item.get('b_scale')!r}")
         value = _number(item.get("value"), lambda m: fail(f"{where}: 'value'", m))
         margin = _number(item.get("margin", 0.0), lambda m: fail(f"{where}: 'margin'", m))
         if margin < 0:
@@ -392,7 +455,8 @@ def parse(campaign: Campaign, papers: tuple[str, ...] | None = None) -> Spec:
         win = _window(item.get("window", window.spec), lambda m: fail(f"{where}: 'window'", m))
         claims.append(Claim(text["id"], text["claim"], text["paper"], text["ref"], text["setting"], scenario,
                             text["metric"], win, text["a"], text.get("b"), text["rule"], margin, value, figure,
-                            text.get("note", "")))
+                            text.get("note", ""), text.get("b_metric"), text.get("b_scenario"), b_scale,
+                            text.get("c"), text.get("d"), text.get("c_metric"), text.get("d_metric")))
 
     # [figures]
     module = None
@@ -689,12 +753,13 @@ def _report(campaign: Campaign, boot: Bootstraps, *, reps: int = REPS, poi_reps:
     calls = [(stats.iqm, (list(runs.finals(s, m, first, spec.report.window).values()),), {"reps": reps})
              for s, m in cells]
     judged = [_judge(campaign, c, runs) for c in spec.claims]
-    paired = [r for r in judged if r.claim.b and r.effect.n >= 2]
+    paired = [r for r in judged if r.claim.b and not r.claim.c and r.effect.n >= 2]
     for r in paired:
-        xa = runs.finals(r.claim.scenario, r.claim.a, r.claim.metric, r.claim.window)
-        xb = runs.finals(r.claim.scenario, r.claim.b, r.claim.metric, r.claim.window)
+        (_, sa, a, ma), (scale, sb, b, mb) = r.claim.terms()
+        xa = runs.finals(sa, a, ma, r.claim.window)
+        xb = runs.finals(sb, b, mb, r.claim.window)
         calls.append((stats.probability_of_improvement, ([xa[k] for k in r.effect.seeds],
-                                                         [xb[k] for k in r.effect.seeds]), {"reps": poi_reps}))
+                                                         [-scale * xb[k] for k in r.effect.seeds]), {"reps": poi_reps}))
     done_calls = boot.map(calls)
     intervals = dict(zip(cells, done_calls[:len(cells)]))
     for r, poi in zip(paired, done_calls[len(cells):]):
@@ -748,7 +813,8 @@ def _check_metrics(campaign: Campaign, spec: Spec, runs: Runs) -> None:
     for i, c in enumerate(spec.comparisons, 1):
         check(c.metric, c.scenarios, f"[[comparisons]] #{i} ({c.name!r}): 'metric'")
     for i, c in enumerate(spec.claims, 1):
-        check(c.metric, [c.scenario], f"[[claims]] #{i} (id {c.id!r}): 'metric'")
+        for _, scenario, _, metric in c.terms():
+            check(metric, [scenario], f"[[claims]] #{i} (id {c.id!r}): 'metric'")
 
 
 def _scenario_methods(campaign: Campaign, scenario: str) -> list[str]:
@@ -875,23 +941,42 @@ def draw_curves(path: Path, curves: dict[str, list[list[dict]]], panels: list[st
 
 def _judge(campaign: Campaign, claim: Claim, runs: Runs) -> ClaimResult:
     """The claim's effect and verdict (P(A > B) is filled in by the caller)."""
-    a = runs.finals(claim.scenario, claim.a, claim.metric, claim.window)
-    b = runs.finals(claim.scenario, claim.b, claim.metric, claim.window) if claim.b else None
-    eff = effect(a, b)
+    terms = claim.terms()
+    eff = contrast([(c, runs.finals(s, m, metric, claim.window)) for c, s, m, metric in terms])
     verdict = decide(claim.rule, eff, claim.threshold, claim.margin)
-    poi = None
-    methods = [claim.a] + ([claim.b] if claim.b else [])
-    planned = min(runs.count(claim.scenario, m)[1] for m in methods)
-    missing = "; ".join(f"{campaign.label(m)}: {runs.finished_text(claim.scenario, m)}" for m in methods
-                        if runs.finished_text(claim.scenario, m))
-    return ClaimResult(claim, campaign.name, campaign.path, Path(campaign.out), eff, verdict, poi, planned,
+    cells = list(dict.fromkeys((s, m) for _, s, m, _ in terms))
+    planned = min(runs.count(s, m)[1] for s, m in cells)
+    missing = "; ".join(f"{campaign.label(m)}{f' ({s})' if s != claim.scenario else ''}: {runs.finished_text(s, m)}"
+                        for s, m in cells if runs.finished_text(s, m))
+    return ClaimResult(claim, campaign.name, campaign.path, Path(campaign.out), eff, verdict, None, planned,
                        _test_text(campaign, claim), missing)
 
 
+def _term_text(campaign: Campaign, claim: Claim, method: str, metric: str, scenario: str) -> str:
+    """A method's label, with the metric in brackets where the claim's terms use several
+    metrics, and the scenario where it is not the claim's."""
+    metrics = {m for _, _, _, m in claim.terms()}
+    text = campaign.label(method)
+    if len(metrics) > 1:
+        text += f"[{metric}]"
+    if scenario != claim.scenario:
+        text += f" ({scenario})"
+    return text
+
+
 def _test_text(campaign: Campaign, claim: Claim) -> str:
-    """The rule in symbols: "FPF − IDQN > 0", "mean MD ≥ 17 − 1"."""
-    x = (f"{campaign.label(claim.a)} − {campaign.label(claim.b)}" if claim.b
-         else f"mean {campaign.label(claim.a)}")
+    """The rule in symbols: "FPF − IDQN > 0", "mean MD ≥ 17 − 1", "(FPF[in] − FPF[out]) − (IPPO[in] − IPPO[out]) > 0"."""
+    (_, sa, a, ma), *rest = claim.terms()
+    x = _term_text(campaign, claim, a, ma, sa)
+    if claim.b:
+        _, sb, b, mb = rest[0]
+        scale = "" if claim.b_scale == 1.0 else f"{_n(claim.b_scale)}·"
+        x = f"{x} − {scale}{_term_text(campaign, claim, b, mb, sb)}"
+        if claim.c:
+            (_, sc, c, mc), (_, sd, d, md) = rest[1:]
+            x = f"({x}) − ({_term_text(campaign, claim, c, mc, sc)} − {_term_text(campaign, claim, d, md, sd)})"
+    else:
+        x = f"mean {x}"
     v, m = _n(claim.threshold), _n(claim.margin)
     tol = f" − {m}" if claim.margin else ""
     return {"greater": f"{x} > {v}", "less": f"{x} < {v}",

@@ -63,7 +63,7 @@ def test_every_committed_run_of_the_fpf_roots_is_planned():
         for path in find_runs(ROOT / root / "runs"):
             found.add(str(path.relative_to(ROOT)))
     assert found - planned == set(NOT_PLANNED)
-    assert len(found & planned) == 44 + 36 + 24 + 33
+    assert len(found & planned) >= 44 + 36 + 24 + 33  # the reproductions' runs, and those run since
 
 
 def test_the_classic_plan_holds_the_paper_methods_and_the_committed_lengths():

@@ -24,7 +24,7 @@ from federation.config import RunConfig
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "experiments" / "campaigns"
 #: campaign file -> (runs planned, of them committed, [[comparisons]], [[claims]])
-EXPECTED = {"pareto.toml": (138, 138, 3, 56), "pull-sweep.toml": (22, 22, 4, 2),
+EXPECTED = {"pareto.toml": (138, 138, 3, 58), "pull-sweep.toml": (22, 22, 4, 2),
             "attack-defence.toml": (36, 36, 2, 0), "lmf-exchange.toml": (21, 9, 1, 4),
             "lmf-exchange-seed0.toml": (3, 3, 0, 0)}
 #: committed results directory -> the campaigns that plan its runs
@@ -220,3 +220,20 @@ def test_the_pareto_figures_and_the_planner_table(tmp_path):
     assert "| restaurant-a2 | Pareto | 0,1,2 | 2.29 ± 0.12 [±0.29] |" in text
     assert "| restaurant-a2 | planner (reference) | 0,1,2 | 2.05 ± 0.054 [±0.13] |" in text
     assert "| restaurant-a2: Pareto − planner | 0,1,2 | 0.235 | 0.17 | 0.42 |" in text
+
+
+def test_the_planner_claims_equal_the_planner_table():
+    """The claims against the planner (B another metric of the same runs, scaled by 1/20)
+    give planner.md's paired difference: 0.235 [± 0.42] at a = 2."""
+    from experiments import report
+
+    campaign = campaign_of("pareto.toml")
+    claims = {c.id: c for c in parse(campaign).claims}
+    runs = report.collect(campaign)
+    beats = report._judge(campaign, claims["pareto-restaurant-a2-beats-planner"], runs)
+    assert beats.effect.n == 3 and round(beats.effect.mean, 3) == 0.235
+    assert round(beats.effect.hi - beats.effect.mean, 2) == 0.42
+    assert beats.test == "Pareto[mean_return] − 0.05·Pareto[planner_return] > 0"
+    nearly = report._judge(campaign, claims["pareto-restaurant-a0-nearly-planner"], runs)
+    # Pareto 0.924 per agent against 90% of the planner's 0.963 (planner.md's rounded means)
+    assert nearly.effect.mean == pytest.approx(0.924 - 0.9 * 0.963, abs=2e-3)

@@ -173,6 +173,46 @@ def test_the_effect_is_the_paired_mean_or_a_mean_with_its_t_interval():
     assert (same.lo, same.hi) == (1.0, 1.0) and decide("greater", same).outcome == "reproduced"
 
 
+def test_a_contrast_is_the_seed_by_seed_sum_with_its_t_interval():
+    t = sp_stats.t.ppf(0.975, 2)
+    a, b = {0: 10.0, 1: 12.0, 2: 14.0, 3: 1.0}, {0: 10.0, 1: 10.0, 2: 10.0}
+    ratio = report.contrast([(1.0, a), (-0.9, b)])  # A − 0.9·B: 1, 3, 5 (seed 3: A only)
+    assert (ratio.mean, ratio.n, ratio.seeds) == (pytest.approx(3.0), 3, (0, 1, 2))
+    assert ratio.hi - ratio.mean == pytest.approx(t * 2 / math.sqrt(3))
+    c, d = {0: 1.0, 1: 2.0, 2: math.nan}, {0: 0.0, 1: 0.0, 2: 0.0}
+    did = report.contrast([(1.0, a), (-1.0, b), (-1.0, c), (1.0, d)])  # (A − B) − (C − D): 0 − 1, 2 − 2; seed 2 NaN
+    assert (did.mean, did.n, did.seeds) == (pytest.approx(-0.5), 2, (0, 1))
+    assert report.contrast([(1.0, a), (-1.0, b)]) == effect(a, b)
+    assert report.contrast([(1.0, a)]) == effect(a)
+
+
+def test_claims_on_another_metric_a_ratio_and_a_difference_of_differences(tmp_path):
+    # write_run: min_return = value / 3, cv = value / 100; A 10, 11.1, 12; B 5, 6 (seed 2 partial)
+    body = (claim("a-above-its-min", b="a", b_metric="min_return", rule="greater")
+            + claim("a-above-half-b", b="b", b_scale=0.5, rule="at-least", value=7.0)
+            + claim("did", b="b", c="a", d="b", c_metric="cv", d_metric="cv", rule="greater"))
+    path = campaign_file(tmp_path, body)
+    make_runs(path)
+    campaign = load(path)
+    assert report.report(campaign, log=lambda *a: None, **FAST) == 0
+    claims = {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in
+              (Path(campaign.out) / "claims.md").read_text().splitlines() if line.startswith("| `")}
+    t = sp_stats.t.ppf(0.975, 2)
+    own = [10 * 2 / 3, 11.1 * 2 / 3, 12 * 2 / 3]
+    mean = sum(own) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in own) / 2)
+    row = claims["a-above-its-min"]
+    assert row[5] == "A[collective_return] − A[min_return] > 0" and row[6] == "3 (of 3)"
+    assert row[7] == f"{mean:.3g} [{mean - t * sd / math.sqrt(3):.3g}, {mean + t * sd / math.sqrt(3):.3g}]"
+    assert row[8].startswith("**reproduced**") and row[9].startswith("1.00")
+    row = claims["a-above-half-b"]  # 10 − 2.5 = 7.5, 11.1 − 3 = 8.1
+    half = sp_stats.t.ppf(0.975, 1) * (0.6 / math.sqrt(2)) / math.sqrt(2)  # sd of 7.5, 8.1 over sqrt(n)
+    assert row[5] == "A − 0.5·B ≥ 7" and row[6:8] == ["2 (of 3)", f"7.8 [{7.8 - half:.3g}, {7.8 + half:.3g}]"]
+    row = claims["did"]  # (A − B) − (A[cv] − B[cv]) = 5 − 0.05, 5.1 − 0.051
+    assert row[5] == "(A[collective_return] − B[collective_return]) − (A[cv] − B[cv]) > 0"
+    assert row[6] == "2 (of 3)" and row[7].startswith("5 [") and row[9] == "–"  # no P(A>B) for a control pair
+
+
 def test_bootstraps_in_worker_processes_equal_those_in_process():
     from analysis import stats
 
@@ -268,6 +308,11 @@ def test_figures_module_is_called_with_the_finished_runs(tmp_path, monkeypatch):
     (claim(b="d", rule="greater"), "[[claims]] #1 (id 'x'): 'b'", "'d' is not a method of scenario 'm3'"),
     (claim(b="a", rule="greater"), "[[claims]] #1 (id 'x'): 'b'", "with itself"),
     (claim(rule="greater"), "[[claims]] #1 (id 'x')", "give b (a paired claim, A − B) or value"),
+    (claim(rule="greater", b_metric="cv"), "[[claims]] #1 (id 'x'): 'b_metric'", "give b too"),
+    (claim(b="b", c="a", rule="greater"), "[[claims]] #1 (id 'x')", "needs both c and d"),
+    (claim(b="b", b_scale=0, rule="greater"), "[[claims]] #1 (id 'x'): 'b_scale'", "must be > 0"),
+    (claim(b="b", b_scenario="m4", rule="greater"), "[[claims]] #1 (id 'x'): 'b_scenario'", "unknown scenario"),
+    (claim(b="b", c="a", d="e", rule="greater"), "[[claims]] #1 (id 'x'): 'd'", "'e' is not a method"),
     (claim(b="b", rule="greater", margin=0.5), "[[claims]] #1 (id 'x'): 'margin'", "use rule = \"at-least\""),
     (claim(b="b", rule="equal", margin=-1), "[[claims]] #1 (id 'x'): 'margin'", "must be >= 0"),
     (claim(b="b", rule="greater", vaule=1), "[[claims]] #1 (id 'x'): 'vaule'", "did you mean 'value'?"),
