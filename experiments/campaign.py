@@ -14,9 +14,11 @@ what is not finished; the report layer reads the runs and the campaign's own tab
     [defaults]                        # flags of every run; may name a preset: preset = "fpf-ssd-harvest-3"
     learner = "dqn"
 
-    [scenarios.harvest-3]             # flags, and optionally label, note, methods, preset, seeds, needs
+    [scenarios.harvest-3]             # flags, and optionally label, note, methods, preset, seeds, method_seeds, needs
     env = "harvest"
     agents = 3
+
+    method_seeds = { fpf = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }   # a method's own seeds here (a headline pair with more)
 
     [scenarios.harvest-3.overrides.fpf]   # flags of one method in this scenario only
     fed-updates = 100
@@ -127,7 +129,7 @@ TOP_KEYS = ("name", "description", "out", "seeds", "runner", "run_dir", "keep_st
 #: top-level tables of the report layer: kept as they are (lists of tables, or a table)
 REPORT_LISTS = ("comparisons", "claims")
 REPORT_TABLES = ("figures",)
-SCENARIO_KEYS = ("label", "note", "methods", "preset", "seeds", "needs", "overrides")
+SCENARIO_KEYS = ("label", "note", "methods", "preset", "seeds", "method_seeds", "needs", "overrides")
 METHOD_KEYS = ("label", "note")
 DEFAULTS_KEYS = ("preset",)
 #: flags the engine sets itself
@@ -153,6 +155,7 @@ class Scenario:
     needs: tuple[tuple[str, str | None], ...] = ()  # (scenario, method or None for all its methods)
     note: str = ""
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> flags
+    method_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)  # method -> its own seeds here
 
 
 @dataclass(frozen=True)
@@ -221,8 +224,19 @@ class Campaign:
             raise KeyError(name)
         return item.label
 
-    def seeds_of(self, scenario: str) -> tuple[int, ...]:
-        return self.scenarios[scenario].seeds or self.seeds
+    def seeds_of(self, scenario: str, method: str | None = None) -> tuple[int, ...]:
+        """The seeds of a scenario (its own, else the campaign's), or of one method in it
+        (``method_seeds``, else the scenario's)."""
+        sc = self.scenarios[scenario]
+        if method is not None and method in sc.method_seeds:
+            return sc.method_seeds[method]
+        return sc.seeds or self.seeds
+
+    def all_seeds(self) -> list[int]:
+        """Every seed some run of the campaign has, in the order they first appear."""
+        return list(dict.fromkeys([*self.seeds, *(s for sc in self.scenarios.values() for s in sc.seeds or ()),
+                                   *(s for sc in self.scenarios.values() for seeds in sc.method_seeds.values()
+                                     for s in seeds)]))
 
     def directory(self, scenario: str, method: str, seed: int) -> Path:
         """The run directory of (scenario, method, seed)."""
@@ -256,16 +270,17 @@ class Campaign:
         """The runs, seed outermost; ``scenarios``, ``methods``, ``seeds`` select a part."""
         self._check_selection(scenarios, methods, seeds)
         order = self._scenario_order()
-        all_seeds = list(dict.fromkeys([*self.seeds, *(s for sc in self.scenarios.values() for s in sc.seeds or ())]))
         runs = []
-        for seed in all_seeds:
+        for seed in self.all_seeds():
             if seeds is not None and seed not in seeds:
                 continue
             for scenario in order:
-                if scenarios is not None and scenario not in scenarios or seed not in self.seeds_of(scenario):
+                if scenarios is not None and scenario not in scenarios:
                     continue
                 for method in self.methods:
                     if method not in self.scenarios[scenario].methods or methods is not None and method not in methods:
+                        continue
+                    if seed not in self.seeds_of(scenario, method):
                         continue
                     runs.append(self.planned(scenario, method, seed))
         return runs
@@ -289,9 +304,11 @@ class Campaign:
     def _needs(self, scenario: str, seed: int) -> tuple[tuple[str, str, int], ...]:
         out = []
         for other, method in self.scenarios[scenario].needs:
-            if seed not in self.seeds_of(other):
+            mine = [(other, m, seed) for m in self.scenarios[other].methods
+                    if (method is None or m == method) and seed in self.seeds_of(other, m)]
+            if not mine:
                 raise CampaignError(f"{self.path}: [scenarios.{scenario}] needs {other!r}, which has no seed {seed}")
-            out += [(other, m, seed) for m in self.scenarios[other].methods if method is None or m == method]
+            out += mine
         return tuple(out)
 
     def _scenario_order(self) -> list[str]:
@@ -310,7 +327,7 @@ class Campaign:
 
     def _check_selection(self, scenarios, methods, seeds) -> None:
         for kind, chosen, known in (("scenario", scenarios, list(self.scenarios)), ("method", methods, list(self.methods)),
-                                    ("seed", seeds, sorted({s for sc in self.scenarios for s in self.seeds_of(sc)}))):
+                                    ("seed", seeds, sorted(self.all_seeds()))):
             for item in chosen or ():
                 if item not in known:
                     raise CampaignError(f"{self.path}: no {kind} {item!r} in this campaign; its {kind}s: "
@@ -429,6 +446,16 @@ def _parse(path: Path, data: dict) -> Campaign:
         own_seeds = None
         if "seeds" in table:
             own_seeds = _seeds(table["seeds"], lambda m: fail(f"{where}: 'seeds'", m))
+        method_seeds = {}
+        by_method = table.get("method_seeds", {})
+        if not isinstance(by_method, dict):
+            raise fail(f"{where}: 'method_seeds'", f"must be a table of method = [seeds], e.g. method_seeds = "
+                                                   f"{{ fpf = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }}, got {by_method!r}")
+        for m, value in by_method.items():
+            if m not in chosen:
+                raise fail(f"{where}: 'method_seeds'", f"'{m}' is not a method of this scenario; its methods: "
+                                                       f"{', '.join(chosen)}")
+            method_seeds[m] = _seeds(value, lambda msg, m=m: fail(f"{where}: 'method_seeds': '{m}'", msg))
         overrides_data = table.get("overrides", {})
         if not isinstance(overrides_data, dict) or not all(map(_is_dict, overrides_data.values())):
             raise fail(f"{where}: 'overrides'", "must hold one table per method, e.g. "
@@ -447,7 +474,7 @@ def _parse(path: Path, data: dict) -> Campaign:
             name_, _flags(table, SCENARIO_KEYS, lambda k, m: fail(f"{where}: '{k}'", m)),
             _text(table.get("label", name_), lambda m: fail(f"{where}: 'label'", m)), tuple(chosen),
             _preset(table.get("preset"), lambda m: fail(f"{where}: 'preset'", m)), own_seeds, needs,
-            _text(table.get("note", ""), lambda m: fail(f"{where}: 'note'", m)), overrides)
+            _text(table.get("note", ""), lambda m: fail(f"{where}: 'note'", m)), overrides, method_seeds)
     _check_needs(scenarios, lambda where, m: fail(where, m))
 
     report: dict[str, Any] = {}

@@ -116,6 +116,10 @@ strategy = "independent"
     ({"top": 'seeds = [0]\nrun_dir = "runs/{method}_seed{seed}"'}, "top level: 'run_dir'", "must use"),
     ({"top": "seeds = [0]\ncomparisons = 3"}, "[[comparisons]]", "array of tables"),
     ({"tail": '[methods."D&F"]\nstrategy = "dnf"'}, '[methods.D&F]', "use letters, digits"),
+    ({"scenario": 'method_seeds = { fpf = [0, 1] }'}, "[scenarios.m3]: 'method_seeds'", "'fpf' is not a method"),
+    ({"scenario": 'method_seeds = { independent = [0.5] }'}, "[scenarios.m3]: 'method_seeds': 'independent'",
+     "whole number"),
+    ({"scenario": 'method_seeds = [0, 1]'}, "[scenarios.m3]: 'method_seeds'", "method = [seeds]"),
 ])
 def test_schema_errors_name_the_file_table_and_key(tmp_path, parts, where, words):
     parts = {"top": "seeds = [0]", "defaults": "", "scenario": "", "method": "", "tail": ""} | parts
@@ -186,6 +190,21 @@ lambda-u = 0.4
     assert c.plan(seeds=[1])[-1].needs == (("a", "fpf", 1),)
     with pytest.raises(CampaignError, match="no method 'dnf'"):
         c.plan(methods=["dnf"])
+
+
+def test_a_method_may_have_more_seeds_than_its_scenario(tmp_path):
+    path = campaign_file(tmp_path, seeds=(0, 1), methods=("independent", "avg"),
+                         scenarios='[scenarios.m3]\nmethod_seeds = { independent = [0, 1, 2, 3] }\n'
+                                   '[scenarios.other]\nseeds = [5]\n')
+    c = load(path)
+    plan = [(r.seed, r.scenario, r.method) for r in c.plan()]
+    assert plan == [(0, "m3", "independent"), (0, "m3", "avg"), (1, "m3", "independent"), (1, "m3", "avg"),
+                    (5, "other", "independent"), (5, "other", "avg"), (2, "m3", "independent"),
+                    (3, "m3", "independent")]
+    assert c.seeds_of("m3", "independent") == (0, 1, 2, 3) and c.seeds_of("m3", "avg") == (0, 1)
+    assert [r.key for r in c.plan(seeds=[3])] == [("m3", "independent", 3)]
+    with pytest.raises(CampaignError, match="no seed 7 in this campaign; its seeds: 0, 1, 2, 3, 5"):
+        c.plan(seeds=[7])
 
 
 def test_scenarios_follow_those_they_need_and_templates_fill_in(tmp_path):
