@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from federation import presets
-from federation.config import ALIASES, GROUPS, ConfigError, RunConfig, check_applies
+from federation.config import ALIASES, GROUPS, ConfigError, RunConfig, check_applies, check_out, clear_run
 
 #: flags that take several values, one run each
 MULTI = {"strategy": "STRATEGY", "graph": "GRAPH"}
@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
         help_text = f.metadata["help"] + f" (default: {default if default != '' else 'none'}"
         if (choices := choices_of(f)) is not None:
             help_text += f"; choices: {', '.join(choices)}"
+            if f.metadata.get("import_path"):
+                help_text += ", or module.path:Name (docs/EXTENDING.md)"
         elif range_text(f):
             help_text += f"; range: {range_text(f)}"
         help_text += ")"
@@ -72,6 +74,9 @@ def parser() -> argparse.ArgumentParser:
                    help="start from a named set of flag values (see --list-presets) or a TOML file of your own; "
                         "flags given here win")
     p.add_argument("--list-presets", action="store_true", help="list the shipped presets and exit")
+    p.add_argument("--cleanup", action="store_true",
+                   help="end the processes (Ray's) left behind by runs that were killed, found by the PIDs each run "
+                        "recorded when it started, and exit")
     p.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     return p
 
@@ -95,6 +100,8 @@ def plan(args: argparse.Namespace, argv: list[str] | None = None) -> list[RunCon
     values |= given(args)
     explicit = set(values)  # what the preset and the flags set, checked against what the runs read
     defaults = RunConfig()
+    if "agents" not in values and (agents := _game_agents(values, defaults)) is not None:
+        values["agents"] = agents  # a PettingZoo game given by its factory has its own number of learners
     strategies_ = _several(values.pop("strategy", defaults.strategy))
     graphs = _several(values.pop("graph", defaults.lmf.graph))
     seeds = list(dict.fromkeys(getattr(args, "seeds", None) or [values.get("seed", defaults.seed)]))
@@ -108,7 +115,27 @@ def plan(args: argparse.Namespace, argv: list[str] | None = None) -> list[RunCon
             run_out = out if len(variants) * len(seeds) == 1 else str(Path(out) / f"{cfg.label}_seed{seed}")
             runs.append(cfg.replace(out=run_out))
     check_applies(explicit, runs)
+    for cfg in runs:
+        check_out(cfg)
     return runs
+
+
+def _game_agents(values: dict, defaults: RunConfig) -> int | None:
+    """The number of agents when ``--agents`` is not given: a PettingZoo factory game's
+    learners (``--learners``, by default every agent of the env); None for other games."""
+    import envs
+    from federation.config import parse_game_options
+
+    env = values.get("env", defaults.env)
+    try:
+        if envs.builtin(env) or not envs.takes_learners(env):
+            return None
+        options = parse_game_options(values.get("game_options", ""))
+        if values.get("learners"):
+            options["learners"] = values["learners"]
+        return envs.agents_of(env, **options)
+    except ValueError:
+        return None  # RunConfig reports the problem
 
 
 def _reads_graphs(strategy: str) -> bool:
@@ -145,16 +172,35 @@ def resumed(args: argparse.Namespace) -> RunConfig:
     path = Path(args.resume) / "config.json"
     if not path.is_file():
         raise ConfigError(f"resume '{args.resume}': no config.json there (is it a run's output directory?)")
-    cfg = RunConfig.from_json(path.read_text())
+    try:
+        cfg = RunConfig.from_json(path.read_text())
+    except ConfigError as err:
+        raise ConfigError(f"resume '{args.resume}': {err}") from None
     rounds = getattr(args, "rounds", cfg.rounds)
-    return cfg.replace(resume=True, out=str(args.resume), rounds=rounds,
-                       progress=getattr(args, "progress", cfg.execution.progress))
+    # the directory is where the run is now, wherever it was written
+    cfg = cfg.replace(resume=True, overwrite=False, out=str(Path(args.resume)), rounds=rounds,
+                      progress=getattr(args, "progress", cfg.execution.progress))
+    from federation.server_app import CheckpointError, load_checkpoint
+
+    try:  # checked here, before anything starts; nothing in OUT is written by a refused resume
+        load_checkpoint(cfg)
+    except CheckpointError as err:
+        raise ConfigError(f"resume '{args.resume}': {err}") from None
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "list_presets", False):
         print(presets.describe())
+        return 0
+    if getattr(args, "cleanup", False):
+        from federation.processes import cleanup
+
+        ended = cleanup()
+        for out, pids in ended:
+            print(f"ended {len(pids)} processes left behind by a run into {out}: PIDs {', '.join(map(str, pids))}")
+        print("no processes of killed runs were left" if not ended else f"cleaned up after {len(ended)} runs")
         return 0
     try:
         runs = plan(args, argv)
@@ -164,15 +210,22 @@ def main(argv: list[str] | None = None) -> int:
     for note in dict.fromkeys(n for cfg in runs if (n := cfg.participation_note())):
         print(f"note: --participation does not apply: {note}", file=sys.stderr)
     from federation.compare import compare, format_summary
-    from federation.simulation import RunFailed, simulate
+    from federation.simulation import RunFailed, RunInterrupted, simulate
 
     summaries = []
     for cfg in runs:
+        if cfg.execution.overwrite:
+            clear_run(cfg.out)
         try:
             summaries.append(simulate(cfg, verbose=getattr(args, "verbose", False)))
         except RunFailed as err:
             print(f"error: run {cfg.strategy} seed {cfg.seed} failed: {err}", file=sys.stderr)
             return 1
+        except RunInterrupted as stopped:
+            done = stopped.summary.get("rounds_completed", 0)
+            print(f"stopped after round {done} of {cfg.rounds}; the rounds done are in {cfg.out} (summary.json, "
+                  f"curves.png). Continue with: python run_sim.py --resume {cfg.out}", file=sys.stderr)
+            return 130
         print(format_summary([summaries[-1]]))
     root = Path(runs[0].out) if len(runs) == 1 else Path(runs[0].out).parent
     if len(runs) > 1:

@@ -4,8 +4,10 @@
 Runs, in one invocation so all three see the same machine load:
 
 1. the **in-process reference**: the project's own round (``federation.server_app.Federation``:
-   rollout, train messages, the ClientApp's ``train`` called directly for each agent in
-   turn, aggregation, federated training), with no Flower transport at all;
+   rollout, train messages, the ClientApp's ``train_many`` called directly, aggregation,
+   federated training), with no Flower transport at all; as the in-process runner does, the
+   agents train stacked (``--stacked auto``, clients/stacking.py); it is measured once more
+   with the agents trained one after another (``--stacked off``);
 2. the **stacked reference**: the fastest honest single-process implementation of
    independent PPO learners: the same rollout, then every agent's PPO update stacked into
    one ``torch.func`` pass (benchmarks/stacked_ppo.py); it does no federation, so it is
@@ -14,10 +16,11 @@ Runs, in one invocation so all three see the same machine load:
 
 It prints the rollout's speed, the time per round of all three, and the share of the
 default run (80 rounds) that goes to Flower's start-up and messaging, projected from the
-measured start-up, shut-down and per-round costs. Its last two lines are::
+measured start-up, shut-down and per-round costs. Its last three lines are::
 
     Flower share of the default run: X%
     Flower round / stacked reference: R
+    in-process round / stacked reference: R
 
     python benchmarks/bench_round.py [--rounds 5] [--agents 10] [--strategy independent]
 """
@@ -49,13 +52,15 @@ DEFAULT_ROUNDS = RunConfig().rounds
 
 
 def in_process(cfg: RunConfig) -> float:
-    """Seconds per round of the project's round with the ClientApp called directly."""
+    """Seconds per round of the project's round with the ClientApp called directly
+    (``cfg.execution.stacked``: the agents stacked or one after another)."""
     federation = Federation(cfg)
     federation.bind({a: a + 1 for a in range(cfg.agents)})
     contexts = {a + 1: Context(run_id=1, node_id=a + 1, node_config={"agent-id": a}, state=RecordDict(), run_config={})
                 for a in range(cfg.agents)}
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
-    exchange = lambda msgs: [client_app.train(m, contexts[m.metadata.dst_node_id]) for m in msgs]  # noqa: E731
+    exchange = lambda msgs: client_app.train_many([(m, contexts[m.metadata.dst_node_id]) for m in msgs],  # noqa: E731
+                                                  stacked=cfg.execution.stacked)
     start = time.perf_counter()
     for rnd in range(1, cfg.rounds + 1):
         federation.play(rnd, exchange)
@@ -93,9 +98,10 @@ def main() -> None:
         cfg = RunConfig.of(rounds=args.rounds, agents=args.agents, strategy=args.strategy, out=str(Path(tmp) / "flower"),
                            progress=False)
         torch.set_num_threads(cores)  # the references run one agent at a time, on every core
-        local = cfg.replace(out=str(Path(tmp) / "local"), torch_threads=cores)
+        local = cfg.replace(out=str(Path(tmp) / "local"), torch_threads=cores, stacked="auto")
         ref_round = in_process(local)
         stacked_round, ref_steps_per_s = stacked(local)
+        one_by_one = in_process(local.replace(out=str(Path(tmp) / "one-by-one"), stacked="off"))
         start = time.perf_counter()
         summary = simulate(cfg)
         wall = time.perf_counter() - start
@@ -117,7 +123,8 @@ def main() -> None:
           f"{args.rounds} rounds, {cores} cores")
     print(f"rollout: {steps_per_s:,.0f} agent-steps/s in Flower's ServerApp ({ref_steps_per_s:,.0f} in-process)")
     print(f"time per round: Flower {flower_round:.2f} s, in-process reference {ref_round:.2f} s "
-          f"(ratio {flower_round / ref_round:.2f}), stacked reference {stacked_round:.2f} s")
+          f"(ratio {flower_round / ref_round:.2f}; agents one after another {one_by_one:.2f} s), "
+          f"stacked reference {stacked_round:.2f} s")
     print(f"in Flower, per round: rollout {col('rollout_s').mean():.2f} s, agents' training {col('train_s').mean():.2f} s "
           f"(summed over agents), aggregation + federated training {col('aggregate_s').mean():.2f} s, "
           f"messaging {messaging:.2f} s")
@@ -129,6 +136,7 @@ def main() -> None:
         print("(the stacked reference trains independent learners: compare it with --strategy independent)")
     print(f"Flower share of the default run: {100 * share:.1f}%")
     print(f"Flower round / stacked reference: {flower_round / stacked_round:.2f}")
+    print(f"in-process round / stacked reference: {ref_round / stacked_round:.2f}")
 
 
 if __name__ == "__main__":

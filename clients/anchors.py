@@ -4,7 +4,8 @@ The pull weights ``w_u``, ``w_e`` are the coefficients of ``(θ - ω)`` and ``(�
 [FPF Eq. 9] (FPF sends ``αλ_u``, ``αλ_e``). How the pull is applied (``step``):
 
 - ``"round"`` (default): once per round, after the agent's own training, as one step of
-  the penalty's gradient: ``θ <- θ - w_u(θ - ω) - w_e(θ - ω̄)`` (:meth:`Anchors.interpolate`).
+  the penalty's gradient: ``θ <- θ - w_u(θ - ω) - w_e(θ - ω̄)`` (:meth:`Anchors.interpolate`);
+  ``repeats`` times when the round holds several federation events (FPF's ``pull_every``).
   [FPF Eq. 9] and [FPF Eq. 10] are the two partial gradients of the same penalty λ_u/2·||θ - ω||², so
   per round θ moves toward ω with the same coefficient αλ_u with which ω moves toward θ
   ([FPF Eq. 10]); the D&F authors' code applies it as this interpolation per federation event.
@@ -21,7 +22,7 @@ else; critics stay private.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -35,8 +36,14 @@ class Anchors:
     weight_u: float = 0.0  # the coefficient of (θ - ω) per step, e.g. αλ_u for FPF
     weight_e: float = 0.0  # the coefficient of (θ - ω̄)
     step: str = "round"  # "round", "sgd" or "adam" (see the module docstring)
+    repeats: int = 1  # "round": how many times the pull is applied (federation events this round)
 
     STEPS = ("round", "sgd", "adam")
+
+    def to(self, device: torch.device | str) -> "Anchors":
+        """These anchors with ω and ω̄ on ``device`` (where the policy they pull lives)."""
+        move = lambda a: None if a is None else {k: v.to(device) for k, v in a.items()}  # noqa: E731
+        return replace(self, omega=move(self.omega), omega_bar=move(self.omega_bar))
 
     @property
     def active(self) -> bool:
@@ -57,9 +64,10 @@ class Anchors:
 
     @torch.no_grad()
     def interpolate(self, module: torch.nn.Module) -> float:
-        """The per-round pull (``step="round"``): θ <- θ - w_u(θ - ω) - w_e(θ - ω̄).
+        """The per-round pull (``step="round"``): θ <- θ - w_u(θ - ω) - w_e(θ - ω̄), applied
+        ``repeats`` times (once per federation event of the round).
 
-        Returns the norm of the move ``||Δθ||``; does nothing (and returns 0) unless
+        Returns the norm of the whole move ``||Δθ||``; does nothing (and returns 0) unless
         ``step == "round"``.
         """
         if not self.active or self.step != "round":
@@ -67,10 +75,13 @@ class Anchors:
         moved = 0.0
         pairs = [(w, a) for w, a in self._pairs() if a is not None and w > 0]
         for name, p in module.named_parameters():
-            delta = sum(w * (p - a[name]) for w, a in pairs)
-            assert isinstance(delta, torch.Tensor)  # pairs is not empty: the anchors are active
-            p.sub_(delta)  # in place (p -= delta)
-            moved += float((delta ** 2).sum())
+            total = torch.zeros_like(p)
+            for _ in range(self.repeats):
+                delta = sum(w * (p - a[name]) for w, a in pairs)
+                assert isinstance(delta, torch.Tensor)  # pairs is not empty: the anchors are active
+                p.sub_(delta)  # in place (p -= delta)
+                total += delta
+            moved += float((total ** 2).sum())
         return moved ** 0.5
 
     @torch.no_grad()

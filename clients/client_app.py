@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients import instructions, learners, protocol
+from clients import instructions, learners, protocol, stacking
 from clients.learner import Learner
 from clients.networks import NetworkConfig, flat
 from clients.storage import AgentStorage, storage_root
@@ -38,6 +40,40 @@ def hello(msg: Message, context: Context) -> Message:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Train on the agent's own experience with what the strategy sent."""
+    return train_many([(msg, context)])[0]
+
+
+def train_many(messages: Sequence[tuple[Message, Context]], stacked: str = "off") -> list[Message]:
+    """``train`` for several agents held by this process: each message's reply, in order.
+
+    With ``stacked="auto"`` the agents whose learners stack (clients/stacking.py: same
+    learner, hyperparameters, networks and optimiser state) train in one pass; everything
+    else each agent does (instructions, pulls, storage, reply) is its own, as in ``train``.
+    """
+    rounds = [_receive(msg, context) for msg, context in messages]
+    learning = [r for r in rounds if r.learns]
+    trained = iter(stacking.train_all([r.job for r in learning], stacked))
+    return [_reply(r, next(trained) if r.learns else instructions.resting()) for r in rounds]
+
+
+@dataclass
+class _Round:
+    """One agent's message, between receiving it and replying to it."""
+
+    msg: Message
+    context: Context
+    cfg: ConfigRecord
+    storage: AgentStorage
+    join_record: JoinRecord
+    fresh: bool
+    before: instructions.Params
+    job: stacking.Job
+    learns: bool
+    elapsed: float  # seconds of this agent's own work so far
+
+
+def _receive(msg: Message, context: Context) -> _Round:
+    """Receive: the agent's learner, its experience and the strategy's instructions applied."""
     start = time.perf_counter()
     cfg = protocol.record(msg.content, protocol.CONFIG, ConfigRecord)
     spec = protocol.record(msg.content, protocol.LEARNER, ConfigRecord)
@@ -49,20 +85,28 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(protocol.scalar(cfg["server-round"]))
     seed = int(np.random.SeedSequence([int(protocol.scalar(cfg["seed"])), server_round, agent]).generate_state(1)[0])
 
-    # receive
     storage = AgentStorage(storage_root(context.node_config, str(spec["storage-dir"])), agent)
     learner, join_record, fresh = _restore(spec, agent, storage, server_round)
     policy = learner.policy
     exp = protocol.unpack_experience(protocol.record(msg.content, protocol.EXPERIENCE, ArrayRecord))
 
-    # apply the strategy's instructions, then train
+    # apply the strategy's instructions before training
     instructions.adopt_global_policy(policy, msg.content)
     instructions.add_neighbour_update(policy, msg.content, cfg)
     instructions.adopt_neighbour_mix(policy, msg.content, cfg)
     learner.scale_lr(float(protocol.scalar(cfg.get("lr-scale", 1.0))))
+    learner.reshape_with(instructions.reshaper(msg.content, cfg, agent))
     before = instructions.params(policy)
-    anchors = instructions.anchors(msg.content, cfg)
-    stats = learner.train(exp, anchors, seed=seed) if instructions.learns(cfg) else instructions.resting()
+    anchors = instructions.anchors(msg.content, cfg).to(_device(policy))
+    return _Round(msg, context, cfg, storage, join_record, fresh, before, stacking.Job(learner, exp, anchors, seed),
+                  instructions.learns(cfg), time.perf_counter() - start)
+
+
+def _reply(r: _Round, stats: dict[str, float]) -> Message:
+    """After training: the per-round pull, mixing, the join decision, storage and the reply."""
+    start = time.perf_counter()
+    msg, cfg, learner, anchors, seed = r.msg, r.cfg, r.job.learner, r.job.anchors, r.job.seed
+    policy, before, server_round = learner.policy, r.before, int(protocol.scalar(cfg["server-round"]))
     after = instructions.params(policy)
     stats["update_norm"] = instructions.distance(after, before)
     if anchors.active:  # FPF's per-round pull ([FPF Eq. 9]), after training; ||Δθ|| of the pull
@@ -72,26 +116,33 @@ def train(msg: Message, context: Context) -> Message:
     instructions.mix_with_neighbours(policy, msg.content, cfg, update)
     instructions.withhold_update(policy, cfg, before)
     if cfg.get("voluntary", False):
+        exp = r.job.exp
         episode_return = float((exp.rewards * exp.mask).sum(axis=0).mean())
-        stats["join-next"] = float(instructions.decide_to_join(cfg, join_record, episode_return, seed))
-    storage.save({"learner": learner.state_dict(), "volunteer": join_record.to_dict()}, server_round)
-    _LIVE[storage.path] = (storage.stamp(), server_round, learner, join_record)
+        stats["join-next"] = float(instructions.decide_to_join(cfg, r.join_record, episode_return, seed))
+    r.storage.save({"learner": learner.state_dict(), "volunteer": r.join_record.to_dict()}, server_round)
+    _LIVE[r.storage.path] = (r.storage.stamp(), server_round, learner, r.join_record)
 
     # reply
     acting, acting_spec = learner.acting()
     if (omega := protocol.optional_record(msg.content, protocol.OMEGA, ArrayRecord)) is not None:
         # Theorem 1(b) diagnostic: a scalar, not the parameters
         stats["dist_to_omega"] = float(((flat(acting) - flat(omega)) ** 2).sum())
-    stats["fresh-start"] = float(fresh)
-    stats["context_records"] = float(len(context.state))  # the learner's state does not ride in messages
+    stats["fresh-start"] = float(r.fresh)
+    stats["context_records"] = float(len(r.context.state))  # the learner's state does not ride in messages
     metrics = protocol.metric_record(stats)
     content = RecordDict({protocol.ACTING: acting, protocol.ACTING_SPEC: ConfigRecord(acting_spec.to_dict()),
                           protocol.METRICS: metrics})
     if (shared := instructions.shared_record(policy, cfg, update)) is not None:
         content[protocol.SHARED] = instructions.poison_upload(shared, before, cfg, msg.content, seed)
-    metrics["client_s"] = time.perf_counter() - start  # all the agent's work this round
+    # all the agent's own work this round (its share of a stacked pass included)
+    metrics["client_s"] = r.elapsed + float(stats.get("train_s", 0.0)) + time.perf_counter() - start
     metrics["pid"] = float(os.getpid())  # which process did it (the server's time accounting)
     return Message(content, reply_to=msg)
+
+
+def _device(module: torch.nn.Module) -> torch.device:
+    """Where the module's parameters are (the CPU for one without any)."""
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 # Learners this process saved, by storage file: (the file's stamp, its round, learner,
@@ -118,6 +169,10 @@ def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage,
     net = learners.hyper_from(NetworkConfig, spec)
     learner = learners.make(name, protocol.space_from(spec), int(protocol.scalar(spec["num-actions"])), hyper, net,
                             seed=int(protocol.scalar(spec["seed"])), agent=agent)
+    device = str(spec.get("device", "cpu"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"agent {agent}: the run trains on the GPU (--device cuda) but this node has none")
+    learner.to(device)
     if server_round == 1:
         storage.clear()
         return learner, JoinRecord(), False

@@ -16,13 +16,14 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from clients import protocol
 from clients.anchors import Anchors
 from clients.attacks import poison
+from clients.reshaping import JointSteps, ReceivedMechanism, Reshaper
 from clients.volunteer import JoinRecord, decide
 
 Params = dict[str, np.ndarray]
 
 
 def params(module: torch.nn.Module) -> Params:
-    return {k: v.detach().numpy().astype(np.float64) for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu().numpy().astype(np.float64) for k, v in module.state_dict().items()}
 
 
 def set_params(module: torch.nn.Module, values: Params) -> None:
@@ -63,7 +64,23 @@ def anchors(content: RecordDict, config: ConfigRecord) -> Anchors:
                    omega_bar=None if omega_bar is None else omega_bar.to_torch_state_dict(),
                    weight_u=float(protocol.scalar(config.get(protocol.PULL_U, 0.0))),
                    weight_e=float(protocol.scalar(config.get(protocol.PULL_E, 0.0))),
-                   step=str(config.get("anchor-step", "round")))
+                   step=str(config.get("anchor-step", "round")),
+                   repeats=int(protocol.scalar(config.get(protocol.PULL_REPEATS, 1))))
+
+
+def reshaper(content: RecordDict, config: ConfigRecord, agent: int) -> Reshaper | None:
+    """The mechanism-design mediator in minibatch mode (strategies/md.py): what the agent
+    relabels its minibatches with ([MD] Algorithm 1, line 14); None without it."""
+    record = protocol.optional_record(content, protocol.MECHANISM, ArrayRecord)
+    if record is None:
+        return None
+    get = lambda key: protocol.scalar(config[key])  # noqa: E731
+    mechanism = ReceivedMechanism(record, int(get("md-state-dim")), int(get("md-agents")), int(get("md-actions")),
+                                  float(get("md-dropout")), int(get("md-sweeps")), bool(get("md-use-mrp")))
+    steps = JointSteps.from_record(protocol.record(content, protocol.JOINT, ArrayRecord))
+    return Reshaper(mechanism, agent, steps, eta=float(get("md-eta")), penalty=float(get("md-penalty")),
+                    clip_min=float(get("md-clip-min")), clip_max=float(get("md-clip-max")),
+                    lambda_=float(get("md-lambda")), denominator=str(get("md-denominator")))
 
 
 def mix_with_neighbours(policy: torch.nn.Module, content: RecordDict, config: ConfigRecord, update: Params) -> None:

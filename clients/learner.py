@@ -19,6 +19,7 @@ from clients.anchors import Anchors
 from clients.experience import Experience
 from clients.networks import NetworkConfig, to_record
 from clients.policies import ActingSpec
+from clients.reshaping import Reshaper
 
 
 class Learner:
@@ -28,6 +29,9 @@ class Learner:
     kind: str = ""
     #: the network that acts and that federations may pull, mix or replace
     policy: nn.Module
+    #: the dataclass of its hyperparameters, the ``cfg`` it is built with, for learners from
+    #: outside the package (clients/learners.py); the built-in ones are registered with theirs
+    config_class: type | None = None
 
     def __init__(self, space: spaces.Space, num_actions: int, cfg: Any, net: NetworkConfig, seed: int, agent: int):
         raise NotImplementedError
@@ -46,6 +50,22 @@ class Learner:
         """Learn from the agent's own experience; return scalar diagnostics."""
         raise NotImplementedError
 
+    def stack_key(self, exp: Experience, anchors: Anchors) -> Any:
+        """What must agree for this agent to train in one stacked pass with others of the same
+        class (clients/stacking.py): hashable, or None to train on its own (the default)."""
+        return None
+
+    @classmethod
+    def train_stacked(cls, jobs: list) -> list[dict[str, float]]:
+        """``train`` of every ``clients.stacking.Job`` in ``jobs`` (learners of this class with
+        equal :meth:`stack_key`) in one pass; each job's diagnostics, in order."""
+        return [job.learner.train(job.exp, job.anchors, seed=job.seed) for job in jobs]
+
+    def to(self, device: str) -> "Learner":
+        """Move the learner's networks to ``device`` (``"cpu"`` or ``"cuda"``); a learner whose
+        state is not a set of torch networks stays on the CPU. Returns the learner."""
+        return self
+
     def epsilon(self) -> float:
         """Exploration rate the agent acts with next (0 for softmax policies)."""
         return 0.0
@@ -56,6 +76,14 @@ class Learner:
 
     def scale_lr(self, scale: float) -> None:
         """Scale the learning rates by ``scale`` relative to the configured ones (LMF's α_t)."""
+
+    def reshape_with(self, reshaper: Reshaper | None) -> None:
+        """Recompute this round's training rewards on every minibatch with ``reshaper``
+        (the mechanism-design mediator's minibatch mode, clients/reshaping.py); None: train
+        on the rewards of the experience. Only learners with a replay can."""
+        if reshaper is not None:
+            raise ValueError(f"the {self.name} learner cannot recompute rewards per minibatch "
+                             "(--md-reshape-time minibatch needs dqn agents)")
 
     def state_dict(self) -> dict:
         """Everything needed to continue learning (networks, optimisers, buffers)."""

@@ -15,20 +15,31 @@ server sends its fields to the agent (:func:`hyper_record`), so there is one def
 
 Agents may use different learners in one run (``--learner ppo:0-4,dqn:5-9``,
 :func:`parse_assignment`); strategies that mix parameters refuse that.
+
+Learners from outside the package (envs/plugins.py): an installed package's
+``fedgames.learners`` entry point or an import path ``module.path:Class``, naming a
+:class:`clients.learner.Learner` subclass; :func:`check_learner` holds it to the
+interface. Its hyperparameters are its ``config_class`` dataclass with the defaults (none
+when it has no ``config_class``). The name travels in the messages, so each agent's
+ClientApp resolves it where it runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 from typing import Any
 
 from gymnasium import spaces
 
 from clients.dqn import DQNConfig, DQNLearner
 from clients.learner import Learner
-from clients.networks import NetworkConfig
+from clients.networks import NetworkConfig, policy_seed
 from clients.ppo import PPOConfig, PPOLearner
+from clients.policies import KINDS
 from clients.qtable import QTableConfig, QTableLearner
+from envs.plugins import LEARNERS, PluginError, find, installed, missing_overrides
 
 #: learner name -> (learner class, hyperparameter dataclass)
 _REGISTRY: dict[str, tuple[type[Learner], type]] = {
@@ -36,8 +47,22 @@ _REGISTRY: dict[str, tuple[type[Learner], type]] = {
 }
 
 
+@dataclasses.dataclass
+class NoSettings:
+    """The hyperparameters of a learner from outside the package that declares none."""
+
+
+#: the methods a learner must define itself (clients.learner.Learner only raises in them)
+REQUIRED = ("__init__", "policy_network", "train", "state_dict", "load_state_dict")
+
+
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    """The built-in learners and those installed packages register, sorted."""
+    return sorted(set(_REGISTRY) | set(installed(LEARNERS)))
+
+
+def builtin(name: str) -> bool:
+    return name in _REGISTRY
 
 
 def learner_class(name: str) -> type[Learner]:
@@ -48,15 +73,55 @@ def config_class(name: str) -> type:
     return _entry(name)[1]
 
 
-def _entry(name: str):
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown learner '{name}'; valid choices: {', '.join(available())}")
-    return _REGISTRY[name]
+def _entry(name: str) -> tuple[type[Learner], type]:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    found = _plugin(name)
+    if found is None:
+        raise ValueError(f"unknown learner '{name}'; valid choices: {', '.join(available())}, or a Learner "
+                         "subclass module.path:Class")
+    return found
+
+
+@functools.cache
+def _plugin(name: str) -> tuple[type[Learner], type] | None:
+    obj = find(name, LEARNERS, "--learner")
+    if obj is None:
+        return None
+    cls = check_learner(obj, f"--learner {name}")
+    return cls, cls.config_class or NoSettings
+
+
+def check_learner(obj: object, what: str) -> type[Learner]:
+    """``obj`` if it is a learner an agent can train, else PluginError naming what is
+    missing (the interface: clients/learner.py)."""
+    if not isinstance(obj, type):
+        raise PluginError(f"{what}: {obj!r} is not a class; name a subclass of clients.learner.Learner")
+    if not issubclass(obj, Learner):
+        bases = ", ".join(k.__qualname__ for k in obj.__mro__[1:-1]) or "object"
+        raise PluginError(f"{what}: {obj.__qualname__} is not a subclass of clients.learner.Learner "
+                          f"(its bases: {bases})")
+    problems = []
+    if missing := missing_overrides(obj, Learner, REQUIRED):
+        problems.append(f"it does not define {', '.join(missing)}")
+    if obj.kind not in KINDS:
+        problems.append(f"its 'kind' is {obj.kind!r}, not a policy kind ({', '.join(KINDS)}: how the world turns "
+                        "its policy's outputs into actions)")
+    config = obj.config_class
+    if config is not None and not dataclasses.is_dataclass(config):
+        problems.append(f"its 'config_class' {config!r} is not a dataclass")
+    if problems:
+        raise PluginError(f"{what}: {obj.__qualname__} does not fit the learner interface: {'; '.join(problems)}")
+    return obj
 
 
 def make(name: str, space: spaces.Space, num_actions: int, cfg: Any, net: NetworkConfig, seed: int,
          agent: int) -> Learner:
-    return learner_class(name)(space, num_actions, cfg, net, seed, agent)
+    """Agent ``agent``'s learner; its seed is :func:`clients.networks.policy_seed`'s (the run's
+    seed unless every agent draws its own initial policy)."""
+    learner = learner_class(name)(space, num_actions, cfg, net, policy_seed(net, seed, agent), agent)
+    learner.name = name  # its acting spec names the learner as the run does (a plug-in by its import path)
+    return learner
 
 
 def parse_assignment(spec: str, num_agents: int) -> list[str]:
@@ -65,14 +130,14 @@ def parse_assignment(spec: str, num_agents: int) -> list[str]:
     Ranges are inclusive; every agent must be named exactly once.
     """
     text = str(spec).strip()
-    if ":" not in text:
+    if ":" not in text or ("," not in text and not _assigns(text)):  # one learner (maybe module.path:Class)
         learner_class(text)
         return [text] * num_agents
     out: list[str | None] = [None] * num_agents
     for part in (p.strip() for p in text.split(",") if p.strip()):
         if ":" not in part:
             raise ValueError(f"learner part '{part}' must read NAME:IDS, e.g. ppo:0-4")
-        name, ids = part.split(":", 1)
+        name, ids = part.rsplit(":", 1) if _assigns(part) else part.split(":", 1)
         learner_class(name)
         for agent in _ids(ids, part):
             if not 0 <= agent < num_agents:
@@ -84,6 +149,12 @@ def parse_assignment(spec: str, num_agents: int) -> list[str]:
     if missing:
         raise ValueError(f"learner '{spec}' assigns no learner to agents {missing}")
     return [n for n in out if n is not None]  # every agent has one (checked above)
+
+
+def _assigns(part: str) -> bool:
+    """Whether ``part`` reads NAME:IDS (a learner and agent ids), not module.path:Class:
+    it ends in ids, or what precedes the colon is a learner's name."""
+    return bool(re.fullmatch(r".+:\s*\d+\s*(-\s*\d+\s*)?", part)) or part.split(":", 1)[0] in available()
 
 
 def _ids(text: str, part: str) -> list[int]:

@@ -5,8 +5,10 @@ a batch of observations ``[..., *space.shape]`` to ``out_dim`` outputs (action l
 PPO, Q-values for DQN, a value for critics):
 
 - ``Box`` of rank 1 (feature vectors): a tanh MLP;
-- ``Box`` of rank 3, uint8 (images ``H x W x C``, channels last as games emit them): a
-  small CNN (two 3x3 convolutions, ReLU) on pixels scaled to [0, 1], then the MLP;
+- ``Box`` of rank 3 (images ``H x W x C``, channels last as games emit them): a small
+  CNN (two 3x3 convolutions, ReLU), then the MLP; uint8 pixels are scaled to [0, 1]
+  (x / 255), float32 images with finite bounds to [0, 1] by their smallest and largest
+  bound (e.g. PettingZoo's pursuit, 0..30), unbounded ones are left as they are;
 - ``Discrete(n)``: a one-hot encoding, then the MLP;
 - ``table=True`` with ``Discrete(n)``: a plain table ``q[n, out_dim]`` (tabular Q-learning).
 
@@ -16,7 +18,9 @@ are built by the same call, so their parameters can be mixed as FPF and LMF requ
 Algorithm 1 of the FPF paper initialises ``θ_i = ω = ω̄ = 0``. A zero MLP cannot learn
 (every hidden unit stays identical), so every policy instead starts from the *same*
 seeded random initialisation (:func:`initial_network`), which keeps the property the
-paper needs: all policies begin at one common point.
+paper needs: all policies begin at one common point. ``init_weights="per-agent"`` gives
+each agent a seeded initialisation of its own instead (:func:`policy_seed`), as the
+authors' code does (every network is built with its own random weights).
 """
 
 from __future__ import annotations
@@ -42,6 +46,17 @@ class NetworkConfig(Settings):
     layers: int = setting(2, "hidden layers of the MLPs", ge=1, le=64)
     channels: int = setting(16, "CNN: channels of the first convolution (the second has twice as many)", ge=1,
                             le=4096)
+    init_weights: str = setting("shared", "agents' initial policies: shared (one seeded initialisation for all, "
+                                          "[FPF Alg. 1 line 2]) or per-agent (each agent its own seeded draw, the "
+                                          "authors' code)", choices=("shared", "per-agent"))
+
+
+def policy_seed(net: NetworkConfig, seed: int, agent: int) -> int:
+    """The seed of ``agent``'s initial policy: the run's seed when every agent shares one
+    initialisation (``init_weights="shared"``), else a draw of its own from (seed, agent)."""
+    if net.init_weights == "shared":
+        return seed
+    return int(np.random.SeedSequence([seed, agent, 1_000_003]).generate_state(1)[0] >> 1)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int, layers: int, out_gain: float) -> nn.Sequential:
@@ -73,12 +88,15 @@ class OneHot(nn.Module):
 
 
 class Pixels(nn.Module):
-    """uint8 images ``[..., H, W, C]`` -> CNN features ``[..., F]``."""
+    """Images ``[..., H, W, C]`` -> CNN features ``[..., F]``: uint8 ones scaled by 1/255,
+    float ones by ``(x - low) / scale``."""
 
-    def __init__(self, shape: tuple[int, int, int], channels: int):
+    def __init__(self, shape: tuple[int, int, int], channels: int, low: float | None = None,
+                 scale: float | None = None):
         super().__init__()
         h, w, c = shape
         self.shape = shape
+        self.low, self.scale = low, scale  # None: uint8 pixels
         self.conv = nn.Sequential(
             _orthogonal(nn.Conv2d(c, channels, 3, padding=1), np.sqrt(2)), nn.ReLU(),
             _orthogonal(nn.Conv2d(channels, 2 * channels, 3, padding=1), np.sqrt(2)), nn.ReLU(), nn.Flatten())
@@ -86,7 +104,8 @@ class Pixels(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-3]
-        x = x.reshape(-1, *self.shape).permute(0, 3, 1, 2).float() / 255.0
+        x = x.reshape(-1, *self.shape).permute(0, 3, 1, 2).float()
+        x = x / 255.0 if self.low is None or self.scale is None else (x - self.low) / self.scale
         return self.conv(x).reshape(*lead, self.features)
 
 
@@ -112,12 +131,16 @@ def network(space: spaces.Space, out_dim: int, net: NetworkConfig, out_gain: flo
         raise ValueError(f"a table needs a Discrete observation space, got {space}")
     if isinstance(space, spaces.Box) and len(space.shape) == 1:
         return mlp(int(space.shape[0]), out_dim, net.hidden, net.layers, out_gain)
-    if isinstance(space, spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8:
+    if isinstance(space, spaces.Box) and len(space.shape) == 3:
         height, width, depth = (int(s) for s in space.shape)
-        pixels = Pixels((height, width, depth), net.channels)
+        low, scale = None, None
+        if space.dtype != np.uint8:  # scalar bounds: the agents rebuild the space from them (clients.protocol)
+            low, high = float(np.min(space.low)), float(np.max(space.high))
+            low, scale = (low, high - low) if np.isfinite([low, high]).all() and high > low else (0.0, 1.0)
+        pixels = Pixels((height, width, depth), net.channels, low, scale)
         return nn.Sequential(pixels, mlp(pixels.features, out_dim, net.hidden, net.layers, out_gain))
     raise ValueError(f"no network for observation space {space}: use a feature vector (Box of rank 1), "
-                     "a uint8 image (Box H x W x C) or Discrete")
+                     "an image (Box H x W x C) or Discrete")
 
 
 def initial_network(space: spaces.Space, out_dim: int, net: NetworkConfig, seed: int, out_gain: float = 0.01,

@@ -9,7 +9,7 @@ Train message (server -> agent i)::
     "learner"     ConfigRecord  how to build and train the agent's learner: learner
                                 (ppo | dqn | q-table), its hyperparameters, network size,
                                 observation space (obs-*), num-actions, torch-threads,
-                                storage-dir (suggested)
+                                device (cpu | cuda), storage-dir (suggested)
     "experience"  ArrayRecord   agent i's own experience only (clients.experience)
     "omega"       ArrayRecord   optional: utilitarian anchor ω
     "omega-bar"   ArrayRecord   optional: egalitarian anchor ω̄
@@ -18,6 +18,11 @@ Train message (server -> agent i)::
                                 combine with its own update ("lmf-mode" = "parameters"),
                                 parameters to adopt before training ("diffusion"),
                                 or the mixed update to add before training ("gradients")
+    "mechanism"   ArrayRecord   optional (md, --md-reshape-time minibatch): the mechanism's
+                                critic, MRP predictor and MRP buffer, to recompute the
+                                reshaped reward on every minibatch (clients.reshaping)
+    "joint"       ArrayRecord   optional, with "mechanism": the round's global states, joint
+                                actions and game rewards, row by row beside the experience
     "attack"      ConfigRecord  optional, attackers only: the agent's attack profile (kind,
                                 scale; clients.attacks), attached by the round loop from the
                                 run's configuration; no strategy sees or sets it
@@ -50,6 +55,7 @@ from clients.experience import Experience
 
 CONFIG, LEARNER, EXPERIENCE, ATTACK = "config", "learner", "experience", "attack"
 OMEGA, OMEGA_BAR, REPLACE, MIX = "omega", "omega-bar", "replace", "mix"
+MECHANISM, JOINT = "mechanism", "joint"
 ACTING, ACTING_SPEC, SHARED, METRICS = "acting", "acting-spec", "shared", "metrics"
 SHARE_NONE, SHARE_PARAMETERS, SHARE_GRADIENTS = "none", "parameters", "gradients"
 # LMF's exchanges: [FPF Eq. 13] (consensus, then the own step), [FPF Eq. 14] (mixed updates), and
@@ -58,6 +64,8 @@ LMF_DIFFUSION = "diffusion"
 LMF_MODES = (SHARE_PARAMETERS, SHARE_GRADIENTS, LMF_DIFFUSION)
 # the per-step pull coefficients toward ω and ω̄ (FPF sends αλ_u and αλ_e)
 PULL_U, PULL_E = "alpha-lambda-u", "alpha-lambda-e"
+#: how many times the agent applies the per-round pull this round (federation events; 1 if absent)
+PULL_REPEATS = "pull-repeats"
 # the configuration groups that govern what agents upload (clients.attacks): they apply to
 # every strategy whose participants upload something (federation.config reads them then)
 UPLOAD_GROUPS = ("attack",)

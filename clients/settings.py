@@ -29,13 +29,15 @@ class ConfigError(ValueError):
 def setting(default: Any, help: str, *, flag: str | None = None, ge: float | None = None, gt: float | None = None,
             le: float | None = None, lt: float | None = None,
             choices: Iterable[str] | Callable[[], Iterable[str]] | None = None,
-            aliases: tuple[str, ...] = ()) -> Any:
+            aliases: tuple[str, ...] = (), import_path: bool = False) -> Any:
     """A settings field: its default, one sentence of help, its flag (``None``: the group's
     prefix and the field's name), its range (``ge``/``gt``/``le``/``lt``), the valid
-    ``choices`` (a tuple, or a function returning them, for registries) and old flag
-    spellings kept as deprecated ``aliases``."""
+    ``choices`` (a tuple, or a function returning them, for registries), old flag
+    spellings kept as deprecated ``aliases``, and whether a ``module.path:Name`` outside
+    the choices is also valid (``import_path``: a registry resolves it, envs/plugins.py)."""
     return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "ge": ge, "gt": gt, "le": le,
-                                                         "lt": lt, "choices": choices, "aliases": aliases})
+                                                         "lt": lt, "choices": choices, "aliases": aliases,
+                                                         "import_path": import_path})
 
 
 def flag_of(cls: type, f: dataclasses.Field) -> str:
@@ -92,8 +94,9 @@ def check_value(flag: str, value: Any, f: dataclasses.Field) -> None:
     """Raise ConfigError if ``value`` is not a valid value of field ``f`` (flag ``--flag``)."""
     m = f.metadata
     choices = choices_of(f)
-    if choices is not None and value not in choices:
-        raise ConfigError(f"--{flag}: unknown value {value!r}; valid choices: {', '.join(choices)}")
+    if choices is not None and value not in choices and not (m.get("import_path") and ":" in str(value)):
+        more = ", or an import path module.path:Name" if m.get("import_path") else ""
+        raise ConfigError(f"--{flag}: unknown value {value!r}; valid choices: {', '.join(choices)}{more}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if isinstance(value, float) and not math.isfinite(value):

@@ -44,7 +44,8 @@ class AgentStorage:
         """The newest stored state saved by a round before ``server_round``; None if none."""
         for path in (self.path, self.previous):
             try:
-                state = torch.load(path, weights_only=False)
+                # on the host: loading it into the learner moves it to the learner's device
+                state = torch.load(path, weights_only=False, map_location="cpu")
             except FileNotFoundError:
                 continue
             if state.get("round", 0) < server_round:

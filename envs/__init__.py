@@ -3,10 +3,17 @@
 Adding a game is one module with a ``BatchedGame`` subclass plus one line in
 ``_REGISTRY``. ``make_batched`` builds the batched game used for training;
 ``make`` builds a single-copy PettingZoo ``ParallelEnv`` view of it.
+
+Games from outside the package (envs/plugins.py): an installed package's
+``fedgames.games`` entry point, or an import path ``module.path:name``, naming either
+a ``BatchedGame`` subclass or a factory of a PettingZoo ``ParallelEnv`` with discrete
+actions (e.g. ``pettingzoo.sisl.pursuit_v5:parallel_env``), which is played through the
+adapter (``envs.pettingzoo_adapter.FactoryGame``); its keywords are the game options.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from typing import Any
@@ -28,6 +35,8 @@ from envs.matthew import MatthewEffect
 from envs.mpe import CovertCommunication, KeepAway, PhysicalDeception, PredatorPrey
 from envs.normal_form import NormalFormGame
 from envs.parallel import BatchedParallelEnv
+from envs.pettingzoo_adapter import FactoryGame
+from envs.plugins import GAMES, PluginError, find, installed
 from envs.resource_grid import ResourceGrid
 from envs.restaurant import RestaurantGame
 
@@ -73,24 +82,82 @@ __all__ = [
     "NormalFormGame",
     "ResourceGrid",
     "RestaurantGame",
+    "FactoryGame",
+    "agents_of",
     "available",
+    "builtin",
     "make",
     "make_batched",
     "options",
+    "takes_learners",
+    "trial",
 ]
 
 
 def available() -> list[str]:
-    """Names of the registered games, sorted."""
-    return sorted(_REGISTRY)
+    """Names of the registered games and of those installed packages register, sorted."""
+    return sorted(set(_REGISTRY) | set(installed(GAMES)))
+
+
+def builtin(name: str) -> bool:
+    """Whether ``name`` is one of this package's games."""
+    return name in _REGISTRY
 
 
 def _game_class(name: str) -> type[BatchedGame]:
-    if name not in _REGISTRY:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    found = _plugin(name)
+    if found is None:
         raise ValueError(
-            f"unknown env {name!r}; valid choices: {', '.join(available())}"
+            f"unknown env {name!r}; valid choices: {', '.join(available())}, "
+            "or a PettingZoo ParallelEnv factory module.path:name"
         )
-    return _REGISTRY[name]
+    return found
+
+
+@functools.cache
+def _plugin(name: str) -> type[BatchedGame] | None:
+    """The game an entry point or import path names (a factory wrapped by the adapter)."""
+    obj = find(name, GAMES, "--env")
+    if obj is None:
+        return None
+    if isinstance(obj, type) and issubclass(obj, BatchedGame):
+        return obj
+    if not callable(obj):
+        raise PluginError(f"--env {name}: {obj!r} is neither a BatchedGame subclass nor a factory of a "
+                          "PettingZoo ParallelEnv")
+    return type("FactoryGame", (FactoryGame,), {"factory": staticmethod(obj), "name": name})
+
+
+def takes_learners(name: str) -> bool:
+    """Whether the game ``name`` is a PettingZoo factory whose learning agents a run names."""
+    return issubclass(_game_class(name), FactoryGame)
+
+
+def agents_of(name: str, **kwargs: Any) -> int | None:
+    """How many agents learn in the PettingZoo factory game ``name`` with these options
+    (its ``learners``, by default every agent); None for other games, whose number of
+    agents a run chooses."""
+    cls = _game_class(name)
+    if not issubclass(cls, FactoryGame):
+        return None
+    return cls(batch_size=1, **kwargs).num_agents
+
+
+def trial(game: BatchedGame, steps: int = 10) -> None:
+    """Play ``steps`` steps of uniformly random actions, then reset, so that a game from
+    outside the package shows its errors (agents that come and go, a step that raises)
+    as a ``ValueError`` before a run starts."""
+    try:
+        for _ in range(min(steps, game.episode_length)):
+            if game.step(game.rng.integers(game.num_actions, size=(game.batch_size, game.num_agents)))[2].all():
+                break
+        game.reset()
+    except ValueError:
+        raise
+    except Exception as err:
+        raise ValueError(f"{game.name}: playing the game failed: {type(err).__name__}: {err}") from None
 
 
 def _check_num_agents(name: str, cls: type[BatchedGame], num_agents: Any) -> None:
@@ -120,7 +187,8 @@ def _build(
     cls = _game_class(name)
     if num_agents is None:
         return cls(batch_size=batch_size, **kwargs)
-    _check_num_agents(name, cls, num_agents)
+    if not issubclass(cls, FactoryGame):  # a factory game checks its learners itself
+        _check_num_agents(name, cls, num_agents)
     return cls(num_agents=num_agents, batch_size=batch_size, **kwargs)
 
 
@@ -139,7 +207,10 @@ def make_batched(
 def options(name: str) -> list[str]:
     """The constructor keywords of the game ``name`` a run may set (``--game-options``)."""
     taken = {"self", "num_agents", "batch_size", "seed", "observation"}
-    params = inspect.signature(_game_class(name).__init__).parameters.values()
+    cls = _game_class(name)
+    if issubclass(cls, FactoryGame):
+        return cls.option_names()
+    params = inspect.signature(cls.__init__).parameters.values()
     return [p.name for p in params if p.name not in taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 

@@ -19,17 +19,25 @@ enough for cheap games such as MPE. Decisions:
   is a valid move, so a policy over ``A`` actions never breaks the game, and each of
   the learner's own actions stays reachable. The cost: a uniform choice over ``A`` is
   uniform over the learner's actions only when ``n_i`` divides ``A``.
-- **Observations.** Every agent needs a ``Box`` observation space; observations are
-  flattened to float32 vectors. A learner with a shorter vector is padded with zeros
-  at the end up to the longest, ``d = max d_i``. The shared space is one float32
-  ``Box((d,))`` whose bounds are the elementwise minimum / maximum of the learners'
-  bounds, 0 in padded positions.
+- **Observations.** Every agent needs a ``Box`` observation space. Images stay images:
+  when every learner observes a ``Box`` of rank 3 (``H x W x C``) of one shape, the
+  shared space is that shape, ``uint8`` when the learners' dtypes are integral with
+  bounds in [0, 255] and float32 otherwise, so the agents' networks are CNNs
+  (clients/networks.py). Anything else is flattened to float32 vectors; a learner with
+  a shorter vector is padded with zeros at the end up to the longest, ``d = max d_i``,
+  and the shared space is one float32 ``Box((d,))``. Its bounds are the elementwise
+  minimum / maximum of the learners' bounds, 0 in padded positions.
 - **Episodes.** All copies reset together; the base class truncates every copy at
   ``episode_length``, so the wrapped env must not end episodes sooner by itself (the
   MPE games set ``max_cycles = episode_length``). An agent the wrapped env terminates,
   or truncates before ``episode_length``, is reported ``terminated`` from that step
   on, with reward 0 and its last observation; a copy whose agents have all finished
-  is not stepped again until the next reset.
+  is not stepped again until the next reset. Agents do not come and go: every agent
+  must be live after a reset, and an agent that appears later, or disappears without
+  being terminated or truncated, raises ``ValueError``.
+- **The env.** ``env_fn()`` must return a PettingZoo ``ParallelEnv``; an ``AECEnv``
+  raises ``ValueError`` saying how to convert it
+  (``pettingzoo.utils.conversions.aec_to_parallel``).
 - **Seeding.** ``reset(seed)`` reseeds the game's generator (see ``BatchedGame``);
   every reset then draws one seed per copy from that generator and resets copy ``b``
   with it. So one seed fixes the copies' initial states and the random fixed agents.
@@ -46,10 +54,11 @@ enough for cheap games such as MPE. Decisions:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
 
 from envs.base import BatchedGame, check_positive_int
 
@@ -73,7 +82,7 @@ class PettingZooGame(BatchedGame):
         observation: str | None = None,
     ) -> None:
         batch_size = check_positive_int("batch_size", batch_size)
-        self.envs: list[ParallelEnv] = [env_fn() for _ in range(batch_size)]
+        self.envs: list[ParallelEnv] = [check_parallel_env(env_fn()) for _ in range(batch_size)]
         probe = self.envs[0]
         self.possible_agents: list[str] = list(probe.possible_agents)
         learners = self.possible_agents if learners is None else list(learners)
@@ -89,6 +98,14 @@ class PettingZooGame(BatchedGame):
         self._obs_spaces = {a: _box(probe, a) for a in self.possible_agents}
         self.num_actions = max(int(self._actions[a].n) for a in learners)
         self.obs_dim = max(self._obs_spaces[a].shape[0] for a in learners)
+        # H x W x C when every learner sees an image of one shape (then kept as images)
+        shapes = {tuple(probe.observation_space(a).shape) for a in learners}
+        self.image_shape: tuple[int, ...] | None = shapes.pop() if len(shapes) == 1 else None
+        if self.image_shape is not None and len(self.image_shape) != 3:
+            self.image_shape = None
+        self._obs_dtype: np.dtype = np.dtype(np.float32)
+        if self.image_shape is not None and all(_is_byte_image(probe.observation_space(a)) for a in learners):
+            self._obs_dtype = np.dtype(np.uint8)
         env_state = getattr(probe, "state_space", None)
         self._env_state = env_state if isinstance(env_state, spaces.Box) else None
 
@@ -106,6 +123,10 @@ class PettingZooGame(BatchedGame):
     # ------------------------------------------------------------------ spaces
 
     def _observation_space(self) -> spaces.Box:
+        if self.image_shape is not None:
+            low = np.min([self._obs_spaces[a].low for a in self.learners], axis=0).reshape(self.image_shape)
+            high = np.max([self._obs_spaces[a].high for a in self.learners], axis=0).reshape(self.image_shape)
+            return spaces.Box(low.astype(self._obs_dtype), high.astype(self._obs_dtype), dtype=self._obs_dtype)
         low = np.full(self.obs_dim, np.inf, np.float32)
         high = np.full(self.obs_dim, -np.inf, np.float32)
         for a in self.learners:
@@ -140,9 +161,10 @@ class PettingZooGame(BatchedGame):
         self._raw = []
         for env, s in zip(self.envs, self.seeds):
             obs, _ = env.reset(seed=int(s))
-            missing = [a for a in self.learners if a not in obs]
+            missing = [a for a in self.possible_agents if a not in obs]
             if missing:
-                raise ValueError(f"{self.name}: learners {missing} are not live after reset")
+                raise ValueError(f"{self.name}: agents come and go: {missing} are not live after reset; the adapter "
+                                 "needs every agent of possible_agents live from each reset")
             raw = {a: np.zeros(self._obs_spaces[a].shape, np.float32) for a in self.possible_agents}
             raw.update({a: _flat(o) for a, o in obs.items()})
             self._raw.append(raw)
@@ -165,6 +187,7 @@ class PettingZooGame(BatchedGame):
                     space = self._actions[agent]
                     joint[agent] = int(space.start) + int(actions[b, i]) % int(space.n)
             obs, rew, term, trunc, _ = env.step(joint)
+            _check_agents(self.name, joint, obs, env.agents, term, trunc)
             self._raw[b].update({a: _flat(o) for a, o in obs.items()})
             for i, agent in enumerate(self.learners):
                 if agent in joint:
@@ -194,12 +217,54 @@ class PettingZooGame(BatchedGame):
         return out
 
     def _learner_obs(self) -> np.ndarray:
+        if self.image_shape is not None:
+            images = np.zeros((self.batch_size, self.num_agents, *self.image_shape), self._obs_dtype)
+            for b, raw in enumerate(self._raw):
+                for i, agent in enumerate(self.learners):
+                    images[b, i] = raw[agent].reshape(self.image_shape)
+            return images
         obs = np.zeros((self.batch_size, self.num_agents, self.obs_dim), np.float32)
         for b, raw in enumerate(self._raw):
             for i, agent in enumerate(self.learners):
                 o = raw[agent]
                 obs[b, i, : o.shape[0]] = o
         return obs
+
+
+def check_parallel_env(env: object) -> ParallelEnv:
+    """``env`` if it is a PettingZoo ParallelEnv, else ``ValueError`` saying what it is."""
+    if isinstance(env, AECEnv):
+        raise ValueError(
+            f"the factory returned an AEC environment ({type(env).__name__}), which takes turns; the adapter "
+            "steps a ParallelEnv: convert it with pettingzoo.utils.conversions.aec_to_parallel(env), or name "
+            "the module's parallel_env factory"
+        )
+    needed = ("possible_agents", "reset", "step", "action_space", "observation_space")
+    missing = [name for name in needed if not hasattr(env, name)]
+    if missing:
+        raise ValueError(
+            f"the factory returned {type(env).__name__}, not a PettingZoo ParallelEnv (it has no "
+            f"{', '.join(missing)})"
+        )
+    return cast(ParallelEnv, env)  # a ParallelEnv by its interface
+
+
+def _check_agents(name: str, before: dict, obs: dict, live: list[str], term: dict, trunc: dict) -> None:
+    """Agents may leave by terminating or being truncated, never join or vanish."""
+    appeared = sorted(set(obs) - set(before))
+    if appeared:
+        raise ValueError(f"{name}: agents come and go: {appeared} appeared during an episode; the adapter needs "
+                         "every agent live from the reset (agents may leave by terminating)")
+    vanished = sorted(a for a in set(before) - set(live) if not (term.get(a) or trunc.get(a)))
+    if vanished:
+        raise ValueError(f"{name}: agents come and go: {vanished} left the episode without being terminated or "
+                         "truncated")
+
+
+def _is_byte_image(space: spaces.Space) -> bool:
+    """An integer-valued Box whose values fit in a byte."""
+    return (isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.integer)
+            and bool(np.all(space.low >= 0)) and bool(np.all(space.high <= 255)))
 
 
 def _check_learners(learners: list[str], possible: list[str]) -> None:
@@ -247,3 +312,93 @@ def _check_fixed(agent: str, chosen: np.ndarray, k: int, space: spaces.Discrete)
 
 def _flat(obs: np.ndarray) -> np.ndarray:
     return np.asarray(obs, np.float32).ravel()
+
+
+class FactoryGame(PettingZooGame):
+    """A PettingZoo ``ParallelEnv`` named by its factory (``--env module.path:factory``).
+
+    ``envs`` makes one subclass per factory, with ``factory`` and ``name`` set. Every
+    constructor keyword but the adapter's own (``learners``, ``episode_length``,
+    ``observation``, ``fixed_policy``) goes to the factory, once per copy. ``learners``
+    names the agents that learn (a list, or one comma-separated string; default: every
+    possible agent); ``num_agents``, when given, must be their number. The other agents
+    play uniformly at random from the game's seeded generator (``fixed_policy`` None).
+    ``episode_length`` defaults to the env's own ``max_cycles`` when it has one (the
+    PettingZoo convention), else :data:`DEFAULT_EPISODE_LENGTH`. Any exception of the
+    factory or of the env while the game is built becomes a ``ValueError`` that names it.
+    """
+
+    factory: Callable[..., Any]
+    #: steps per episode of an env that has no ``max_cycles``
+    DEFAULT_EPISODE_LENGTH = 1000
+    #: the keywords the adapter keeps for itself (the rest go to the factory)
+    OWN_OPTIONS = ("learners", "episode_length")
+
+    def __init__(
+        self,
+        num_agents: int | None = None,
+        batch_size: int = 1,
+        seed: int | None = None,
+        *,
+        learners: str | Sequence[str] | None = None,
+        episode_length: int | None = None,
+        observation: str | None = None,
+        fixed_policy: FixedPolicy | None = None,
+        **options: Any,
+    ) -> None:
+        made: list[ParallelEnv] = [self._make(options)]  # the first copy, also the probe
+
+        def env_fn() -> ParallelEnv:
+            return made.pop() if made else self._make(options)
+
+        probe = made[0]
+        names = _names(learners) if learners is not None else list(probe.possible_agents)
+        if episode_length is None:
+            cycles: Any = getattr(getattr(probe, "unwrapped", probe), "max_cycles", None)
+            ok = isinstance(cycles, int) and not isinstance(cycles, bool) and cycles >= 1
+            episode_length = int(cycles) if ok else self.DEFAULT_EPISODE_LENGTH
+        try:
+            super().__init__(env_fn, names, batch_size, episode_length, seed,
+                             fixed_policy=fixed_policy, observation=observation)
+        except ValueError:
+            raise
+        except Exception as err:  # the env's own code failed (reset, spaces)
+            raise ValueError(f"{self.name}: {type(err).__name__}: {err}") from None
+        if num_agents is not None and num_agents != len(names):
+            how = "--learners names" if learners is not None else "it has"
+            raise ValueError(
+                f"{self.name}: {how} {len(names)} learning agents ({', '.join(names)}), not --agents "
+                f"{num_agents}: leave out --agents, give --agents {len(names)} or name the learners with --learners"
+            )
+
+    def _make(self, options: dict[str, Any]) -> ParallelEnv:
+        try:
+            env = type(self).factory(**options)
+        except Exception as err:
+            given = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
+            raise ValueError(f"{self.name}: the factory failed ({given}): {type(err).__name__}: {err}") from None
+        try:
+            return check_parallel_env(env)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from None
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The keywords a run may set (``--game-options``): the factory's and the adapter's."""
+        import inspect
+
+        try:
+            params = list(inspect.signature(cls.factory).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        taken = {"self", "seed"}
+        named = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in taken]
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            named.append("... (the factory takes any keyword)")
+        return [*named, *cls.OWN_OPTIONS]
+
+
+def _names(learners: str | Sequence[str]) -> list[str]:
+    if isinstance(learners, str):
+        return [a.strip() for a in learners.split(",") if a.strip()]
+    return list(learners)

@@ -28,6 +28,14 @@ Observation (``vector``, 4·size² + 1 floats): the agent's own cell (one-hot), 
 agents' cells, fair resources, unfair resources (0/1 maps, row-major) and t/T. Global
 state: every agent's cell one-hot (N·size²), the two resource maps and t/T.
 
+The game's part of a mediator's state (``mediator_state``; strategies/leaders.py,
+[JAM-QL augmented state]): the agents' cells, :math:`m = \sum_i p_i\,C^i` with
+:math:`p_i` agent i's cell (row-major) and :math:`C` = size², so ``mediator_states`` =
+:math:`C^N` (625 on the default 5×5 grid with 2 agents). **Decision**: the resources'
+cells are left out. With them the default grid has 625·C(23, 2)·C(21, 2) ≈ 3.3·10⁷ states,
+too many for a table whose entries must each be visited to be learnt; the agents' cells
+are where a contest for a cell, which the leader wins, can arise.
+
 ``reference_metrics()`` reports the episode just played (the world calls it after each
 rollout): fair and unfair resources collected per episode and ``unfair_share``.
 """
@@ -71,6 +79,18 @@ class ResourceGrid(BatchedGame):
         self.kind: np.ndarray  # [B, size²] 0 empty, 1 fair, 2 unfair
         self.collected = np.zeros((batch_size, 2))
         self.reset()
+
+    @property
+    def mediator_states(self) -> int:
+        return (self.size ** 2) ** self.num_agents
+
+    def mediator_state(self, state: np.ndarray) -> np.ndarray:
+        """The agents' cells as one index m ``[...]`` (module docstring) from global states
+        ``[..., state_dim]``."""
+        C, N = self.size ** 2, self.num_agents
+        state = np.asarray(state)
+        cells = state[..., : N * C].reshape(*state.shape[:-1], N, C).argmax(axis=-1)
+        return (cells * C ** np.arange(N)).sum(axis=-1).astype(np.int64)
 
     def leader_rules(self, leaders: np.ndarray) -> None:
         """The rules that favour leaders: in the next step the agents where ``leaders``

@@ -256,7 +256,8 @@ def decide(run: PlannedRun, status: st.RunStatus, *, retry_failed: bool = False,
 def task_of(decision: Decision, campaign: Campaign) -> Task:
     run, status = decision.run, decision.status
     cfg = run.cfg.validated() if run.deferred else run.cfg
-    cfg = cfg.replace(progress=False, resume=decision.action == "resume")
+    # a restart empties the run directory (Task.fresh): it overwrites the run there on purpose
+    cfg = cfg.replace(progress=False, resume=decision.action == "resume", overwrite=decision.action == "restart")
     attempt = status.attempts + 1 if status.state is st.State.FAILED else 1
     return Task(run.scenario, run.method, run.seed, cfg.to_json(), campaign.runner,
                 fresh=decision.action == "restart", attempt=attempt, keep_state=campaign.keep_state)

@@ -20,7 +20,7 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,6 +55,9 @@ class WorldConfig(Settings):
                                    "default")
     game_options: str = setting("", "more keywords for the game's constructor, key=value,key=value (e.g. "
                                     "episode_length=100, or for cleanup map=lio-7)")
+    learners: str = setting("", "PettingZoo games (--env module.path:factory): the env's agents that learn, "
+                                "comma-separated, e.g. pursuer_0,pursuer_1 (empty: every agent); the others act "
+                                "uniformly at random, drawn from the game's seeded generator")
     eval_every: int = setting(5, "play the strategy's own policies (FPF's ω, ω̄) every k rounds on games not used "
                                  "for training (0: never)", ge=0, le=10_000_000)
     eval_batch: int = setting(16, "parallel games of each such evaluation", ge=1, le=65_536)
@@ -69,18 +72,34 @@ class ExecutionConfig(Settings):
     client_cpus: float = setting(1.0, "CPUs each simulated agent reserves (Ray resources); at most this machine's",
                                  gt=0.0, le=float(os.cpu_count() or 1))
     torch_threads: int = setting(1, "torch threads of the server and of each agent", ge=1, le=1024)
+    device: str = setting("cpu", "where the agents' networks train: cpu, cuda, or auto (cuda when torch sees a GPU); "
+                                 "replay buffers stay on the host; in a simulation agents then share the GPUs "
+                                 "(Ray's num-gpus per agent)", choices=("auto", "cpu", "cuda"))
+    stacked: str = setting("off", "in-process runs: agents with the same learner, settings and network train in "
+                                  "one stacked pass (auto: faster; each update equals the one-by-one update within "
+                                  "1e-5, clients/stacking.py, so a long run drifts from it) or one after another "
+                                  "(off: bit-identical to Flower's runner and to runs made before)",
+                           choices=("auto", "off"))
     node_timeout: float = setting(300.0, "seconds to wait for the agents' nodes to connect", gt=0.0, le=1e7)
     reply_timeout: float = setting(1800.0, "seconds to wait for the agents' replies in a round", gt=0.0, le=1e7)
     progress: bool = setting(True, "show a progress bar")
     storage_dir: str = setting("", "where agents keep their learner state between rounds (empty: OUT/agents); a "
                                    "SuperNode's own --node-config storage-dir takes precedence")
     resume: bool = setting(False, "continue the run in OUT from its last checkpoint (run_sim.py --resume OUT)")
+    overwrite: bool = setting(False, "start afresh in an OUT that holds a run, removing that run's files "
+                                     "(without it, or --resume, such an OUT is refused)")
+    max_missed_rounds: int = setting(1, "rounds an agent may miss (its worker or node failed, or it stayed silent) "
+                                        "before the run, which goes on, ends with an error naming it; the default "
+                                        "forgives one missed round, so a lost agent must be back at the next one",
+                                     ge=0, le=10_000_000)
     tensorboard: bool = setting(False, "also write every round's metrics as TensorBoard scalars to OUT/tensorboard "
                                        "(watch with: tensorboard --logdir OUT; needs the tensorboard package)")
 
     def check(self) -> None:
         import importlib.util
 
+        if self.device == "cuda" and not _cuda():
+            raise ConfigError("--device cuda: torch sees no GPU here (use --device cpu, or auto)")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard "
                               "(or pip install -e \".[tensorboard]\")")
@@ -97,6 +116,8 @@ GROUPS: dict[str, type[Settings]] = {
 UNIVERSAL = ("world", "joining", "execution")
 #: the groups each learner reads
 LEARNER_GROUPS = {"ppo": ("ppo", "net"), "dqn": ("dqn", "net"), "q-table": ("qtable",)}
+#: the groups a learner from outside the package reads (its networks' size)
+PLUGIN_LEARNER_GROUPS = ("net",)
 
 
 def _strategy_choices() -> list[str]:
@@ -111,15 +132,51 @@ def _env_choices() -> list[str]:
     return envs.available()
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_device(device: str) -> str:
+    """``--device`` as torch names it: ``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``."""
+    return ("cuda" if _cuda() else "cpu") if device == "auto" else device
+
+
+def client_gpus(device: str, agents: int) -> float:
+    """The share of a GPU each simulated agent reserves (Ray's ``num_gpus``): 0 on the CPU,
+    else the machine's GPUs spread over the agents (at most one each)."""
+    if resolve_device(device) != "cuda":
+        return 0.0
+    import torch
+
+    return min(1.0, torch.cuda.device_count() / max(1, agents))
+
+
+#: Settings added after runs were written whose absence from an older config.json meant
+#: another value than today's default: (flat key, when it applies, the value it meant).
+#: The resource grid had no mediator state before --mediator-state existed: its JAM-QL
+#: mediator and vote learners saw one state.
+LEGACY: tuple[tuple[str, Callable[[dict[str, Any]], bool], Any], ...] = (
+    ("mediator_state", lambda flat: flat.get("env") == "resource-grid", "none"),
+    # agents trained one after another, as before stacked training existed
+    ("stacked", lambda flat: True, "off"),
+)
+
+
 @dataclass
 class RunConfig:
     """What to run; the groups hold everything else (see GROUPS)."""
 
     title: ClassVar[str] = "Run"
 
-    env: str = setting("matthew", "the game to play", choices=_env_choices)
-    strategy: str = setting("fpf", "the federation strategy", choices=_strategy_choices)
-    learner: str = setting("ppo", "every agent's learner (ppo, dqn, q-table), or per agent, e.g. ppo:0-4,dqn:5-9")
+    env: str = setting("matthew", "the game to play: a name, or a PettingZoo ParallelEnv factory module.path:name "
+                                  "(e.g. pettingzoo.sisl.pursuit_v5:parallel_env; docs/EXTENDING.md)",
+                       choices=_env_choices, import_path=True)
+    strategy: str = setting("fpf", "the federation strategy: a name, or a FederationStrategy subclass "
+                                   "module.path:Class", choices=_strategy_choices, import_path=True)
+    learner: str = setting("ppo", "every agent's learner (ppo, dqn, q-table, or a Learner subclass "
+                                  "module.path:Class), or per agent, e.g. ppo:0-4,dqn:5-9")
     agents: int = setting(10, "the number of agents N", ge=1, le=100_000)
     rounds: int = setting(80, "the number of federation rounds to run", ge=1, le=10_000_000)
     seed: int = setting(0, "random seed; the same seed gives the same metrics", ge=0, le=2**31 - 1)
@@ -199,6 +256,9 @@ class RunConfig:
             by_field = {f.name: f for f in fields(cls_)}
             for name, value in values.items():  # a field's name, or an older flat key
                 flat[flag_of(cls_, by_field[name]).replace("-", "_") if name in by_field else name] = value
+        for key, applies, value in LEGACY:
+            if key not in flat and applies(flat):
+                flat[key] = value
         return cls.from_mapping(flat)
 
     def to_json(self) -> str:
@@ -218,7 +278,7 @@ class RunConfig:
         from clients import protocol
 
         strategy = strategies.strategy_class(self.strategy)
-        learner_groups = [g for name in dict.fromkeys(self.learners()) for g in LEARNER_GROUPS.get(name, ())]
+        learner_groups = [g for name in dict.fromkeys(self.learners()) for g in LEARNER_GROUPS.get(name, PLUGIN_LEARNER_GROUPS)]
         uploads = protocol.UPLOAD_GROUPS if strategy.share != protocol.SHARE_NONE else ()
         return tuple(dict.fromkeys((*UNIVERSAL, *learner_groups, *strategy.reads, *uploads)))
 
@@ -234,7 +294,14 @@ class RunConfig:
         if "lmf" in strategies.strategy_class(self.strategy).reads:
             graph = "file" if self.lmf.graph_file else self.lmf.graph
             name = f"lmf-{graph}" + ("" if self.lmf.mode == "parameters" else f"-{self.lmf.mode}")
-        return name if self.learner == "ppo" else f"{name}-{self.learner}"
+        if ":" in name:  # a strategy by import path: its own name
+            name = strategies.strategy_class(name).name
+        learner = self.learner
+        if ":" in learner and len(set(self.learners())) == 1:  # a learner by import path: its own name
+            from clients.learners import learner_class
+
+            learner = learner_class(self.learners()[0]).name
+        return name if learner == "ppo" else f"{name}-{learner}"
 
     def participation_note(self) -> str | None:
         """Why ``participation`` does not apply to this run's strategy, or None."""
@@ -253,6 +320,14 @@ class RunConfig:
                 getattr(self, f.name).validate()
             else:
                 check_value(f.name, getattr(self, f.name), f)
+        try:  # a strategy or learner from outside the package is imported and checked here
+            chosen = strategies.strategy_class(self.strategy)
+            self.learners()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if unknown := sorted(set(chosen.reads) - set(GROUPS)):
+            raise ConfigError(f"strategy {self.strategy} reads configuration groups that do not exist: "
+                              f"{', '.join(unknown)}; the groups: {', '.join(GROUPS)}")
         _check_graph(self)
         _check_attack_and_defence(self)
         game = _game(self)
@@ -268,6 +343,8 @@ class RunConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         _check_learners_fit(learners, game)
+        if not self.out.strip():
+            raise ConfigError("out must name a directory, got an empty path (use --out . for this directory)")
         check_writable(self.out, "out")
         if self.execution.storage_dir:
             check_writable(self.execution.storage_dir, "storage-dir")
@@ -276,10 +353,12 @@ class RunConfig:
     def game_options(self) -> dict[str, Any]:
         """Keyword arguments for the game's constructor from the configuration."""
         options = parse_game_options(self.world.game_options)
+        if self.world.learners:
+            options["learners"] = self.world.learners
         return {**options, "observation": self.world.observation} if self.world.observation else options
 
 
-RESERVED_GAME_KEYS = ("num_agents", "batch_size", "seed", "observation")
+RESERVED_GAME_KEYS = ("num_agents", "batch_size", "seed", "observation", "learners")
 
 
 def parse_game_options(text: str) -> dict[str, Any]:
@@ -319,7 +398,16 @@ def _game(cfg: RunConfig):
 
     options = cfg.game_options()
     try:
-        return envs.make_batched(cfg.env, cfg.agents, batch_size=1, **options)
+        if cfg.world.learners and not envs.takes_learners(cfg.env):
+            raise ConfigError(f"--learners names the learning agents of a PettingZoo game given by its factory "
+                              f"(--env module.path:factory); {cfg.env} is not one (use --agents)")
+        if envs.builtin(cfg.env):
+            return envs.make_batched(cfg.env, cfg.agents, batch_size=1, **options)
+        game = envs.make_batched(cfg.env, cfg.agents, batch_size=1, **options)
+        envs.trial(game)  # a game from outside the package shows its errors now
+        return game
+    except ConfigError:
+        raise
     except TypeError as err:
         known = envs.options(cfg.env)
         unknown = sorted(set(options) - set(known) - {"observation"})
@@ -332,6 +420,10 @@ def _game(cfg: RunConfig):
     except (KeyError, IndexError, AttributeError) as err:  # a game that did not check its options
         raise ConfigError(f"--game-options {cfg.world.game_options!r} does not fit {cfg.env} "
                           f"({type(err).__name__}: {err})") from None
+    except Exception as err:  # a game from outside the package failed in its own code
+        if envs.builtin(cfg.env):
+            raise
+        raise ConfigError(f"--env {cfg.env}: building the game failed: {type(err).__name__}: {err}") from None
 
 
 def _check_attack_and_defence(cfg: RunConfig) -> None:
@@ -428,6 +520,38 @@ def check_writable(out: str, flag: str) -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=probe))
     except OSError as err:
         raise ConfigError(f"{flag} '{out}' cannot be written: {err.strerror or err}") from None
+
+
+#: the files by which a directory holds a run (``check_out``), and those ``--overwrite`` removes
+RUN_MARKERS = ("config.json", "metrics.csv", "checkpoint.pt")
+RUN_FILES = (*RUN_MARKERS, "summary.json", "curves.png", "policies.pt", "failure.json", "metrics.csv.tmp",
+             "checkpoint.tmp", "agents", "tensorboard")
+
+
+def holds_run(out: str | Path) -> list[str]:
+    """The files by which ``out`` holds a run (empty: it holds none)."""
+    return [name for name in RUN_MARKERS if (Path(out) / name).exists()]
+
+
+def check_out(cfg: "RunConfig") -> None:
+    """Refuse to start a run in a directory that holds one, unless it is resumed or
+    overwritten: a second run would silently mix with or replace the first."""
+    found = holds_run(cfg.out)
+    if found and not cfg.execution.resume and not cfg.execution.overwrite:
+        raise ConfigError(f"out '{cfg.out}' already holds a run ({', '.join(found)}); continue it with "
+                          f"--resume {cfg.out}, or start afresh there with --overwrite (which removes its results)")
+
+
+def clear_run(out: str | Path) -> None:
+    """Remove the files of the run in ``out`` (``RUN_FILES``) and nothing else."""
+    import shutil
+
+    for name in RUN_FILES:
+        path = Path(out) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:

@@ -4,8 +4,9 @@ The same round loop as a Flower run (``Federation.run``; per round ``Federation.
 rollout, one train message per agent, the ClientApp's ``train``, aggregation, the
 strategy's server-side learning; checkpoints, metrics.csv and summary.json), without
 Flower's transport: each message is
-handed to ``clients.client_app.train`` in turn, as the in-process reference of
-benchmarks/bench_round.py does. For studies of many short tabular runs (JAM-QL's matrix
+handed to the ClientApp's ``train`` (``clients.client_app.train_many``), and the agents
+whose learners stack train in one pass (``--stacked auto``, clients/stacking.py), as in
+benchmarks/bench_round.py's in-process measurement. For studies of many short tabular runs (JAM-QL's matrix
 games: ~0.05 s per round here against ~0.3 s plus Ray's start-up in a simulation); the
 agents keep their learners in their own storage exactly as in a simulation.
 """
@@ -35,8 +36,9 @@ def run_in_process(cfg: RunConfig, verbose: bool = False, checkpoints: bool = Tr
                                run_config={}) for a in range(cfg.agents)}
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
 
-    def exchange(messages):
-        return [client_app.train(m, contexts[m.metadata.dst_node_id]) for m in messages]
+    def exchange(messages):  # the agents that stack train in one pass (--stacked, clients/stacking.py)
+        return client_app.train_many([(m, contexts[m.metadata.dst_node_id]) for m in messages],
+                                     stacked=cfg.execution.stacked)
 
     done = federation.restore() if cfg.execution.resume else 0
     startup_s = time.perf_counter() - start

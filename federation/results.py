@@ -9,6 +9,7 @@ import math
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,22 +30,32 @@ TIME_KEYS = ("rollout_s", "train_s", "aggregate_s", "flower_s", "round_s")
 class RunRecorder:
     """Writes metrics.csv after every round (so an interrupted run keeps its data)."""
 
-    def __init__(self, out: str | Path, config_json: str, notes: list[str] | None = None, tensorboard: bool = False):
+    def __init__(self, out: str | Path, config_json: str, notes: list[str] | None = None, tensorboard: bool = False,
+                 write_config: bool = True):
         """``tensorboard``: also write each row's numbers as TensorBoard scalars to
-        OUT/tensorboard, step = the round (a resumed run appends to the same log)."""
+        OUT/tensorboard, step = the round (a resumed run appends to the same log).
+        ``write_config=False`` leaves config.json to ``write_config()`` (a resumed run
+        rewrites it only once its checkpoint has loaded)."""
         self.out = Path(out)
-        self._board = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._board = SummaryWriter(str(self.out / "tensorboard"))
+        self._board: Any = None  # a SummaryWriter once config.json is written
         self.out.mkdir(parents=True, exist_ok=True)
         config = json.loads(config_json)
         if notes:
             config["notes"] = notes
-        (self.out / "config.json").write_text(json.dumps(config, indent=2))
+        self._config = json.dumps(config, indent=2)
+        self._tensorboard = tensorboard
+        if write_config:
+            self.write_config()
         self.rows: list[dict] = []
         self.events: list[dict] = []
+
+    def write_config(self) -> None:
+        """Write OUT/config.json (and open the TensorBoard log, if asked for)."""
+        if self._tensorboard and self._board is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._board = SummaryWriter(str(self.out / "tensorboard"))
+        (self.out / "config.json").write_text(self._config)
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
@@ -166,6 +177,7 @@ def discard_state(out: str | Path) -> None:
     import shutil
 
     out = Path(out)
-    if (out / "summary.json").exists():
+    summary = out / "summary.json"
+    if summary.exists() and '"interrupted"' not in summary.read_text():  # an interrupted run still resumes
         (out / "checkpoint.pt").unlink(missing_ok=True)
         shutil.rmtree(out / "agents", ignore_errors=True)

@@ -35,7 +35,7 @@ from clients.networks import to_record
 from clients.policies import ActingSpec
 from envs.stackelberg import StackelbergView
 from federation.agents import discover_agents, rediscover
-from federation.config import ALIASES, RunConfig, check_applies, owner
+from federation.config import ALIASES, RunConfig, check_applies, check_out, clear_run, owner, resolve_device
 from federation.metrics import cv, group_mean, welfare_row
 from federation.results import RunRecorder, one_line
 from federation.world import World
@@ -48,6 +48,55 @@ log = logging.getLogger("fedgames")
 
 class NoAgentTrained(RuntimeError):
     """Every agent failed or stayed silent in a round: nothing can be learned from the run."""
+
+
+class AgentsLost(RuntimeError):
+    """The run finished, but agents missed more rounds than ``max-missed-rounds`` allows:
+    its results are not those of the federation that was asked for."""
+
+
+class Stopped(Exception):
+    """Raised inside a round that a stop request (Ctrl-C) drops."""
+
+
+class StopRequest:
+    """A request to end the run early (Ctrl-C), made from a signal handler and read by
+    the round loop: ``after-round`` lets the round in progress finish (and checkpoint),
+    ``now`` drops it. The first request finishes the round when it is expected to end
+    within ``grace`` seconds (from the last round's duration), else stops now; a second
+    request always stops now."""
+
+    def __init__(self, grace: float = 10.0):
+        self.grace = grace
+        self.mode: str | None = None
+        self.round = 0  # the round in progress (0: none)
+        self.round_started = 0.0
+        self.last_round_s: float | None = None
+        self.worker_pids: set[int] = set()  # the processes that replied, filled when the loop ends
+
+    def request(self) -> str:
+        """Record the request; returns what will happen, for the console."""
+        if self.mode is not None:
+            self.mode = "now"
+            return "stopping at once" + (f", dropping round {self.round}" if self.round else "")
+        if not self.round:
+            self.mode = "now"
+            return "stopping at once (no round is in progress)"
+        left = None if self.last_round_s is None else self.last_round_s - (time.perf_counter() - self.round_started)
+        if left is not None and left <= self.grace:
+            self.mode = "after-round"
+            return (f"stopping after round {self.round} (about {max(left, 0.0):.0f} s); "
+                    "press Ctrl-C again to stop at once")
+        self.mode = "now"
+        return (f"stopping at once: round {self.round}, in progress, is dropped unless its agents have replied"
+                + (f" (it would take about {left:.0f} s more)" if left is not None else "")
+                + "; the rounds done are kept")
+
+    def begin(self, rnd: int) -> None:
+        self.round, self.round_started = rnd, time.perf_counter()
+
+    def end(self) -> None:
+        self.last_round_s, self.round = time.perf_counter() - self.round_started, 0
 
 
 @dataclass
@@ -64,11 +113,15 @@ def learner_config(cfg: RunConfig, world: World, learner: str) -> ConfigRecord:
     return ConfigRecord({"learner": learner, **hyper, **learners.hyper_record(cfg.net),
                          **protocol.space_config(world.game.observation_space), "num-actions": world.num_actions,
                          "seed": cfg.seed, "torch-threads": cfg.execution.torch_threads,
+                         "device": resolve_device(cfg.execution.device),
                          "storage-dir": str(Path(cfg.storage_dir()).resolve())})
 
 
 def _hyper(cfg: RunConfig, learner: str):
-    """The learner's hyperparameter group of the configuration."""
+    """The learner's hyperparameter group of the configuration; for a learner from outside
+    the package, its own ``config_class`` with the defaults (clients/learners.py)."""
+    if not learners.builtin(learner):
+        return learners.config_class(learner)()
     return getattr(cfg, {"q-table": "qtable"}.get(learner, learner))
 
 
@@ -109,8 +162,12 @@ class Federation:
         self.attackers = frozenset(self.attacks)
         # the configured participation set, whatever the strategy makes of it (paired controls)
         self.split = Participation.from_config(cfg.joining, cfg.agents).fixed_set(cfg.seed)
+        # a resumed run's config.json is rewritten only once its checkpoint has loaded
         self.recorder = RunRecorder(cfg.out, cfg.to_json(), notes=_notes(cfg, self.split),
-                                    tensorboard=cfg.execution.tensorboard)
+                                    tensorboard=cfg.execution.tensorboard, write_config=not cfg.execution.resume)
+        self.missed: dict[int, list[int]] = {}  # agent -> the rounds it missed
+        self.worker_pids: set[int] = set()  # the processes that replied (a simulation's workers)
+        self.stop: StopRequest | None = None
 
     def bind(self, nodes: dict[int, int]) -> None:
         """``nodes``: agent id -> node id."""
@@ -150,8 +207,11 @@ class Federation:
 
         sent = {m.metadata.message_id: self.node_agent[m.metadata.dst_node_id] for m in messages
                 if m.metadata.message_id}  # ids are given when a grid pushes the messages
+        trained: set[int] = set()
         client_stats = deliver(rnd, replies, world, strategy, self.node_agent, self.recorder,
-                               cfg.execution.reply_timeout, sent)
+                               cfg.execution.reply_timeout, sent, trained=trained)
+        self.worker_pids |= {int(s["pid"]) for s in client_stats if _scalar(s.get("pid"))}
+        self._count_missed(rnd, trained)
         if not client_stats:
             reasons = [one_line(e["detail"]) for e in self.recorder.events if e["round"] == rnd]
             raise NoAgentTrained(f"round {rnd}: no agent trained ({len(reasons)} failed or silent"
@@ -187,18 +247,52 @@ class Federation:
         final policies (OUT/policies.pt) and OUT/summary.json, whose dict it returns: the
         run's settings, ``timings`` (startup_s, build_s), wall_s since ``started`` (a
         ``time.perf_counter()``) and ``extra``. Both runners end here: ``run_federation``
-        (Flower) and ``federation.in_process.run_in_process``."""
-        cfg = self.cfg
+        (Flower) and ``federation.in_process.run_in_process``.
+
+        A stop request (``self.stop``, Ctrl-C) ends the loop early; the files are written
+        from the rounds done and the summary says ``interrupted``. Agents that missed more
+        rounds than ``max-missed-rounds`` raise AgentsLost once the files are written."""
+        cfg, stop = self.cfg, self.stop
         for rnd in range(done + 1, cfg.rounds + 1):
-            row = self.play(rnd, exchange)
+            if stop is not None:
+                if stop.mode is not None:
+                    break
+                stop.begin(rnd)
+            try:
+                row = self.play(rnd, exchange)
+            except Stopped:
+                break
             if checkpoints:
                 self.checkpoint(rnd)
+            if rnd == done + 1 and (note := cost_note(row.get("round_s", 0.0), _size(Path(cfg.out) / CHECKPOINT),
+                                                      cfg.rounds - rnd)):
+                log.warning(note)
+            if stop is not None:
+                stop.end()
             if after_round is not None:
                 after_round(rnd, row)
+        interrupted = stop is not None and stop.mode is not None
         save_policies(self, cfg)
-        return self.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env, "seed": cfg.seed,
-                                     "agents": cfg.agents, "learner": cfg.learner, **timings,
-                                     "wall_s": time.perf_counter() - started, **(extra or {})})
+        missed = {a: r for a, r in sorted(self.missed.items()) if len(r) > cfg.execution.max_missed_rounds}
+        summary = self.recorder.finish({"strategy": cfg.strategy, "label": cfg.label, "env": cfg.env,
+                                        "seed": cfg.seed, "agents": cfg.agents, "learner": cfg.learner, **timings,
+                                        "wall_s": time.perf_counter() - started, **(extra or {}),
+                                        **({"interrupted": True, "rounds_planned": cfg.rounds} if interrupted else {}),
+                                        **({"missed_rounds": {str(a): r for a, r in missed.items()}} if missed else {})})
+        if missed:
+            raise AgentsLost(missed_rounds_line(missed, cfg.execution.max_missed_rounds))
+        return summary
+
+    def _count_missed(self, rnd: int, trained: set[int]) -> None:
+        """Record the round for each agent that did not train in it; say on the console
+        when an agent has missed more rounds than allowed (the run goes on)."""
+        allowed = self.cfg.execution.max_missed_rounds
+        for agent in sorted(set(range(self.cfg.agents)) - trained):
+            self.missed.setdefault(agent, []).append(rnd)
+            if len(self.missed[agent]) > allowed:
+                log.warning("agent %d has missed %d rounds (%s); the run goes on and will end with an error "
+                            "(max-missed-rounds %d)", agent, len(self.missed[agent]),
+                            _rounds_text(self.missed[agent]), allowed)
 
     def _act_strategy_policies(self) -> None:
         """The world plays the strategy's policies where it has them (FedAvg's shared one,
@@ -220,27 +314,20 @@ class Federation:
         tmp.replace(path)
 
     def restore(self) -> int:
-        """Load OUT/checkpoint.pt if there is one; returns the last round it completed (0 if none)."""
-        path = Path(self.cfg.out) / CHECKPOINT
-        if not path.is_file():
+        """Load OUT/checkpoint.pt if there is one (checked by ``load_checkpoint``); returns
+        the last round it completed (0 if none). Then, and only then, config.json is
+        rewritten with this run's settings."""
+        state = load_checkpoint(self.cfg)
+        if state is None:
+            self.recorder.write_config()
             return 0
-        state = torch.load(path, weights_only=False)
-        theirs, ours = json.loads(state["config"]), json.loads(_resumable(self.cfg))
-        theirs = {ALIASES.get(k.replace("-", "_"), k.replace("-", "_")).replace("_", "-"): v  # older spellings
-                  for k, v in theirs.items() if _owner(k) != "execution"}
-        defaults = RunConfig().to_flat()
-        # a setting the checkpoint predates matches when this run leaves it at its default
-        diff = sorted(k for k in set(theirs) | set(ours)
-                      if theirs.get(k) != ours.get(k) and not (k not in theirs and ours.get(k) == defaults.get(k)))
-        if diff:
-            raise ValueError(f"{path} belongs to a run with other settings ({', '.join(diff)}); "
-                             "resume it with its own config.json")
         self.strategy.load_state_dict(state["strategy"])
         self.arrays = ArrayRecord({k: Array(v) for k, v in state["arrays"].items()})
         self.world.load_state_dict(state["world"])
         self._act_strategy_policies()
         self.recorder.rows, self.recorder.events = state["rows"], state["events"]
         torch.set_rng_state(state["torch_rng"])
+        self.recorder.write_config()
         return int(state["round"])
 
     def evaluate(self, rnd: int) -> dict[str, float]:
@@ -267,14 +354,98 @@ class Federation:
         return out | self.strategy.evaluation_metrics(policies)
 
 
-def run_federation(grid: Grid, cfg: RunConfig) -> dict:
-    """Discover the agents, then run ``cfg.rounds`` rounds; returns the run's summary."""
+class CheckpointError(ValueError):
+    """OUT/checkpoint.pt cannot be resumed: unreadable, or from a run with other settings."""
+
+
+def load_checkpoint(cfg: RunConfig) -> dict | None:
+    """OUT/checkpoint.pt of the run ``cfg`` resumes, checked: readable (a truncated or
+    empty file is refused with a clear CheckpointError), written by a run with the same
+    settings (all but ``out``, ``rounds`` and the execution group, so a moved or copied
+    run directory resumes) and not past ``cfg.rounds``. None when there is no checkpoint."""
+    path = Path(cfg.out) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=False)
+        theirs, rounds = json.loads(state["config"]), int(state["round"])
+    except Exception as err:  # noqa: BLE001 - whatever a damaged file raises
+        size = path.stat().st_size
+        raise CheckpointError(f"{path} cannot be read ({size} bytes; {type(err).__name__}: "
+                              f"{one_line(str(err)) or 'no detail'}): it is damaged or incomplete. Start the run "
+                              "again with --overwrite, or restore the file from a copy") from None
+    ours = json.loads(_resumable(cfg))
+    theirs = {ALIASES.get(k.replace("-", "_"), k.replace("-", "_")).replace("_", "-"): v  # older spellings
+              for k, v in theirs.items() if _owner(k) != "execution" and k != "out"}
+    defaults = RunConfig().to_flat()
+    # a setting the checkpoint predates matches when this run leaves it at its default
+    diff = sorted(k for k in set(theirs) | set(ours)
+                  if theirs.get(k) != ours.get(k) and not (k not in theirs and ours.get(k) == defaults.get(k)))
+    if diff:
+        raise CheckpointError(f"{path} belongs to a run with other settings ({', '.join(diff)}); "
+                              "resume it with its own config.json")
+    if rounds > cfg.rounds:
+        raise CheckpointError(f"{path} holds {rounds} rounds, more than --rounds {cfg.rounds}; a run can be "
+                              f"extended but not shortened (give --rounds {rounds} or more)")
+    return state
+
+
+#: a run is called costly, with a note after its first round, past these (seconds per
+#: round, seconds in all, checkpoint bytes)
+COSTLY_ROUND_S, COSTLY_TOTAL_S, COSTLY_CHECKPOINT = 60.0, 4 * 3600.0, 200e6
+
+
+def cost_note(round_s: float, checkpoint_bytes: int, rounds_left: int) -> str | None:
+    """What the rest of the run will cost, from its first round, when it is past a
+    COSTLY_* threshold (None otherwise), so that the user can stop it early."""
+    total = round_s * rounds_left
+    if round_s < COSTLY_ROUND_S and total < COSTLY_TOTAL_S and checkpoint_bytes < COSTLY_CHECKPOINT:
+        return None
+    return (f"this run is costly: the first round took {_duration(round_s)} and its checkpoint is "
+            f"{checkpoint_bytes / 1e6:.0f} MB (rewritten every round); the {rounds_left} rounds left will take "
+            f"about {_duration(total)}. Ctrl-C stops it after a round (--resume continues it)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 300:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def missed_rounds_line(missed: dict[int, list[int]], allowed: int) -> str:
+    """One line naming the agents that missed too many rounds, and which."""
+    parts = [f"agent {a} missed {len(r)} round{'s' * (len(r) != 1)} ({_rounds_text(r)})" for a, r in missed.items()]
+    return (f"{'; '.join(parts)}: more than --max-missed-rounds {allowed}, so the results are not those of "
+            "the whole federation (their workers or nodes failed; see the events in summary.json)")
+
+
+def _rounds_text(rounds: list[int]) -> str:
+    shown = ", ".join(map(str, rounds[:8]))
+    return shown + (f", ... {rounds[-1]}" if len(rounds) > 8 else "")
+
+
+def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
+                   on_round: Callable[[], object] | None = None) -> dict:
+    """Discover the agents, then run ``cfg.rounds`` rounds; returns the run's summary.
+    ``stop``: a stop request the loop obeys (see ``Federation.run``); ``on_round`` is
+    called once the agents are found and after every round (the simulation records its
+    processes there)."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     # the rollout's small matrix products gain nothing from threads, and the agents'
     # processes need the cores
     torch.set_num_threads(cfg.execution.torch_threads)
     federation = Federation(cfg)
+    federation.stop = stop
     build_s = time.perf_counter() - start
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies (default every 0.1 s)
         grid.pull_interval = 0.01
@@ -282,9 +453,24 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
     federation.bind(nodes)
     federation.strategy.summary()
     startup_s = time.perf_counter() - start
+    if on_round is not None:
+        on_round()
 
     def exchange(messages: list[Message]) -> Iterable[Message]:
-        return grid.send_and_receive(messages, timeout=cfg.execution.reply_timeout)
+        if stop is None:
+            return grid.send_and_receive(messages, timeout=cfg.execution.reply_timeout)
+        # grid.send_and_receive's loop, which also gives up when the round is to be dropped
+        waiting, replies = set(grid.push_messages(messages)), []
+        deadline = time.monotonic() + cfg.execution.reply_timeout
+        while waiting and time.monotonic() < deadline:
+            if stop.mode == "now":
+                raise Stopped
+            got = list(grid.pull_messages(waiting))
+            replies += got
+            waiting -= {m.metadata.reply_to_message_id for m in got}
+            if waiting:
+                time.sleep(getattr(grid, "pull_interval", 0.1))
+        return replies
 
     done = federation.restore() if cfg.execution.resume else 0
     if done:
@@ -292,6 +478,8 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
     bar = _progress(cfg, done)
 
     def after_round(rnd: int, row: dict) -> None:
+        if on_round is not None:
+            on_round()
         if bar is not None:
             bar.update(1)
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
@@ -304,6 +492,8 @@ def run_federation(grid: Grid, cfg: RunConfig) -> dict:
     finally:
         if bar is not None:
             bar.close()
+        if stop is not None:
+            stop.worker_pids = federation.worker_pids
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -322,8 +512,9 @@ def save_policies(federation: Federation, cfg: RunConfig) -> None:
 
 def _resumable(cfg: RunConfig) -> str:
     """The settings a checkpoint must share with the run that resumes it: all but the
-    number of rounds (a run may be extended) and how it executes."""
-    flat = {k: v for k, v in cfg.to_flat().items() if k != "rounds" and owner(k) != "execution"}
+    number of rounds (a run may be extended), where it is (a run directory may be moved)
+    and how it executes."""
+    flat = {k: v for k, v in cfg.to_flat().items() if k not in ("rounds", "out") and owner(k) != "execution"}
     return json.dumps(flat, sort_keys=True)
 
 
@@ -342,19 +533,21 @@ def _notes(cfg: RunConfig, split: list[int] | None) -> list[str]:
         notes.append(f"--participation {cfg.joining.participation} does not apply: {why}")
     if split is not None and why is None:
         notes.append(f"participation set: agents {split}")
+    notes += strategies.strategy_class(cfg.strategy).config_notes(cfg)
     for note in notes:
         log.warning(note)
     return notes
 
 
 def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[int, int], recorder: RunRecorder,
-            timeout: float, sent: dict[str, int] | None = None) -> list[dict]:
+            timeout: float, sent: dict[str, int] | None = None, trained: set[int] | None = None) -> list[dict]:
     """Hand each agent's acting weights to the world (removing them from the reply the
     strategy will see) and its join decision to the participation set; record agents
     that failed or stayed silent as events. Returns the agents' training metrics.
 
     ``sent`` maps the ids of the messages sent to their agents: an error the SuperLink
-    writes for an unreachable node comes from the SuperLink, not from the agent's node."""
+    writes for an unreachable node comes from the SuperLink, not from the agent's node.
+    ``trained``, if given, receives the ids of the agents that trained."""
     stats, answered, choices = [], set(), {}
     for reply in replies:
         agent = sent.get(reply.metadata.reply_to_message_id) if sent else None
@@ -372,6 +565,8 @@ def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[in
         if metrics.get("fresh-start", 0.0) > 0:
             recorder.event(rnd, "agent_fresh_start", f"agent {agent} found no stored learner state and started over")
         stats.append(metrics)
+        if trained is not None:
+            trained.add(agent)
     for agent in sorted(set(node_agent.values()) - answered):
         recorder.event(rnd, "agent_timeout", f"agent {agent} did not reply within {timeout} s; it keeps its last policy")
     strategy.declare(choices)
@@ -396,7 +591,8 @@ def round_row(rnd: int, rollout, world: World, participants: frozenset[int], cli
     busiest = max(per_process.values(), default=0.0)
     row |= {**timings, "train_s": train_s, "client_s": client_s, "busiest_s": busiest,
             "flower_s": max(0.0, timings["exchange_s"] - busiest),
-            "agent_steps": rollout.agent_steps, "failed_agents": num_agents - len(client_stats)}
+            "agent_steps": rollout.agent_steps, "trained_agents": len(client_stats),
+            "failed_agents": num_agents - len(client_stats)}
     # every diagnostic the agents report, averaged over the agents that report it
     keys = sorted({k for s in client_stats for k, v in s.items() if k not in BOOKKEEPING and _scalar(v)})
     for key in keys:
@@ -428,20 +624,27 @@ def _progress(cfg: RunConfig, done: int = 0):
     return tqdm(total=cfg.rounds, initial=done, desc=f"{cfg.strategy} seed {cfg.seed}", unit="round")
 
 
-def make_server_app(cfg: RunConfig, outcome: RunOutcome | None = None) -> ServerApp:
-    """A ServerApp bound to an already validated configuration (for run_simulation)."""
+def make_server_app(cfg: RunConfig, outcome: RunOutcome | None = None, stop: StopRequest | None = None,
+                    on_round: Callable[[], object] | None = None,
+                    on_stopped: Callable[[], None] | None = None) -> ServerApp:
+    """A ServerApp bound to an already validated configuration (for run_simulation).
+    ``stop`` and ``on_round``: see ``run_federation``; ``on_stopped`` is called when a
+    stop request dropped a round, after the run's files are written."""
     server = ServerApp()
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         try:
-            summary = run_federation(grid, cfg)
+            summary = run_federation(grid, cfg, stop=stop, on_round=on_round)
             if outcome is not None:
                 outcome.summary = summary
         except BaseException as err:  # handed to the caller, which exits non-zero
             if outcome is None:
                 raise
             outcome.error = err
+        finally:
+            if stop is not None and stop.mode == "now" and on_stopped is not None:
+                on_stopped()
 
     return server
 
@@ -456,4 +659,7 @@ def main(grid: Grid, context: Context) -> None:
     cfg = RunConfig.from_mapping(dict(context.run_config))
     defaults = RunConfig().to_flat()
     check_applies([k for k, v in cfg.to_flat().items() if v != defaults[k]], [cfg])
+    check_out(cfg)
+    if cfg.execution.overwrite:
+        clear_run(cfg.out)
     run_federation(grid, cfg)

@@ -22,7 +22,7 @@ import torch
 from flwr.app import Array, ArrayRecord
 
 from clients import learners as learner_registry
-from clients.networks import NetworkConfig, to_record
+from clients.networks import NetworkConfig, policy_seed, to_record
 from clients.policies import ActingSpec, StackedPolicies, act
 from clients.rollout import Rollout
 from envs.base import BatchedGame
@@ -33,11 +33,13 @@ from strategies.mediator import Mediator
 class PolicyGroup:
     """The agents that share a learner: their stacked networks, policy kind and ε."""
 
-    def __init__(self, learner: str, agents: list[int], initial: torch.nn.Module, epsilon: float):
+    def __init__(self, learner: str, agents: list[int], initial: torch.nn.Module, epsilon: float,
+                 records: list[ArrayRecord] | None = None):
+        """``records``: each agent's initial policy (``initial``'s parameters for all by default)."""
         self.learner = learner
         self.kind = learner_registry.learner_class(learner).kind
         self.agents = agents
-        self.policies = StackedPolicies(initial, [to_record(initial)] * len(agents))
+        self.policies = StackedPolicies(initial, records or [to_record(initial)] * len(agents))
         self.epsilon = torch.full((len(agents), 1), float(epsilon))
 
     def act(self, obs: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +70,11 @@ class World:
         for name in dict.fromkeys(learners):
             agents = [i for i, n in enumerate(learners) if n == name]
             initial = self.initial_policy(name, game, self.num_actions, net, seed)
-            group = PolicyGroup(name, agents, initial, (epsilons or {}).get(name, 0.0))
+            records = None  # every agent starts from ``initial`` unless each draws its own (the learners do the same)
+            if net.init_weights != "shared":
+                records = [to_record(self.initial_policy(name, game, self.num_actions, net, policy_seed(net, seed, a)))
+                           for a in agents]
+            group = PolicyGroup(name, agents, initial, (epsilons or {}).get(name, 0.0), records)
             self.groups.append(group)
             self._where |= {a: (group, k) for k, a in enumerate(agents)}
 

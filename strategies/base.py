@@ -66,6 +66,13 @@ if TYPE_CHECKING:
     from strategies.robust import RobustConfig
 
 
+class WorldSettings(Protocol):
+    """What a strategy may read of the world's settings."""
+
+    @property
+    def batch(self) -> int: ...  # episodes (parallel copies of the game) played each round
+
+
 class RunSettings(Protocol):
     """What a strategy may read of the run's configuration: the run's own fields and the
     groups of this layer and the one below (federation.config.RunConfig satisfies it, and
@@ -85,6 +92,9 @@ class RunSettings(Protocol):
     md: MDConfig
     leaders: LeaderConfig
     robust: RobustConfig
+
+    @property
+    def world(self) -> WorldSettings: ...
 
     def learners(self) -> list[str]: ...
 
@@ -139,6 +149,13 @@ class FederationStrategy(Strategy):
         if cls.share == protocol.SHARE_NONE:
             return f"{cls.name} has no federation: nobody participates"
         return None
+
+    @classmethod
+    def config_notes(cls, cfg: RunSettings) -> list[str]:
+        """What the user should know about how this strategy reads the configuration ``cfg``
+        (e.g. a setting outside the conditions of the theorem it implements); printed and
+        recorded in the run's config.json ``notes``. None by default."""
+        return []
 
     @classmethod
     def check_learners(cls, learners: list[str]) -> None:

@@ -130,22 +130,34 @@ def utilitarian_reward(rewards: np.ndarray) -> np.ndarray:
     return rewards.mean(axis=-1)
 
 
-EGALITARIAN = ("variance", "return-std", "min")
+EGALITARIAN = ("variance", "return-std", "min", "step-std")
+#: egalitarian rewards defined step by step (``form`` does not apply to them)
+PER_STEP_EGALITARIAN = ("variance", "step-std")
+EGALITARIAN_FORMS = ("increments", "level")
 
 
-def egalitarian_reward(rewards: np.ndarray, kind: str = "variance") -> np.ndarray:
+def egalitarian_reward(rewards: np.ndarray, kind: str = "variance", form: str = "increments") -> np.ndarray:
     """The egalitarian team reward per step, [T, B, N] -> [T, B] (episodes start at t = 0).
 
     - ``"variance"``, [FPF Eq. 3] as written: -(1/N) Σ_i (r_i,t - r^uti_t)². With 0/1 rewards it is
       maximised by nobody collecting anything, so it pulls ω̄ away from resources.
     - ``"return-std"``, the D&F authors' code: minus the standard deviation of the agents'
-      episode returns, spread over the steps as its increments,
-      -(std_i G_i,t - std_i G_i,t-1) with G_i,t = Σ_{s<=t} r_i,s (the sum is -std_i G_i,T).
-    - ``"min"``, max-min fairness: the increments of the minimum cumulative return,
-      min_i G_i,t - min_i G_i,t-1 (the sum is the worst-off agent's return).
+      returns so far, -std_i G_i,t with G_i,t = Σ_{s<=t} r_i,s.
+    - ``"min"``, max-min fairness: the minimum return so far, min_i G_i,t.
+    - ``"step-std"``, the authors' SSD code: minus the standard deviation of the step's
+      rewards, -std_i r_i,t.
+
+    ``form`` spreads return-std and min over the steps: ``"increments"`` gives
+    level_t - level_t-1, which sum to the episode's value (-std_i G_i,T, the worst-off
+    agent's return); ``"level"`` gives level_t itself at every step, as the authors'
+    classic-games code does (PPO-FPF.py: ``ep_returns_std[t] = -np.std(...[:t+1].sum())``).
     """
+    if form not in EGALITARIAN_FORMS:
+        raise ValueError(f"unknown egalitarian form '{form}'; valid choices: {', '.join(EGALITARIAN_FORMS)}")
     if kind == "variance":
         return -((rewards - rewards.mean(axis=-1, keepdims=True)) ** 2).mean(axis=-1)
+    if kind == "step-std":
+        return -rewards.std(axis=-1)
     cumulative = np.cumsum(rewards, axis=0)
     if kind == "return-std":
         level = -cumulative.std(axis=-1)
@@ -153,4 +165,6 @@ def egalitarian_reward(rewards: np.ndarray, kind: str = "variance") -> np.ndarra
         level = cumulative.min(axis=-1)
     else:
         raise ValueError(f"unknown egalitarian reward '{kind}'; valid choices: {', '.join(EGALITARIAN)}")
+    if form == "level":
+        return level
     return np.diff(level, axis=0, prepend=np.zeros_like(level[:1]))

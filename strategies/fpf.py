@@ -22,7 +22,11 @@ policy ω̄ and pulls every agent toward them. Per round:
 3. Participants share their trained policy θ̃_i; the federation forms
    :math:`ω_i^{up} = ω - αλ_u(ω - θ̃_i)` ([FPF Eq. 10]) and
    :math:`ω \leftarrow (1-η)ω + η \frac{1}{N_p}\sum_{i∈N_p} ω_i^{up}` ([FPF Eq. 11]),
-   dividing by N_p (the authors' code divides by N in one place; that is a bug).
+   dividing by N_p (the authors' code divides by N in one place; that is a bug). The
+   coefficient of [FPF Eq. 10] is αλ_u unless ``upload_alpha`` sets it apart from the pull;
+   ``upload="raw"`` averages θ̃_i themselves (the authors' classic-games code, with η = 1.5).
+   With ``pull_every = k`` the pull and this aggregation happen once per federation event,
+   every k episodes (:func:`federation_events`), as the authors' ``fed_epi``.
    [FPF Eq. 10] is computed here from the shared θ̃_i rather than by the agent: the two are
    the same number and reveal the same information.
 4. Federated training on the world's data (lines 15-19):
@@ -54,7 +58,8 @@ from clients.networks import NetworkConfig, flat
 from clients.rollout import Rollout
 from strategies.base import FederationStrategy, RunSettings, shared_uploads
 from clients.anchors import Anchors
-from strategies.federated_policy import EGALITARIAN, OBJECTIVES, FederatedPolicy, egalitarian_reward, utilitarian_reward
+from strategies.federated_policy import (EGALITARIAN, EGALITARIAN_FORMS, OBJECTIVES, PER_STEP_EGALITARIAN, FederatedPolicy,
+                                        egalitarian_reward, utilitarian_reward)
 from strategies.federated_q import FederatedQ
 from strategies.participation import Participation
 from strategies.robust import Aggregator, Mean, make_aggregator
@@ -86,22 +91,58 @@ class FPFConfig(Settings):
     pull: str = setting("participants", "who is pulled toward ω and ω̄: the participants (the paper's text) or "
                                         "everyone (ablation)", choices=lambda: PULLS)
     egalitarian: str = setting("return-std", "ω̄'s team reward: variance ([FPF Eq. 3] as written), return-std (the "
-                                             "D&F authors' code) or min (max-min)", choices=EGALITARIAN)
+                                             "D&F authors' code), min (max-min) or step-std (the authors' SSD code)",
+                               choices=EGALITARIAN)
     fed_objective: str = setting("awr", "how ω and ω̄ learn from PPO agents' data: importance-weighted policy "
                                         "gradient (is-pg) or advantage-weighted regression (awr)", choices=OBJECTIVES)
     fed_conservative: float = setting(0.0, "DQN agents: weight of the conservative (CQL) term of ω's and ω̄'s "
                                            "Q-learning; 0 is plain double DQN", ge=0.0, le=1e6)
+    upload: str = setting("eq10", "what a participant's upload puts into [FPF Eq. 11]: eq10 (ω - c(ω - θ̃), "
+                                  "[FPF Eq. 10]) or raw (θ̃ itself, the authors' classic-games code)",
+                          choices=lambda: UPLOADS)
+    upload_alpha: float = setting(-1.0, "the coefficient c of [FPF Eq. 10]'s upload ω - c(ω - θ̃); -1: "
+                                        "fed-alpha·lambda-u, the same number as the pull toward ω", ge=-1.0, le=1.0)
+    pull_every: int = setting(0, "federation events every k episodes (the authors' fed_epi): the pull and ω's "
+                                 "aggregation happen once per event, so k episodes apart; 0: once per round",
+                              ge=0, le=10_000_000)
+    omega_pull: str = setting("loss", "how ω is pulled toward ω̄ ([FPF Eq. 6]): loss (λ_e/2·||ω - ω̄||² in ω's "
+                                      "training) or interpolate (ω <- ω - fed-alpha·lambda-e·(ω - ω̄) after each "
+                                      "aggregation, the authors' code)", choices=lambda: OMEGA_PULLS)
+    egalitarian_form: str = setting("increments", "how ω̄'s return-std or min reward is spread over the steps: "
+                                                  "increments (they sum to the episode's value) or level (the "
+                                                  "value so far at every step, the authors' classic-games code)",
+                                    choices=EGALITARIAN_FORMS)
 
     def check(self) -> None:
         if self.anchor_step == "round" and self.fed_alpha * (self.lambda_u + self.lambda_e) > 1:
             raise ConfigError(f"the per-round pull fed-alpha·(lambda-u + lambda-e) = "
                               f"{self.fed_alpha * (self.lambda_u + self.lambda_e):g} must be <= 1 "
                               "(a larger step overshoots the anchors)")
+        if self.upload_alpha != -1.0 and self.upload_alpha < 0:
+            raise ConfigError(f"--upload-alpha must be -1 (tied to the pull) or in [0, 1], got {self.upload_alpha:g}")
+        if self.upload == "raw" and self.upload_alpha != -1.0:
+            raise ConfigError("--upload raw uploads θ̃ itself; --upload-alpha applies to --upload eq10 only")
+        if self.egalitarian_form == "level" and self.egalitarian in PER_STEP_EGALITARIAN:
+            raise ConfigError(f"--egalitarian-form level applies to return-std and min; --egalitarian "
+                              f"{self.egalitarian} is already a per-step reward")
+
+    @property
+    def upload_coefficient(self) -> float:
+        """The c of [FPF Eq. 10]'s ω - c(ω - θ̃): 1 for raw uploads, fed-alpha·lambda-u unless set."""
+        if self.upload == "raw":
+            return 1.0
+        return self.fed_alpha * self.lambda_u if self.upload_alpha == -1.0 else self.upload_alpha
 
 
 def fpf_upload(omega: list[np.ndarray], theta: list[np.ndarray], alpha: float, lambda_u: float) -> list[np.ndarray]:
     """[FPF Eq. 10]: ω_i^up = ω - αλ_u(ω - θ̃_i), layer by layer."""
     return [w - alpha * lambda_u * (w - t) for w, t in zip(omega, theta)]
+
+
+def pull_toward(omega: list[np.ndarray], anchor: list[np.ndarray], weight: float) -> list[np.ndarray]:
+    """ω <- ω - w(ω - anchor), layer by layer (the authors' pull of ω toward ω̄ after each
+    aggregation, ``omega_pull="interpolate"``)."""
+    return [w - weight * (w - a) for w, a in zip(omega, anchor)]
 
 
 def fpf_aggregate(omega: list[np.ndarray], uploads: list[list[np.ndarray]], eta: float,
@@ -117,6 +158,17 @@ def fpf_aggregate(omega: list[np.ndarray], uploads: list[list[np.ndarray]], eta:
 
 
 PULLS: tuple[str, ...] = ("participants", "everyone")
+UPLOADS: tuple[str, ...] = ("eq10", "raw")
+OMEGA_PULLS: tuple[str, ...] = ("loss", "interpolate")
+
+
+def federation_events(server_round: int, episodes_per_round: int, every: int) -> int:
+    """How many federation events fall in round ``server_round`` (1-based) when one happens
+    every ``every`` episodes and a round plays ``episodes_per_round``: the multiples of
+    ``every`` among the round's episodes ``(r-1)·B + 1 .. r·B``. ``every = 0``: one per round."""
+    if every == 0:
+        return 1
+    return server_round * episodes_per_round // every - (server_round - 1) * episodes_per_round // every
 
 
 class FPF(FederationStrategy):
@@ -131,11 +183,12 @@ class FPF(FederationStrategy):
     def __init__(self, participation, seed: int, init: ArrayRecord, *, space, num_actions: int,
                  state_space, learner: str = "ppo", settings: FPFConfig | None = None, net=None,
                  gamma: float = 0.98, gae_lambda: float = 0.97, aggregator: Aggregator | None = None,
-                 **overrides: Any):
+                 episodes_per_round: int = 16, **overrides: Any):
         """``settings``: the FPF group of the configuration (its defaults when None), with
         ``overrides`` of its fields (``lambda_u=1.0``), checked by the group's own ranges;
         ``aggregator``: how [FPF Eq. 11] combines the uploads (strategies.robust; the mean
-        by default); ``gamma``, ``gae_lambda``: the agents' learner's, for ω's training."""
+        by default); ``gamma``, ``gae_lambda``: the agents' learner's, for ω's training;
+        ``episodes_per_round``: the world's batch B, to place ``pull_every``'s events."""
         super().__init__(participation, seed)
         s = dataclasses.replace(settings or FPFConfig(), **overrides)
         s.validate()
@@ -146,6 +199,7 @@ class FPF(FederationStrategy):
         self.fed_updates, self.fed_batch = s.fed_updates, s.fed_batch
         self.anchor_step, self.pull, self.egalitarian = s.anchor_step, s.pull, s.egalitarian
         self.gamma, self.gae_lambda = gamma, gae_lambda
+        self.episodes_per_round = episodes_per_round
         eta, fed_lr, fed_critic_lr = s.eta, s.fed_lr, s.fed_critic_lr
         fed_conservative, fed_objective = s.fed_conservative, s.fed_objective
         if learner in self.refuses_learners:
@@ -175,22 +229,33 @@ class FPF(FederationStrategy):
                    space=game.observation_space, num_actions=game.num_actions, state_space=game.state_space,
                    learner=learners[0], settings=cfg.fpf, net=cfg.net,
                    gamma=cfg.dqn.gamma if learners[0] == "dqn" else cfg.ppo.gamma, gae_lambda=cfg.ppo.gae_lambda,
-                   aggregator=make_aggregator(cfg.robust))
+                   aggregator=make_aggregator(cfg.robust), episodes_per_round=cfg.world.batch)
+
+    def events(self, server_round: int) -> int:
+        """The federation events of this round (one per round unless ``pull_every`` is set)."""
+        return federation_events(server_round, self.episodes_per_round, self.settings.pull_every)
 
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
-        """ω, ω̄ and [FPF Eq. 9]'s pull weights αλ_u, αλ_e, for the agents that are pulled."""
-        if self.pull == "participants" and agent not in self.members:
+        """ω, ω̄ and [FPF Eq. 9]'s pull weights αλ_u, αλ_e, for the agents that are pulled, with
+        the number of pulls (``pull-repeats``: the round's federation events); nothing in a
+        round without an event."""
+        events = self.events(server_round)
+        if events == 0 or (self.pull == "participants" and agent not in self.members):
             return {}, {}
         entries = {protocol.PULL_U: self.fed_alpha * self.lambda_u, protocol.PULL_E: self.fed_alpha * self.lambda_e,
                    "anchor-step": self.anchor_step}
+        if events > 1:
+            entries[protocol.PULL_REPEATS] = events
         return entries, {protocol.OMEGA: arrays, protocol.OMEGA_BAR: self._omega_bar_record}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         uploads = shared_uploads(replies)
         omega = self.omega.record()
+        if self.events(server_round) == 0:  # no federation event this round: ω stays
+            return omega, MetricRecord({"uploads": 0})
         keys = list(omega.keys())
         w = [omega[k].numpy() for k in keys]
-        ups = [fpf_upload(w, [u[k].numpy() for k in keys], self.fed_alpha, self.lambda_u) for u in uploads]
+        ups = [fpf_upload(w, [u[k].numpy() for k in keys], self.settings.upload_coefficient, 1.0) for u in uploads]
         how: dict[str, float] = {}
 
         def combine(values):
@@ -199,16 +264,21 @@ class FPF(FederationStrategy):
             return out
 
         new = fpf_aggregate(w, ups, self.eta, combine)
+        if self.settings.omega_pull == "interpolate":
+            bar = [self._omega_bar_record[k].numpy() for k in keys]
+            new = pull_toward(new, bar, self.fed_alpha * self.lambda_e)
         record = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in zip(keys, new)})
         return record, MetricRecord({"uploads": len(uploads), **how})
 
     def federated_training(self, server_round: int, rollout: Rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
         self.omega.load(arrays)
         uti = self.omega.update(rollout, utilitarian_reward(rollout.rewards), ent_coef=0.0,
-                                anchor=self._omega_bar_record, anchor_weight=self.lambda_e,
+                                anchor=self._omega_bar_record,
+                                anchor_weight=self.lambda_e if self.settings.omega_pull == "loss" else 0.0,
                                 updates=self.fed_updates, batch=self.fed_batch, gamma=self.gamma,
                                 gae_lambda=self.gae_lambda, gen=self._gen)
-        ega = self.omega_bar.update(rollout, egalitarian_reward(rollout.rewards, self.egalitarian), ent_coef=self.lambda_h,
+        ega_reward = egalitarian_reward(rollout.rewards, self.egalitarian, self.settings.egalitarian_form)
+        ega = self.omega_bar.update(rollout, ega_reward, ent_coef=self.lambda_h,
                                     anchor=None, anchor_weight=0.0,
                                     updates=self.fed_updates, batch=self.fed_batch, gamma=self.gamma,
                                     gae_lambda=self.gae_lambda, gen=self._gen)

@@ -5,9 +5,10 @@ The Stackelberg step, the agents, sequential learning and the metrics are those 
 leader strategy (strategies/leaders.py); what JAM-QL adds is the mediator.
 
 **Augmented state.** :math:`s_\rho = (t, m, k)`: the step t, the game's state index m
-(``mediator_state``: the previous joint action in the matrix games; none in the grid)
-and the agents' cumulative game rewards :math:`c_i = \sum_{\tau<t} r_{i,\tau}`
-discretised *relative to the poorest agent*:
+(``mediator_state``: the previous joint action in the matrix games, the agents' cells on
+the resource grid; ``--mediator-state none``: one state, as the committed resource-grid
+runs of docs/results/jamql/ had) and the agents' cumulative game rewards
+:math:`c_i = \sum_{\tau<t} r_{i,\tau}` discretised *relative to the poorest agent*:
 :math:`k_i = \min(\lfloor (c_i - \min_j c_j)/w \rfloor, K-1)` (``--reward-bin-width`` w
 [1], ``--reward-bins`` K [4]; bin K-1 holds "K-1 or more widths ahead"), so
 :math:`K^N` reward states (16 with 2 agents, 256 with 4).
@@ -56,13 +57,17 @@ from __future__ import annotations
 import numpy as np
 
 from clients.rollout import Rollout
-from strategies.leaders import LeaderConfig, LeaderMediator, LeaderStrategy
+from strategies.leaders import LeaderConfig, LeaderMediator, LeaderStrategy, check_table
 
 
 class JAMQLMediator(LeaderMediator):
     """The max-min Q-learning mediator over augmented states (module docstring)."""
 
     transfers = True
+
+    @classmethod
+    def table_entries(cls, states: int, agents: int, horizon: int, cfg: LeaderConfig) -> int:
+        return horizon * states * cfg.reward_bins ** agents * agents * agents
 
     def __init__(self, game, cfg: LeaderConfig, seed: int):
         super().__init__(game, cfg, seed)
@@ -129,6 +134,7 @@ class JAMQLMediator(LeaderMediator):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
+        check_table(np.asarray(state["q"]), self.q.shape, "mediator table")
         self.q = np.array(state["q"], np.float32)
 
 

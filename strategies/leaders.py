@@ -38,14 +38,20 @@ Baselines:
 - ``fixed-leader``: agent ``leader`` [0] always leads.
 - ``alternating-leader``: agent t mod N leads at step t.
 - ``vote-leader``: every agent learns a vote. Agent i's vote learner is a Q-table
-  :math:`V_i(t, m, v)` over the step t, the game's state index m (when the game has one)
-  and the candidate v, learnt from agent i's *own* rewards only:
+  :math:`V_i(t, m, v)` over the step t, the game's state index m (when the game has one,
+  as JAM-QL's mediator: ``--mediator-state``) and the candidate v, learnt from agent i's *own* rewards only:
   :math:`V_i(x_t, v_t) \mathrel{+}= \alpha\,(r_{i,t} + \max_v V_i(x_{t+1}, v) - V_i(x_t, v_t))`
   (undiscounted, finite horizon; a backward sweep over each episode), ε-greedy
   (``--mediator-lr``, ``--mediator-epsilon``). The leader is the plurality of the votes,
   ties broken uniformly at random. **Decision:** the vote learners run at the server (the
   world is a trusted simulator); each reads nothing but its own agent's rewards and the
   public state, so this is the same as each agent learning its vote at home.
+
+**The game's state index** m (``--mediator-state game``, the default): the game's
+``mediator_state`` (envs/dilemma.py: the previous joint action; envs/resource_grid.py:
+the agents' cells), :math:`M` values; a game without one, or ``--mediator-state none``,
+has a single m. The tables grow with M; a configuration whose table would exceed
+``MAX_TABLE`` entries (e.g. the grid with 3 or 4 agents) is refused before the run.
 
 ε of the mediator's and the vote learners' choices: ``min(mediator_epsilon, 1/(n+1))``
 with n the rounds they have learnt (GLIE, as ``--q-epsilon-schedule 1/t``).
@@ -81,6 +87,10 @@ class LeaderConfig(Settings):
                                        "r_j) (1 equalises the last step's rewards)", ge=0.0, le=1.0)
     reward_bins: int = setting(4, "JAM-QL's state: bins of each agent's cumulative reward", ge=1, le=100_000)
     reward_bin_width: float = setting(1.0, "JAM-QL's state: the width of a reward bin", gt=0.0, le=1e9)
+    mediator_state: str = setting("game", "the game's part of the state of JAM-QL's mediator and of the vote learners: "
+                                          "game = the game's state index (matrix games: the previous joint action; "
+                                          "resource grid: the agents' cells), none = one state for every game state",
+                                  choices=("game", "none"))
     leader: int = setting(0, "fixed-leader: the agent that always leads", ge=0, le=1_000_000)
 
 
@@ -114,12 +124,23 @@ def exploration(cap: float, rounds_learnt: int) -> float:
     return float(min(cap, 1.0 / (rounds_learnt + 1)))
 
 
-def game_state_index(game):
+def game_state_index(game, use: str = "game"):
     """``(count, index(state [B, S]) -> [B])``: the game's state part of a mediator's state
-    (its ``mediator_state`` when it has one, else a single state)."""
-    if hasattr(game, "mediator_state"):
+    (its ``mediator_state`` when it has one and ``use`` is "game", else a single state)."""
+    if use == "game" and hasattr(game, "mediator_state"):
         return int(game.mediator_states), game.mediator_state
     return 1, lambda state: np.zeros(len(state), np.int64)
+
+
+#: the most entries a leader rule's table may have (JAM-QL's Q̂, the vote learners' V)
+MAX_TABLE = 20_000_000
+
+
+def check_table(table: np.ndarray, shape: tuple[int, ...], what: str) -> None:
+    """Raise ValueError if a checkpoint's ``table`` does not fit this run's ``shape``."""
+    if table.shape != shape:
+        raise ValueError(f"the checkpoint's {what} has shape {table.shape}, this run's {shape}: it was saved with "
+                         "other leader settings (--mediator-state, --reward-bins) or another game")
 
 
 class LeaderMediator(Mediator):
@@ -135,7 +156,7 @@ class LeaderMediator(Mediator):
     def __init__(self, game, cfg: LeaderConfig, seed: int):
         self.n, self.horizon, self.cfg, self.seed = game.num_agents, game.episode_length, cfg, seed
         self.fair_action = getattr(game, "fair_action", None)
-        self.states, self.state_index = game_state_index(game)
+        self.states, self.state_index = game_state_index(game, cfg.mediator_state)
         self.rounds_learnt = 0
         self.rng = np.random.default_rng(seed)
         self._reset_episode(1)
@@ -176,6 +197,11 @@ class LeaderMediator(Mediator):
     def choose(self, t: int, state: np.ndarray, cum: np.ndarray) -> np.ndarray:
         """The leader ``[B]`` of each copy at step t, given the cumulative rewards ``cum``."""
         raise NotImplementedError
+
+    @classmethod
+    def table_entries(cls, states: int, agents: int, horizon: int, cfg: LeaderConfig) -> int:
+        """Entries of the table the rule keeps with ``states`` game states (0: none)."""
+        return 0
 
     # ------------------------------------------------------------ learning
     @property
@@ -229,6 +255,10 @@ class AlternatingLeader(LeaderMediator):
 class VoteLeader(LeaderMediator):
     """Every agent's vote learner V_i(t, m, v); the plurality leads (module docstring)."""
 
+    @classmethod
+    def table_entries(cls, states: int, agents: int, horizon: int, cfg: LeaderConfig) -> int:
+        return agents * (horizon + 1) * states * agents
+
     def __init__(self, game, cfg: LeaderConfig, seed: int):
         super().__init__(game, cfg, seed)
         self.votes = np.zeros((self.n, self.horizon + 1, self.states, self.n))  # V_i[t, m, v]; row T stays 0
@@ -275,6 +305,7 @@ class VoteLeader(LeaderMediator):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
+        check_table(np.asarray(state["votes"]), self.votes.shape, "vote table")
         self.votes = np.array(state["votes"])
 
 
@@ -294,6 +325,12 @@ class LeaderStrategy(FederationStrategy):
     @classmethod
     def check_config(cls, cfg: RunSettings, game) -> None:
         check(cfg.leaders, game.num_agents)
+        states = game_state_index(game, cfg.leaders.mediator_state)[0]
+        size = cls.mediator_class.table_entries(states, game.num_agents, game.episode_length, cfg.leaders)
+        if size > MAX_TABLE:
+            raise ValueError(f"{cls.name}'s table would have {size:,} entries on {game.name} with "
+                             f"{game.num_agents} agents (limit {MAX_TABLE:,}): use --mediator-state none, "
+                             "fewer --reward-bins or fewer agents")
 
     @classmethod
     def from_config(cls, cfg: RunSettings, game, init):

@@ -29,8 +29,16 @@ Measured with DQN agents on Harvest (experiments/campaigns/lmf-exchange.toml, do
 [FPF Eq. 13] the agents' disagreement grows and the collective return falls to about half of
 independent learners'; with diffusion it does not.
 
-Step size α_t = α_0 / t^β: the agents' learning rates are scaled by t^(-β) (``lmf_beta``;
-the theory wants β ∈ (1/2, 1); 0 keeps them constant). Non-participants train alone.
+Step size α_t = α_0 / t^β, t the round: the agents' learning rates are scaled by t^(-β)
+(``lmf_beta``; 0 keeps them constant, today's default). [FPF Thm. 2] proves consensus for
+α_t = α_0/t^β with β ∈ (1/2, 1) and α_0 ∈ (0, 1/(N_p(2C_L + 1))), C_L the bound on the
+local gradients of [FPF Assumption 6]. :func:`theorem2_violations` names what a run's
+schedule breaks of that; a run prints it and records it in its config's ``notes``
+(:meth:`LMF.config_notes`). C_L is unknown (it bounds the gradients of whatever the agents
+learn), so of the bound on α_0 only its necessary part α_0 < 1/N_p (C_L > 0) is checked,
+with α_0 the learners' configured learning rate (PPO's actor, DQN's Q-network); the agents
+take Adam steps, whose size is not α_t·∇J, so even a schedule that passes is the theorem's
+only by analogy. Non-participants train alone.
 """
 
 from __future__ import annotations
@@ -73,7 +81,8 @@ class LMFConfig(Settings):
     group_size: int = setting(3, "graph dynamic: the size of the overlapping federations", ge=2, le=1_000_000)
     mode: str = setting("parameters", "the exchange: parameters [LMF [FPF Eq. 13]], gradients [LMF [FPF Eq. 14]] or diffusion "
                                       "(adapt, then combine)", flag="lmf-mode", choices=LMF_MODES)
-    beta: float = setting(0.0, "step-size decay α_t = α_0/t^β [FPF Thm. 2]", flag="lmf-beta", ge=0.0, lt=1.0)
+    beta: float = setting(0.0, "step-size decay α_t = α_0/t^β [FPF Thm. 2], t the round; the theorem needs "
+                               "β ∈ (1/2, 1), 0 (constant steps) breaks it", flag="lmf-beta", ge=0.0, le=1.0)
 
     def schedule(self, num_agents: int, seed: int) -> GraphSchedule:
         if self.graph_file:
@@ -82,6 +91,26 @@ class LMFConfig(Settings):
             "fixed": {"k": self.graph_k, "agents": num_agents}, "dynamic": {"group_size": self.group_size},
             "erdos_renyi": {"p": self.graph_p}, "b_connected": {"B": self.graph_b}}
         return make_schedule(self.graph, seed=seed, **options.get(self.graph, {}))
+
+
+def step_scale(server_round: int, beta: float) -> float:
+    """α_t/α_0 = t^(-β) in round t >= 1 ([FPF Thm. 2]'s schedule)."""
+    return float(server_round ** -beta)
+
+
+def theorem2_violations(beta: float, alpha0: float | None = None, participants: int | None = None) -> list[str]:
+    """The conditions of [FPF Thm. 2] the schedule α_t = α_0/t^β breaks, one sentence each
+    (empty: none that can be checked). ``alpha0`` and ``participants`` (N_p), when given,
+    check the necessary part α_0 < 1/N_p of α_0 ∈ (0, 1/(N_p(2C_L + 1))) (C_L > 0 unknown)."""
+    out = []
+    if not 0.5 < beta < 1.0:
+        out.append(f"--lmf-beta {beta:g} is outside [FPF Thm. 2]'s β ∈ (1/2, 1)"
+                   + (" (β = 0: constant steps)" if beta == 0 else ""))
+    if alpha0 is not None and participants:
+        if not 0.0 < alpha0 < 1.0 / participants:
+            out.append(f"α_0 = {alpha0:g} is not below 1/N_p = {1.0 / participants:g}, so not in [FPF Thm. 2]'s "
+                       f"(0, 1/(N_p(2C_L + 1))) for any gradient bound C_L > 0")
+    return out
 
 
 def neighbour_mix(C: np.ndarray, shared: list[ArrayRecord]) -> list[dict[str, np.ndarray]]:
@@ -128,6 +157,16 @@ class LMF(FederationStrategy):
             raise ValueError(f"lmf needs at least 2 agents (it mixes with neighbours), got --agents {cfg.agents}")
 
     @classmethod
+    def config_notes(cls, cfg: RunSettings) -> list[str]:
+        """[FPF Thm. 2]'s conditions the run's step schedule breaks (:func:`theorem2_violations`)."""
+        alphas = {"ppo": cfg.ppo.lr_actor, "dqn": cfg.dqn.lr}
+        learners = set(cfg.learners())
+        alpha0 = max((alphas[name] for name in learners if name in alphas), default=None)
+        participants = cls.effective_participation(Participation.from_config(cfg.joining, cfg.agents)).size
+        return [f"lmf: the step schedule breaks [FPF Thm. 2]: {why}"
+                for why in theorem2_violations(cfg.lmf.beta, alpha0, participants)]
+
+    @classmethod
     def from_config(cls, cfg: RunSettings, game, init) -> "LMF":
         lmf = cfg.lmf
         return cls(Participation.from_config(cfg.joining, cfg.agents), cfg.seed, lmf.schedule(cfg.agents, cfg.seed),
@@ -136,7 +175,7 @@ class LMF(FederationStrategy):
     def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
         """The agent's neighbour mix from the last exchange (delivered once), the mode and α_t/α_0."""
         mix = self.pending.pop(agent, None)
-        entries = {"lmf-mode": self.mode, "lr-scale": float(server_round ** -self.beta)}
+        entries = {"lmf-mode": self.mode, "lr-scale": step_scale(server_round, self.beta)}
         return entries, ({} if mix is None else {protocol.MIX: mix})
 
     def acting_policies(self, arrays: ArrayRecord) -> dict[int, ArrayRecord]:

@@ -14,6 +14,17 @@ trained up to the previous round; ``train_rewards`` is then the world's reshaped
 rewards. After the agents' replies the mechanism trains (``federated_training``:
 Algorithm 1 lines 10-13, once per round, on the round's joint transitions).
 
+**Minibatch-time R̄ (``--md-reshape-time minibatch``).** [MD] Algorithm 1 recomputes R̄ on
+every sampled minibatch with the current critic and MRP (line 14), where the default
+(``play``) freezes the label of the round the step was played in the agent's replay. In
+minibatch mode the mediator keeps the round's joint steps (global state, joint action, the
+game's rewards) and each agent's train message carries them with the mechanism itself
+(critic, MRP predictor and buffer, clients/reshaping.py); the agent stores them in its
+replay and relabels every minibatch (clients/dqn.py), with the norm of its own Q-gradient
+on that minibatch. The agent then sees the other agents' actions and rewards, as
+Algorithm 1's shared replay does. ``--md-denominator own`` ([MD Eqs. 9, 11]'s Q̄_i, the
+agent's own network) needs this mode: only the agent can evaluate its Q̄_i.
+
 **The gradient norm.** |∇θ_i Q̄_i| is what agent i reports in its reply metrics
 (``q_grad_norm``, clients/dqn.py); ``aggregate_train`` reads it and the next round's
 rewards use it (one round of delay: the norm of round r is only known after the agent
@@ -39,6 +50,7 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 
 from clients import protocol
 from clients.rollout import Rollout
+from clients.reshaping import DENOMINATORS, RESHAPE_TIMES, JointSteps
 from strategies.base import FederationStrategy, RunSettings
 from strategies.fedavg import FedAvg
 from strategies.independent import Independent
@@ -47,6 +59,10 @@ from strategies.mediator import Mediator
 from strategies.participation import Participation
 from typing import ClassVar
 from clients.settings import ConfigError, Settings, setting
+
+
+EXACT_MAX = ("off", "auto", "on")
+EXACT_CAP = 1_000_000  # the most joint actions --md-exact-max on enumerates
 
 
 @dataclass
@@ -74,10 +90,28 @@ class MDConfig(Settings):
     batch: int = setting(256, "minibatch size of the critic and MRP", ge=1, le=10_000_000)
     updates: int = setting(100, "critic and MRP gradient steps per round", ge=1, le=10_000_000)
     sweeps: int = setting(1, "passes of the one-agent-at-a-time best-response search [MD Eq. 12]", ge=1, le=1000)
+    exact_max: str = setting("off", "the critic's bootstrap max over a' [MD Eq. 13]: off (the best-response search), "
+                                    "on (enumerate all |A|^N joint actions), auto (enumerate when |A|^N <= "
+                                    "--md-exact-limit)", choices=EXACT_MAX)
+    exact_limit: int = setting(1024, "--md-exact-max auto: the most joint actions enumerated", ge=1,
+                               le=EXACT_CAP)
+    reshape_time: str = setting("play", "when R̄ is computed: play (when the step is played, frozen in the agents' "
+                                        "replay) or minibatch (on every minibatch the agent samples, with the "
+                                        "round's critic and MRP [MD Alg. 1])", choices=RESHAPE_TIMES)
+    denominator: str = setting("heads", "[MD Eq. 15]'s denominator: heads (the critic's Q_i(s, a*) - Q_i(s, a)) or "
+                                        "own (the agent's own Q̄_i(s, a_i*) - Q̄_i(s, a_i) [MD Eqs. 9, 11]; needs "
+                                        "--md-reshape-time minibatch)", choices=DENOMINATORS)
 
     def check(self) -> None:
         if self.clip_max < self.clip_min:
             raise ConfigError(f"--md-clip-max ({self.clip_max}) must be >= --md-clip-min ({self.clip_min})")
+        if self.denominator == "own" and self.reshape_time != "minibatch":
+            raise ConfigError("--md-denominator own needs --md-reshape-time minibatch (only the agent holds its own "
+                              f"Q̄_i), got --md-reshape-time {self.reshape_time}")
+
+    def exact(self, num_agents: int, num_actions: int) -> bool:
+        """Whether the bootstrap max enumerates the |A|^N joint actions."""
+        return self.exact_max == "on" or (self.exact_max == "auto" and num_actions ** num_agents <= self.exact_limit)
 
 
 class MechanismMediator(Mediator):
@@ -89,9 +123,20 @@ class MechanismMediator(Mediator):
         self.mechanism, self.cfg = mechanism, cfg
         self.grad_norm = np.ones(mechanism.num_agents, np.float32)  # |∇θ_i Q̄_i| until agents report
         self._sums = np.zeros(4)  # R̄ total, penalised, improved, samples
+        self.steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # minibatch mode: the round's steps
+
+    def begin_rollout(self, server_round: int) -> None:
+        self.steps = []
+
+    def joint_steps(self) -> JointSteps:
+        """The last rollout's steps, ``[T, B, ...]`` (minibatch mode)."""
+        state, actions, rewards = (np.stack(x) for x in zip(*self.steps))
+        return JointSteps(state.astype(np.float32), actions.astype(np.int64), rewards.astype(np.float32))
 
     def reshape(self, t: int, state: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
         c = self.cfg
+        if c.reshape_time == "minibatch":
+            self.steps.append((np.array(state), np.array(actions), np.array(rewards)))
         r_bar, info = self.mechanism.reward(state, actions, self.grad_norm, c.eta, c.penalty, c.clip_min,
                                             c.clip_max)
         self._sums += (r_bar.mean(axis=1).sum(), info["penalised"].sum(), info["improved"].sum(), len(r_bar))
@@ -130,9 +175,34 @@ class MechanismDesign(FederationStrategy):
                               gamma=md.gamma, critic_lr=md.critic_lr, mrp_lr=md.mrp_lr, tau=md.tau,
                               grad_clip=md.grad_clip, dropout=md.dropout, buffer=md.buffer,
                               mrp_buffer=md.mrp_buffer, batch=md.batch, updates=md.updates,
-                              sweeps=md.sweeps)
+                              sweeps=md.sweeps, exact=md.exact(game.num_agents, game.num_actions))
         strategy.mediator = MechanismMediator(mechanism, md)
         return strategy
+
+    @classmethod
+    def check_config(cls, cfg: RunSettings, game) -> None:
+        count = game.num_actions ** game.num_agents
+        if cfg.md.exact_max == "on" and count > EXACT_CAP:
+            raise ValueError(f"--md-exact-max on: {game.num_agents} agents with {game.num_actions} actions have "
+                             f"{count:,} joint actions, more than the {EXACT_CAP:,} it enumerates; use auto or off")
+
+    def instructions(self, agent: int, server_round: int, arrays: ArrayRecord) -> tuple[dict, dict[str, ArrayRecord]]:
+        """Minibatch mode: the round's joint steps and the mechanism, to relabel minibatches with."""
+        md, med = self.mediator.cfg, self.mediator
+        if md.reshape_time != "minibatch" or not med.steps:
+            return {}, {}
+        mech = med.mechanism
+        if self._sent_round != server_round:  # one copy for every agent's message
+            self._sent_round = server_round
+            self._sent = {protocol.MECHANISM: mech.to_record(), protocol.JOINT: med.joint_steps().to_record()}
+        entries = {"md-agents": mech.num_agents, "md-actions": mech.num_actions, "md-state-dim": mech.state_dim,
+                   "md-dropout": mech.dropout, "md-sweeps": mech.sweeps, "md-use-mrp": mech.use_mrp,
+                   "md-eta": md.eta, "md-penalty": md.penalty, "md-clip-min": md.clip_min, "md-clip-max": md.clip_max,
+                   "md-lambda": md.lambda_, "md-denominator": md.denominator}
+        return entries, dict(self._sent)
+
+    _sent_round: int = 0
+    _sent: dict[str, ArrayRecord] = {}
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Read each agent's reported |∇θ_i Q̄_i| (nothing else of the reply is used)."""

@@ -10,7 +10,9 @@ joint action a (one-hot per agent), 128-64-32 ReLU units with dropout 0.5, train
 with a soft-updated target ψ⁻ (τ of Table 2). **Decision:** the max over the |A|^N joint
 actions of s' is taken by the same best-response search as [MD Eq. 12], started from the
 joint action actually played at s' (3^10 = 59,049 joint actions in ER(10, 6) would be
-enumerated for every sample otherwise).
+enumerated for every sample otherwise). ``--md-exact-max`` enumerates them instead
+(:func:`exact_max`; ``auto``: when |A|^N is at most ``--md-exact-limit``, e.g. the 243 of
+ER(5, 3)). [MD Eq. 15]'s Q*_tot and a* stay [MD Eq. 12]'s search either way.
 
 **Individual heads** (the denominator of [MD Eq. 15]). [MD Eq. 15] prints Q_i* - Q_i, the
 individual value of [MD Eq. 3] (the agent's own game reward), where [MD Eq. 9] prints the agent's
@@ -52,136 +54,17 @@ Without MRP (the ``md-nomrp`` ablation) only the first branch is used.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clients.reshaping import (CounterfactualCritic, MechanismValues, MRPBuffer, all_joint_actions, best_response,
+                               exact_max, relu_mlp, reshaped_reward)
 
-def relu_mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
-    """Linear-ReLU(-Dropout) layers of Table 1, then a linear output."""
-    layers: list[nn.Module] = []
-    for a, b in zip((in_dim, *hidden[:-1]), hidden):
-        layers += [nn.Linear(a, b), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
-    layers.append(nn.Linear(hidden[-1], out_dim))
-    return nn.Sequential(*layers)
-
-
-class CounterfactualCritic(nn.Module):
-    """(s, a) -> [Q_tot, Q_1, ..., Q_N]: the state and every agent's action one-hot."""
-
-    def __init__(self, state_dim: int, num_agents: int, num_actions: int, hidden=(128, 64, 32), dropout: float = 0.5):
-        super().__init__()
-        self.num_agents, self.num_actions = num_agents, num_actions
-        self.net = relu_mlp(state_dim + num_agents * num_actions, tuple(hidden), 1 + num_agents, dropout)
-
-    def forward(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        onehot = F.one_hot(actions.long(), self.num_actions).float().flatten(1)
-        return self.net(torch.cat([state, onehot], dim=1))
-
-
-def best_response(q_tot: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], state: torch.Tensor,
-                  actions: torch.Tensor, num_actions: int, sweeps: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """[MD Eq. 12]'s search: ``(a* [M, N], Q*_tot [M])`` from the joint actions ``actions [M, N]``.
-
-    ``q_tot(state [K, S], actions [K, N]) -> [K]``. Each agent in turn moves to the argmax
-    of its slice at the current joint action if that is strictly better (ties keep the
-    current action); at most ``sweeps`` passes, fewer if a pass changes nothing.
-    """
-    M, N = actions.shape
-    a = actions.clone().long()
-    value = q_tot(state, a)
-    grid = torch.arange(num_actions)
-    wide = state.repeat_interleave(num_actions, dim=0)
-    for _ in range(max(1, sweeps)):
-        moved = False
-        for i in range(N):
-            cand = a.unsqueeze(1).repeat(1, num_actions, 1)  # [M, A, N]
-            cand[:, :, i] = grid
-            vals = q_tot(wide, cand.reshape(M * num_actions, N)).reshape(M, num_actions)
-            best, arg = vals.max(dim=1)
-            better = best > value
-            if better.any():
-                moved = True
-                a[better, i] = arg[better]
-                value = torch.where(better, best, value)
-        if not moved:
-            break
-    return a, value
-
-
-def reshaped_reward(q_now: np.ndarray, q_star: np.ndarray, qi_now: np.ndarray, qi_star: np.ndarray,
-                    grad_norm: np.ndarray, mrp: np.ndarray | None, eta: float, penalty: float,
-                    clip_min: float = 1e-3, clip_max: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
-    """[MD Eq. 15] for M samples and N agents: ``(R̄ [M, N], penalised [M] bool)``.
-
-    ``q_now``, ``q_star`` [M]: Q_tot(s, a) and Q*_tot; ``qi_now``, ``qi_star`` [M, N]:
-    Q_i(s, a) and Q_i(s, a*); ``grad_norm`` [N]: |∇θ_i Q̄_i|; ``mrp`` [M] R_MRP(s) or None
-    (no MRP: first branch only). Guards in the module docstring.
-    """
-    num = np.maximum(np.asarray(q_star, np.float64) - q_now, 0.0)[:, None]
-    den = np.asarray(qi_star, np.float64) - qi_now
-    sign = np.where(den >= 0, 1.0, -1.0)
-    ratio = sign * np.clip(num / np.maximum(np.abs(den), clip_min), clip_min, clip_max)
-    ratio = np.where(num > 0, ratio, 0.0)
-    out = ratio * np.asarray(grad_norm, np.float64)[None, :]
-    penalised = np.zeros(len(num), bool) if mrp is None else (np.asarray(mrp) - q_star) > eta
-    out = np.where(penalised[:, None], -penalty * np.asarray(grad_norm, np.float64)[None, :], out)
-    return out.astype(np.float32), penalised
-
-
-class MRPBuffer:
-    """[MD Eq. 14]: the running maximum of Q_tot(s, a) per state seen, at most ``capacity`` states."""
-
-    def __init__(self, capacity: int, state_dim: int):
-        self.capacity = int(capacity)
-        self.states = np.zeros((self.capacity, state_dim), np.float32)
-        self.values = np.zeros(self.capacity, np.float32)
-        self.slot: dict[bytes, int] = {}
-        self.keys: list[bytes | None] = [None] * self.capacity
-        self.pos = 0  # the slot the next new state takes (the oldest once full)
-
-    def __len__(self) -> int:
-        return len(self.slot)
-
-    @staticmethod
-    def key(state: np.ndarray) -> bytes:
-        return np.ascontiguousarray(state, np.float32).tobytes()
-
-    def update(self, states: np.ndarray, values: np.ndarray) -> None:
-        """R_MRP(s) <- max(R_MRP(s), Q_tot(s, a)) if s is known, else Q_tot(s, a)."""
-        for s, v in zip(np.asarray(states, np.float32), np.asarray(values, np.float32)):
-            k = self.key(s)
-            i = self.slot.get(k)
-            if i is not None:
-                self.values[i] = max(self.values[i], v)
-                continue
-            i = self.pos
-            if (old := self.keys[i]) is not None:
-                del self.slot[old]
-            self.keys[i], self.slot[k] = k, i
-            self.states[i], self.values[i] = s, v
-            self.pos = (self.pos + 1) % self.capacity
-
-    def lookup(self, states: np.ndarray) -> np.ndarray:
-        """R_MRP(s) for each state, NaN where s was never seen."""
-        idx = [self.slot.get(self.key(s), -1) for s in np.asarray(states, np.float32)]
-        return np.array([self.values[i] if i >= 0 else np.nan for i in idx], np.float32)
-
-    def sample(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        filled = np.fromiter(self.slot.values(), np.int64)
-        idx = filled[rng.integers(len(filled), size=batch)]
-        return self.states[idx], self.values[idx]
-
-    def state_dict(self) -> dict:
-        return {"states": self.states.copy(), "values": self.values.copy(), "keys": list(self.keys), "pos": self.pos}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.states, self.values = state["states"].copy(), state["values"].copy()
-        self.keys, self.pos = list(state["keys"]), int(state["pos"])
-        self.slot = {k: i for i, k in enumerate(self.keys) if k is not None}
+__all__ = ["CounterfactualCritic", "MRPBuffer", "Mechanism", "Transitions", "all_joint_actions", "best_response",
+           "exact_max", "relu_mlp", "reshaped_reward", "rollout_transitions", "soft_update"]
 
 
 class Transitions:
@@ -239,16 +122,21 @@ def rollout_transitions(state: np.ndarray, actions: np.ndarray, rewards: np.ndar
             "done": flat(terminated.all(axis=-1).astype(np.float32))}
 
 
-class Mechanism:
-    """The critic ψ (with its target), the MRP buffer and predictor ϕ, and their training."""
+class Mechanism(MechanismValues):
+    """The critic ψ (with its target), the MRP buffer and predictor ϕ, and their training;
+    their evaluation ([MD Eqs. 12, 15]) is clients/reshaping.py's, which agents share.
+
+    ``exact``: [MD Eq. 13]'s bootstrap max over a' by enumerating all |A|^N joint actions
+    (:func:`exact_max`) instead of the best-response search."""
 
     def __init__(self, state_dim: int, num_agents: int, num_actions: int, seed: int, *, use_mrp: bool = True,
                  gamma: float = 0.99, critic_lr: float = 1e-3, mrp_lr: float = 1e-3, tau: float = 0.01,
                  grad_clip: float = 0.04, dropout: float = 0.5, buffer: int = 50_000, mrp_buffer: int = 100_000,
-                 batch: int = 256, updates: int = 100, sweeps: int = 1):
-        self.num_agents, self.num_actions, self.use_mrp = num_agents, num_actions, use_mrp
+                 batch: int = 256, updates: int = 100, sweeps: int = 1, exact: bool = False):
+        self.num_agents, self.num_actions, self.use_mrp, self.exact = num_agents, num_actions, use_mrp, exact
         self.gamma, self.tau, self.grad_clip, self.batch, self.updates, self.sweeps = \
             gamma, tau, grad_clip, batch, updates, sweeps
+        self.state_dim, self.dropout = state_dim, dropout
         self.seed = seed
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -262,41 +150,13 @@ class Mechanism:
         self.replay = Transitions(buffer, state_dim, num_agents)
         self.mrp = MRPBuffer(mrp_buffer, state_dim)
 
-    # ------------------------------------------------------------ evaluation (no dropout)
     @torch.no_grad()
-    def values(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """[Q_tot, Q_1..Q_N] of the online critic, ``[M, 1 + N]``."""
-        self.critic.eval()
-        return self.critic(torch.as_tensor(state, dtype=torch.float32), torch.as_tensor(actions)).numpy()
-
-    @torch.no_grad()
-    def search(self, state: np.ndarray, actions: np.ndarray, net: nn.Module | None = None):
-        """[MD Eq. 12] with the online critic (or ``net``): ``(a* [M, N], Q* [M])`` as numpy."""
-        net = net or self.critic
-        net.eval()
-        a, v = best_response(lambda s, x: net(s, x)[:, 0], torch.as_tensor(state, dtype=torch.float32),
-                             torch.as_tensor(actions), self.num_actions, self.sweeps)
-        return a.numpy(), v.numpy()
-
-    @torch.no_grad()
-    def predicted_max(self, state: np.ndarray) -> np.ndarray:
-        """R_MRP(s): the buffer's value where s is known, else the predictor's ([MD Eq. 16])."""
-        known = self.mrp.lookup(state)
-        unknown = np.isnan(known)
-        if unknown.any():
-            known[unknown] = self.mrp_net(torch.as_tensor(state[unknown], dtype=torch.float32))[:, 0].numpy()
-        return known
-
-    def reward(self, state: np.ndarray, actions: np.ndarray, grad_norm: np.ndarray, eta: float, penalty: float,
-               clip_min: float, clip_max: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """[MD Eq. 15] for the joint actions ``actions [M, N]`` at ``state [M, S]``."""
-        now = self.values(state, actions)
-        a_star, q_star = self.search(state, actions)
-        star = self.values(state, a_star)
-        mrp = self.predicted_max(state) if self.use_mrp else None
-        r, penalised = reshaped_reward(now[:, 0], q_star, now[:, 1:], star[:, 1:], grad_norm, mrp, eta, penalty,
-                                       clip_min, clip_max)
-        return r, {"penalised": penalised, "improved": (a_star != actions).any(axis=1), "gap": q_star - now[:, 0]}
+    def bootstrap_actions(self, next_state: torch.Tensor, next_actions: torch.Tensor) -> torch.Tensor:
+        """[MD Eq. 13]'s argmax over a' of the target critic: exact, or the search from a'."""
+        q = lambda s, x: self.target(s, x)[:, 0]  # noqa: E731
+        if self.exact:
+            return exact_max(q, next_state, self.num_agents, self.num_actions)[0]
+        return best_response(q, next_state, next_actions, self.num_actions, self.sweeps)[0]
 
     # ------------------------------------------------------------ training
     def train(self, rollout_data: dict[str, np.ndarray], server_round: int) -> dict[str, float]:
@@ -311,8 +171,7 @@ class Mechanism:
         critic_loss = mrp_loss = 0.0
         for _ in range(self.updates):
             b = self.replay.sample(self.batch, rng)
-            a_next, _ = best_response(lambda s, x: self.target(s, x)[:, 0], b["next_state"], b["next_actions"],
-                                      self.num_actions, self.sweeps)
+            a_next = self.bootstrap_actions(b["next_state"], b["next_actions"])
             with torch.no_grad():
                 boot = self.target(b["next_state"], a_next)  # [K, 1 + N]
                 r = torch.cat([b["rewards"].sum(1, keepdim=True), b["rewards"]], dim=1)

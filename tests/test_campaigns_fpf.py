@@ -69,7 +69,7 @@ def test_every_committed_run_of_the_fpf_roots_is_planned():
 def test_the_classic_plan_holds_the_paper_methods_and_the_committed_lengths():
     c = campaign("fpf-classic")
     rounds = {s: {r.cfg.rounds for r in c.plan() if r.scenario == s} for s in c.scenarios}
-    assert rounds == {"matthew": {200}, "job": {60}, "manufacturing": {60}}
+    assert rounds == {"matthew": {200}, "job": {60}, "manufacturing": {60}, "matthew-authors": {300}}
     assert c.seeds_of("matthew") == (0, 1, 2, 3, 4) and c.seeds_of("job") == (0, 1, 2)
     assert set(c.scenarios["matthew"].methods) == set(c.methods)
     assert "lmf-fix" not in c.scenarios["job"].methods

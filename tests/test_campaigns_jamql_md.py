@@ -23,9 +23,11 @@ from federation.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "experiments" / "campaigns"
-#: campaign file -> (its runs, its committed figures)
-EXPECTED = {"jamql.toml": (115, ["min_welfare.png"]),
-            "md.toml": (66, ["fig3_escape_room.png", "fig4_bidding_bandwidth.png", "fig8_mrp_ablation.png",
+#: campaign file -> (its runs, its committed figures); the runs planned since the reproductions
+#: (JAM-QL's grid with the game state, MD's headline with 10 seeds and as Algorithm 1 writes
+#: it) are not committed yet
+EXPECTED = {"jamql.toml": (165, ["min_welfare.png"]),
+            "md.toml": (83, ["fig3_escape_room.png", "fig4_bidding_bandwidth.png", "fig8_mrp_ablation.png",
                              "fig9_fairness.png"])}
 RULES = {"greater", "less", "equal", "at-least", "at-most"}
 PAPERS = {"FPF", "Pareto", "MD", "JAM-QL"}
@@ -61,22 +63,26 @@ def test_the_plan_equals_the_committed_configs_and_covers_every_committed_run(ca
         checked += 1
     unplanned = _committed(campaign) - {ROOT / r.cfg.out for r in plan}
     assert not unplanned, f"committed runs that {campaign.path.name} does not plan: {sorted(map(str, unplanned))}"
-    assert checked == len(_committed(campaign)) == len(plan)
+    assert checked == len(_committed(campaign))
 
 
 def test_every_committed_run_is_done(campaign):
-    states = {r.name: status.check(r.cfg, ROOT / r.cfg.out).state for r in campaign.plan()}
+    states = {r.name: status.check(r.cfg, ROOT / r.cfg.out).state for r in campaign.plan()
+              if (ROOT / r.cfg.out / "config.json").exists()}
     assert {name: s for name, s in states.items() if s is not status.State.DONE} == {}
 
 
 def test_the_jamql_plan_is_the_former_scripts():
     """Seed outermost; the matrix games with 5 seeds, the grid with 3; every method on every game."""
     c = load(CAMPAIGNS / "jamql.toml")
-    plan = c.plan()
+    plan = [r for r in c.plan() if r.scenario != "grid-2-state"]
     methods = ["jamql", "jamql-naive", "fixed-leader", "alternating-leader", "vote-leader"]
     assert [(r.scenario, r.method) for r in plan[:25]] == [
         (s, m) for s in ("pd-2", "chicken-2", "pd-4", "chicken-4", "grid-2") for m in methods]
     assert [r.seed for r in plan] == [0] * 25 + [1] * 25 + [2] * 25 + [3] * 20 + [4] * 20
+    state = [r for r in c.plan() if r.scenario == "grid-2-state"]  # the paper's mediator, 10 seeds
+    assert len(state) == 50 and {r.cfg.leaders.mediator_state for r in state} == {"game"}
+    assert {r.cfg.leaders.mediator_state for r in plan if r.scenario == "grid-2"} == {"none"}
     grid = c.planned("grid-2", "jamql", 0).cfg.to_flat()
     assert [grid[k] for k in ("rounds", "learner", "batch", "dqn-updates")] == [1200, "dqn", 32, 80]
     pd4 = c.planned("pd-4", "vote-leader", 3).cfg.to_flat()
@@ -88,9 +94,13 @@ def test_the_md_plan_is_the_former_scripts():
     c = load(CAMPAIGNS / "md.toml")
     plan = c.plan()
     er53 = {r.method for r in plan if r.scenario == "er-5-3"}
-    assert er53 == {"md", "md-nomrp", "iql", "cen", "md-lambda-0.5", "md-lambda-1", "md-lambda-2"}
+    assert er53 == {"md", "md-nomrp", "iql", "cen", "md-lambda-0.5", "md-lambda-1", "md-lambda-2", "md-paper"}
+    assert c.seeds_of("er-5-3", "md") == c.seeds_of("er-5-3", "md-paper") == tuple(range(10))
+    paper = c.planned("er-5-3", "md-paper", 0).cfg.md
+    assert (paper.reshape_time, paper.denominator, paper.exact_max) == ("minibatch", "own", "auto")
     assert {r.method for r in plan if r.scenario != "er-5-3"} == {"md", "iql", "cen"}
-    lam = {r.method: r.cfg.to_flat()["md-lambda"] for r in plan if r.scenario == "er-5-3" and r.cfg.strategy == "md"}
+    lam = {r.method: r.cfg.to_flat()["md-lambda"] for r in plan if r.scenario == "er-5-3" and r.cfg.strategy == "md"
+           and r.method != "md-paper"}
     assert lam == {"md": 0.0, "md-lambda-0.5": 0.5, "md-lambda-1": 1.0, "md-lambda-2": 2.0}
     cen = c.planned("bw-8-4", "cen", 2).cfg.to_flat()
     assert [cen[k] for k in ("rounds", "dqn-eps-decay", "dqn-updates", "md-updates")] == [300, 8000, 64, 64]
@@ -100,7 +110,7 @@ def test_the_md_plan_is_the_former_scripts():
 def _final(campaign, scenario: str, method: str, metric: str, window=None) -> dict[int, float]:
     """seed -> the committed run's final value of ``metric`` (analysis.window)."""
     out = {}
-    for seed in campaign.seeds_of(scenario):
+    for seed in campaign.seeds_of(scenario, method):
         path = ROOT / campaign.directory(scenario, method, seed)
         if (path / "metrics.csv").exists():
             out[seed] = final_value(read_run(path).rows, metric, window).value
@@ -119,12 +129,17 @@ def test_claims_are_well_formed_and_decidable_from_the_committed_runs(campaign):
         assert c["scenario"] in campaign.scenarios, where
         for method in (c["a"], c.get("b", c["a"])):
             assert method in campaign.scenarios[c["scenario"]].methods, f"{where}: {method}"
+        methods = [c["a"]] + ([c["b"]] if "b" in c else [])
+        seeds = {m: campaign.seeds_of(c["scenario"], m) for m in methods}
+        if any(not (ROOT / campaign.directory(c["scenario"], m, s) / "metrics.csv").exists()
+               for m in methods for s in seeds[m]):
+            continue  # planned since the reproductions, not all run yet
         a = _final(campaign, c["scenario"], c["a"], c["metric"], c.get("window"))
         if "b" in c:
             d = paired_differences(a, _final(campaign, c["scenario"], c["b"], c["metric"], c.get("window")))
-            assert d.n == len(campaign.seeds_of(c["scenario"])) and math.isfinite(d.mean), where
+            assert d.n == len(set(seeds[c["a"]]) & set(seeds[c["b"]])) and math.isfinite(d.mean), where
         else:
-            assert mean_sd_ci(list(a.values())).n == len(campaign.seeds_of(c["scenario"])), where
+            assert mean_sd_ci(list(a.values())).n == len(seeds[c["a"]]), where
         if "figure" in c:
             assert c["figure"] in EXPECTED[campaign.path.name][1], where
 
@@ -137,7 +152,7 @@ def test_comparisons_name_methods_of_their_scenarios(campaign):
                 assert {a, b} <= set(campaign.scenarios[scenario].methods), (comp["name"], scenario, a, b)
                 d = paired_differences(_final(campaign, scenario, a, comp["metric"]),
                                        _final(campaign, scenario, b, comp["metric"]))
-                assert math.isfinite(d.mean), (comp["name"], scenario, a, b)
+                assert d.n == 0 or math.isfinite(d.mean), (comp["name"], scenario, a, b)  # n = 0: not run yet
     report = campaign.tables["report"]
     assert report["window"] == "last-quarter" and report["metrics"]
     assert campaign.figures["module"] == f"experiments.figures.{campaign.path.stem}"

@@ -92,7 +92,10 @@ def test_one_comparison_table_across_graphs_and_baselines(tmp_path, capsys):
     notes = json.loads((tmp_path / "ia_seed0" / "config.json").read_text())["notes"]
     assert notes == ["--participation 1.0 does not apply: ia has no federation: nobody participates"]
     lmf_notes = json.loads((tmp_path / "lmf-ring_seed0" / "config.json").read_text())["notes"]
-    assert lmf_notes == ["participation set: agents [0, 1, 2]"]
+    # the default constant step (--lmf-beta 0) is outside [FPF Thm. 2]: said, not refused
+    assert lmf_notes == ["participation set: agents [0, 1, 2]",
+                         "lmf: the step schedule breaks [FPF Thm. 2]: --lmf-beta 0 is outside [FPF Thm. 2]'s "
+                         "β ∈ (1/2, 1) (β = 0: constant steps)"]
     table = (tmp_path / "comparison.md").read_text()
     assert [line.split("|")[1].strip() for line in table.splitlines()[2:5]] == ["lmf-ring", "lmf-dynamic", "ia"]
     assert (tmp_path / "comparison.png").stat().st_size > 10_000

@@ -14,6 +14,8 @@ from clients.settings import Settings, check_value, setting
 from federation import presets
 from federation.config import ALIASES, GROUPS, ConfigError, RunConfig, check_applies
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def run(argv, tmp_path, capsys):
     """run_sim's exit status (argparse's too) and its stderr; nothing may be written to OUT."""
@@ -297,3 +299,20 @@ def test_tensorboard_scalars_equal_the_metrics(tmp_path):
     assert [e.step for e in events] == [1, 2, 3]
     assert [e.value for e in events] == pytest.approx([float(r["collective_return"]) for r in rows], rel=1e-6)
     assert "jain" in board.Tags()["scalars"]
+
+
+def test_an_older_config_without_a_later_setting_reads_as_it_ran():
+    """federation.config.LEGACY: a resource-grid config.json written before --mediator-state
+    existed ran with one mediator state ("none"); one that names it, and other games, read as
+    written or as today's default ("game")."""
+    import json
+
+    grid = json.loads(RunConfig(env="resource-grid", agents=2, strategy="jamql").to_json())
+    assert RunConfig.from_json(json.dumps(grid)).leaders.mediator_state == "game"
+    del grid["leaders"]["mediator_state"]
+    assert RunConfig.from_json(json.dumps(grid)).leaders.mediator_state == "none"
+    pd = json.loads(RunConfig(env="dilemma", agents=2, strategy="jamql").to_json())
+    del pd["leaders"]["mediator_state"]
+    assert RunConfig.from_json(json.dumps(pd)).leaders.mediator_state == "game"
+    committed = ROOT / "docs/results/jamql/runs/grid-2/jamql_seed0/config.json"
+    assert RunConfig.from_json(committed.read_text()).leaders.mediator_state == "none"

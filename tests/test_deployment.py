@@ -58,54 +58,6 @@ def test_two_rounds_on_local_deployment(tmp_path):
 
 
 @pytest.mark.deployment
-def test_a_killed_supernode_is_absent_then_rejoins(tmp_path):
-    """SuperNode 1 is killed after round 1 and restarted a round later, with SuperNode
-    authentication on: the run completes, the rounds it missed are recorded (failed_agents,
-    events with the reason), and it trains again after it is back, from its own storage and
-    under its registered node id (the same key), so the federation needs no rejoin."""
-    out = tmp_path / "out"
-    run_config = {"rounds": 5, "strategy": "independent", "agents": 3, "batch": 2, "out": str(out), **SMALL_RUN}
-    state = {"killed_after": None, "restarted_after": None}
-
-    def rounds_done() -> int:
-        try:
-            return max(0, len((out / "metrics.csv").read_text().strip().splitlines()) - 1)
-        except FileNotFoundError:
-            return 0
-
-    def chaos(dep):
-        done = rounds_done()
-        if state["killed_after"] is None and done >= 1:
-            dep.kill_supernode(1)
-            state["killed_after"] = done
-        elif state["killed_after"] is not None and state["restarted_after"] is None and done >= state["killed_after"] + 1:
-            dep.start_supernode(1)
-            state["restarted_after"] = done
-
-    with LocalDeployment(ROOT, num_agents=3, poll_interval=0.5, auth=True) as dep:
-        node_id = dep.node_ids[1]
-        result = dep.run(run_config, timeout=1200, on_poll=chaos)
-        pids = dep.pids
-        back = [n for n in dep.supernodes() if n["status"] == "online"]
-    assert result.returncode == 0
-    assert state["killed_after"] is not None and state["restarted_after"] is not None
-
-    with open(out / "metrics.csv", newline="") as f:
-        failed = [int(float(r["failed_agents"])) for r in csv.DictReader(f)]
-    assert len(failed) == 5
-    missed = [r for r, n in enumerate(failed, start=1) if n > 0]
-    assert missed and all(n <= 1 for n in failed)  # only agent 1, and only while it was away
-    assert failed[-1] == 0  # back and training in the last round
-    events = json.loads((out / "summary.json").read_text())["events"]
-    kinds = {(e["kind"], e["round"]) for e in events}
-    assert {r for k, r in kinds if k in ("agent_error", "agent_timeout")} == set(missed)
-    assert all("agent 1" in e["detail"] for e in events)
-    assert not any(k == "agent_rejoined" for k, _ in kinds)  # same node id: nothing to remap
-    assert str(node_id) in {str(n["node-id"]) for n in back}
-    assert [pid for pid in pids if is_alive(pid)] == []
-
-
-@pytest.mark.deployment
 def test_supernode_without_registered_key_cannot_join():
     """With SuperNode authentication on, a SuperNode whose public key was not registered
     (and one with no key, which tries to register itself) is refused by the SuperLink and

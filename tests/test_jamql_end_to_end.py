@@ -87,6 +87,12 @@ def test_leader_settings_are_checked(tmp_path):
         RunConfig.of(strategy="vote-leader", mediator_period=-1, **base)
     with pytest.raises(ConfigError, match="reward-bins"):
         RunConfig.of(strategy="jamql", reward_bins=30, **{**base, "agents": 4})
+    with pytest.raises(ConfigError, match="--mediator-state: unknown value 'cells'"):
+        RunConfig.of(strategy="jamql", mediator_state="cells", **base)
+    grid = dict(env="resource-grid", learner="dqn", out=str(tmp_path))
+    with pytest.raises(ConfigError, match="use --mediator-state none"):  # 25³ cells: a table too large
+        RunConfig.of(strategy="jamql", agents=3, **grid)
+    RunConfig.of(strategy="jamql", agents=3, mediator_state="none", **grid)
 
 
 def in_process(cfg: RunConfig) -> list[dict]:
@@ -112,3 +118,15 @@ def test_jamql_plays_the_grid_with_dqn_agents_and_checkpoints_its_mediator(tmp_p
     other = Federation(cfg.replace(out=str(tmp_path / "again")))
     other.strategy.load_state_dict(state)
     np.testing.assert_array_equal(other.strategy.mediator.q, fed.strategy.mediator.q)
+    # the mediator's table is over the agents' cells (25² on the 5×5 grid) and the run reached several
+    q = state["mediator"]["q"]  # [T, m, k, leader, agent]
+    assert q.shape[1] == 625
+    assert (np.abs(q).sum(axis=(0, 2, 3, 4)) > 0).sum() > 1
+
+
+def test_the_grid_mediator_with_one_state_as_the_committed_runs(tmp_path):
+    cfg = RunConfig.of(env="resource-grid", agents=2, strategy="jamql", learner="dqn", rounds=1, batch=2,
+                       game_options="episode_length=10", hidden=16, dqn_updates=1, dqn_batch=16,
+                       mediator_period=0, mediator_state="none", progress=False, out=str(tmp_path))
+    played, fed = in_process(cfg)
+    assert fed.strategy.mediator.q.shape[1] == 1 and np.abs(fed.strategy.mediator.q).sum() > 0

@@ -188,3 +188,49 @@ def test_grid_leaders_win_contested_resources_and_unfair_resources_hurt_others()
     _, r, _, _ = g.step(np.array([[2, 0]]))
     np.testing.assert_allclose(r, [[2.0, -0.5]])
     assert g.reference_metrics()["unfair_share"] == 1.0
+
+
+def test_the_grid_mediator_state_on_a_hand_made_sequence():
+    """[JAM-QL augmented state] on the grid: m = p_0 + C·p_1 (the agents' cells, C = 9 on a
+    3×3 grid) and the cumulative rewards binned relative to the poorest agent (width 1)."""
+    game = StackelbergView(envs.make_batched("resource-grid", 2, batch_size=1, size=3, fair=1, unfair=1, seed=0))
+    med = JAMQLMediator(game, LeaderConfig(), seed=0)
+    assert med.states == game.mediator_states == 81
+    game.pos[:] = [[0, 2]]  # agent 0 (the greedy one) at (0, 0), agent 1 at (0, 2)
+    game.kind[:] = 0
+    game.kind[0, 1], game.kind[0, 8] = 1, 2  # fair at (0, 1), unfair at (2, 2)
+    ms, ks, cum = [], [], np.zeros((1, 2))
+    ms.append(med.state_index(game.state()))
+    ks.append(med.reward_state(cum))
+    _, r, _, _ = game.step(np.array([[4, 0]]))  # agent 0 takes the fair resource: +1 each
+    cum += r
+    np.testing.assert_allclose(r, [[1.0, 1.0]])
+    ms.append(med.state_index(game.state()))
+    ks.append(med.reward_state(cum))
+    game.kind[:] = 0
+    game.kind[0, 5] = 2  # an unfair resource at (1, 2), below agent 1
+    _, r, _, _ = game.step(np.array([[0, 2]]))  # agent 1 (not greedy) takes it: 1/2, agent 0 loses 1/2
+    cum += r
+    np.testing.assert_allclose(r, [[-0.5, 0.5]])
+    ms.append(med.state_index(game.state()))
+    ks.append(med.reward_state(cum))
+    # cells (0, 2), (1, 2), (1, 5): m = 0 + 9·2, 1 + 9·2, 1 + 9·5; cumulative rewards (0, 0),
+    # (1, 1), (0.5, 1.5): bins (0, 0), (0, 0), (0, 1): k = 0, 0, 0 + 4·1
+    assert np.concatenate(ms).tolist() == [18, 19, 46]
+    assert np.concatenate(ks).tolist() == [0, 0, 4]
+    # the same states, a batch of them, through the game itself
+    np.testing.assert_array_equal(game.mediator_state(np.stack([game.state()[0]] * 2)), [46, 46])
+    # --mediator-state none: one state, whatever the cells
+    flat = JAMQLMediator(game, LeaderConfig(mediator_state="none"), seed=0)
+    assert flat.states == 1 and flat.state_index(game.state()).tolist() == [0]
+    assert flat.q.shape[1] == 1 and med.q.shape[1] == 81
+
+
+def test_a_checkpoint_of_another_state_space_is_refused():
+    game = StackelbergView(envs.make_batched("resource-grid", 2, batch_size=1, size=3, fair=1, unfair=1, seed=0))
+    saved = JAMQLMediator(game, LeaderConfig(mediator_state="none"), seed=0).state_dict()
+    with pytest.raises(ValueError, match="--mediator-state"):
+        JAMQLMediator(game, LeaderConfig(), seed=0).load_state_dict(saved)
+    votes = VoteLeader(game, LeaderConfig(mediator_state="none"), seed=0).state_dict()
+    with pytest.raises(ValueError, match="vote table"):
+        VoteLeader(game, LeaderConfig(), seed=0).load_state_dict(votes)

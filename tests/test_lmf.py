@@ -261,3 +261,46 @@ def test_graph_file_weights_need_exactly_the_schedules_agents(tmp_path, capsys):
 def test_graph_sizes_larger_than_the_population_are_rejected(tmp_path, capsys, args, message):
     assert run_sim.main(["--strategy", "lmf", "--agents", "4", *args, "--out", str(tmp_path / "o")]) == 2
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- [FPF Thm. 2]'s step schedule
+def test_theorem2_schedule_check_names_the_broken_condition():
+    from strategies.lmf import theorem2_violations
+
+    constant = theorem2_violations(0.0)
+    assert len(constant) == 1 and "β ∈ (1/2, 1)" in constant[0] and "constant steps" in constant[0]
+    assert theorem2_violations(0.75) == []
+    one = theorem2_violations(1.0)
+    assert len(one) == 1 and "--lmf-beta 1 is outside" in one[0]
+    assert len(theorem2_violations(0.5)) == 1  # the interval is open
+    # α_0 < 1/N_p is necessary for α_0 < 1/(N_p(2C_L + 1)) whatever C_L > 0 is
+    assert theorem2_violations(0.75, alpha0=1e-3, participants=5) == []
+    big = theorem2_violations(0.75, alpha0=0.25, participants=5)
+    assert len(big) == 1 and "1/N_p = 0.2" in big[0]
+    assert len(theorem2_violations(0.0, alpha0=0.5, participants=2)) == 2
+
+
+def test_step_schedule_values_by_hand():
+    """α_t = α_0/t^β with α_0 = 1e-3, β = 0.75: t^0.75 = 1, 2^(3/4), 3^(3/4), 2^(3/2)."""
+    from strategies.lmf import step_scale
+
+    lmf = LMF(Participation.parse("1.0", "fixed", 3), 0, make_schedule("ring"), beta=0.75)
+    hand = [1e-3, 1e-3 / 1.6817928305, 1e-3 / 2.2795070570, 1e-3 / 2.8284271247]
+    got = [1e-3 * lmf.instructions(0, t, ArrayRecord())[0]["lr-scale"] for t in (1, 2, 3, 4)]
+    np.testing.assert_allclose(got, hand, rtol=1e-9)
+    assert [step_scale(t, 0.0) for t in (1, 2, 3, 4)] == [1.0] * 4
+
+
+def test_runs_outside_theorem2_are_noted_and_recorded():
+    from federation.server_app import _notes
+
+    cfg = RunConfig.of(strategy="lmf", env="job", agents=3, participation="1.0", lmf_beta=0.0)
+    notes = LMF.config_notes(cfg)
+    assert len(notes) == 1 and "constant steps" in notes[0]
+    assert notes[0] in _notes(cfg, [0, 1, 2])
+    assert LMF.config_notes(cfg.replace(lmf_beta=0.75)) == []
+    assert len(LMF.config_notes(cfg.replace(lmf_beta=1.0))) == 1
+    from federation import presets
+
+    preset = RunConfig.of(**presets.load("lmf-theorem2-harvest-3"))
+    assert preset.lmf.beta == 0.75 and preset.lmf.mode == "parameters" and LMF.config_notes(preset) == []

@@ -344,9 +344,10 @@ def test_registry():
 
 def test_make_unknown_name_lists_choices():
     choices = ", ".join(envs.available())
-    with pytest.raises(ValueError, match=f"unknown env 'x'; valid choices: {choices}$"):
+    tail = ", or a PettingZoo ParallelEnv factory module.path:name$"
+    with pytest.raises(ValueError, match=f"unknown env 'x'; valid choices: {choices}{tail}"):
         envs.make("x")
-    with pytest.raises(ValueError, match=f"unknown env 'x'; valid choices: {choices}$"):
+    with pytest.raises(ValueError, match=f"unknown env 'x'; valid choices: {choices}{tail}"):
         envs.make_batched("x", 3)
 
 

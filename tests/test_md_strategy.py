@@ -111,3 +111,36 @@ def test_md_md_nomrp_iql_and_cen_run_on_escape_room_and_are_compared(tmp_path):
                                         "cen", "--learner", "dqn", "--out", str(tmp_path / "cli")])
     assert [c.strategy for c in run_sim.plan(args)] == ["md", "md-nomrp", "iql", "cen"]
 
+
+
+# ---------------------------------------------------------------- minibatch-time R̄ in the round loop
+def test_minibatch_mode_relabels_every_minibatch_in_a_run(tmp_path):
+    """--md-reshape-time minibatch: the agents receive the mechanism and the joint steps,
+    keep them in their replay and relabel every minibatch; round 2's labels differ from the
+    stored round-1 labels because the critic trained in between."""
+    cfg = RunConfig.of(strategy="md", rounds=2, out=str(tmp_path), md_reshape_time="minibatch", **TINY)
+    rows, fed = in_process(cfg)
+    assert all(np.isfinite(r["collective_return"]) for r in rows)
+    assert rows[1]["agents_md_relabel_gap"] > 0
+    ro = fed.world.rollout(3)
+    entries, records = fed.strategy.instructions(0, 3, fed.arrays)
+    assert entries["md-denominator"] == "heads" and set(records) == {"mechanism", "joint"}
+    np.testing.assert_array_equal(records["joint"]["state"].numpy(), ro.state[:-1])  # row (t, b) is step t of copy b
+    np.testing.assert_array_equal(records["joint"]["rewards"].numpy(), ro.rewards * ro.mask)
+    play = RunConfig.of(strategy="md", rounds=1, out=str(tmp_path / "play"), **TINY)
+    assert "agents_md_relabel_gap" not in in_process(play)[0][0]
+
+
+def test_md_settings_of_the_papers_readings_are_checked(tmp_path):
+    base = dict(env="escape-room", agents=5, learner="dqn", strategy="md", out=str(tmp_path))
+    with pytest.raises(ConfigError, match="--md-denominator own needs --md-reshape-time minibatch"):
+        RunConfig.of(**base, md_denominator="own")
+    RunConfig.of(**base, md_denominator="own", md_reshape_time="minibatch")
+    with pytest.raises(ConfigError, match="--md-reshape-time: unknown value .episode.; valid choices: play, minibatch"):
+        RunConfig.of(**base, md_reshape_time="episode")
+    with pytest.raises(ConfigError, match="1,594,323 joint actions"):  # 3^13
+        RunConfig.of(**{**base, "agents": 13}, game_options="min_lever=6", md_exact_max="on")
+    auto = RunConfig.of(**base, md_exact_max="auto", md_exact_limit=243)
+    assert build(auto)[1].mediator.mechanism.exact  # 3^5 = 243 <= 243
+    assert not build(auto.replace(md_exact_limit=242))[1].mediator.mechanism.exact
+    assert not build(RunConfig.of(**base))[1].mediator.mechanism.exact  # off by default

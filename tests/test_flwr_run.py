@@ -1,0 +1,125 @@
+"""The README's `flwr run .` recipe, run command by command as a user would paste it."""
+
+import csv
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tools.local_deployment import is_alive
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_FILES = ["pyproject.toml", "README.md", "run_sim.py", "analysis", "clients", "envs",
+             "experiments", "federation", "strategies", "tools"]
+MARKER = "FEDGAMES_FLWR_RUN_TEST"
+
+
+def readme_commands() -> list[str]:
+    """The commands of the first bash block of README.md's "With Flower's CLI" section,
+    continuation lines joined."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## With Flower's CLI"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block, "no bash block in README's 'With Flower's CLI' section"
+    return block.group(1).replace("\\\n", " ").strip().splitlines()
+
+
+def copy_app(dest: Path) -> Path:
+    """The project as a user's checkout holds it, without the run directories."""
+    dest.mkdir(parents=True)
+    for name in APP_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "runs"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def marked_pids(tag: str) -> set[int]:
+    """Live processes whose environment carries ``MARKER=tag`` (everything the commands
+    started, however detached)."""
+    needle = f"{MARKER}={tag}".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0") and is_alive(int(entry.name)):
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def run_commands(commands: list[str], cwd: Path, env: dict, timeout: float) -> tuple[list[int], str]:
+    """Run ``commands`` in one bash, in order (so ``$!`` and variables carry over);
+    returns each command's exit status and the combined output."""
+    status_file = cwd / ".status"
+    status_file.unlink(missing_ok=True)
+    script = "".join(f"{cmd}\necho $? >> {status_file}\n" for cmd in commands)
+    res = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=timeout, check=False)
+    statuses = [int(s) for s in status_file.read_text().split()] if status_file.exists() else []
+    return statuses, res.stdout + res.stderr
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def user(tmp_path):
+    """A fresh checkout and an empty FLWR_HOME; afterwards, any process the commands left
+    is ended by PID."""
+    tag = uuid.uuid4().hex
+    env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_DISABLE_UPDATE_CHECK": "1",
+           "FLWR_TELEMETRY_ENABLED": "0", MARKER: tag}
+    app = copy_app(tmp_path / "app")
+    yield app, env, tag
+    left = marked_pids(tag)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.slow
+def test_readme_flwr_run_recipe(user):
+    """The README's commands, verbatim: 2 rounds with 3 agents write metrics.csv with 2 rows
+    into runs/flwr (where the README says), `outcome` says completed and exits 0, and
+    nothing keeps running. The same commands with rounds=0: the run fails, the reason is
+    printed and `outcome` exits 1."""
+    app, env, tag = user
+    commands = readme_commands()
+    port = int(re.search(r"--port (\d+)", next(c for c in commands if "flower-superlink" in c)).group(1))
+    assert port_free(port), f"port {port} of the README's SuperLink is in use"
+    assert "rounds=2 agents=3" in " ".join(commands) and "out='runs/flwr'" in " ".join(commands)
+
+    statuses, output = run_commands(commands, app, env, timeout=600)
+    assert statuses == [0] * len(commands), output
+    with open(app / "runs" / "flwr" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["round"]) for r in rows] == [1, 2]
+    assert re.search(r"run \d+: finished:completed", output), output
+    time.sleep(3)  # the SuperExec ends a moment after its SuperLink
+    assert marked_pids(tag) == set()  # no SuperLink, SuperExec or simulation left
+
+    failing = [c.replace("rounds=2", "rounds=0").replace("runs/flwr", "runs/flwr-0") for c in commands]
+    statuses, output = run_commands(failing, app, env, timeout=600)
+    outcome = next(i for i, c in enumerate(failing) if "outcome" in c)
+    assert statuses[outcome] == 1, output
+    assert all(s == 0 for i, s in enumerate(statuses) if i != outcome), output
+    assert "--rounds must be in [1, 10000000], got 0" in output
+    assert re.search(r"run \d+: finished:failed: .*--rounds must be", output), output
+    assert not (app / "runs" / "flwr-0" / "metrics.csv").exists()
+    time.sleep(3)
+    assert marked_pids(tag) == set()
