@@ -347,8 +347,7 @@ def test_pursuit_runs_with_fpf_lmf_and_independent(tmp_path):
     out = tmp_path / "pursuit"
     done = subprocess.run([sys.executable, "run_sim.py", "--env", PURSUIT, "--strategy", "fpf", "lmf", "independent",
                            "--rounds", "2", "--steps", "6", "--batch", "2", "--channels", "4", "--hidden", "16",
-                           "--layers", "1", "--eval-every", "0", "--out", str(out), "--no-progress",
-                           "--runner", "in-process"],  # Ray workers importing plug-ins: the entry-point test
+                           "--layers", "1", "--eval-every", "0", "--out", str(out), "--no-progress"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
     for run in ("fpf_seed0", "lmf-ring_seed0", "independent_seed0"):
