@@ -27,7 +27,6 @@ ClientApp resolves it where it runs.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from typing import Any
 
@@ -39,7 +38,7 @@ from clients.networks import NetworkConfig, policy_seed
 from clients.ppo import PPOConfig, PPOLearner
 from clients.policies import KINDS
 from clients.qtable import QTableConfig, QTableLearner
-from envs.plugins import LEARNERS, PluginError, find, installed, missing_overrides
+from envs.plugins import LEARNERS, PluginError, installed, lookup, missing_overrides
 
 #: learner name -> (learner class, hyperparameter dataclass)
 _REGISTRY: dict[str, tuple[type[Learner], type]] = {
@@ -74,21 +73,13 @@ def config_class(name: str) -> type:
 
 
 def _entry(name: str) -> tuple[type[Learner], type]:
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    found = _plugin(name)
-    if found is None:
-        raise ValueError(f"unknown learner '{name}'; valid choices: {', '.join(available())}, or a Learner "
-                         "subclass module.path:Class")
-    return found
+    return lookup(name, _REGISTRY, LEARNERS, "--learner", _learner_entry,
+                  lambda: f"unknown learner '{name}'; valid choices: {', '.join(available())}, or a Learner "
+                          "subclass module.path:Class")
 
 
-@functools.cache
-def _plugin(name: str) -> tuple[type[Learner], type] | None:
-    obj = find(name, LEARNERS, "--learner")
-    if obj is None:
-        return None
-    cls = check_learner(obj, f"--learner {name}")
+def _learner_entry(obj: object, what: str) -> tuple[type[Learner], type]:
+    cls = check_learner(obj, what)
     return cls, cls.config_class or NoSettings
 
 

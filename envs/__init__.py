@@ -13,7 +13,6 @@ adapter (``envs.pettingzoo_adapter.FactoryGame``); its keywords are the game opt
 
 from __future__ import annotations
 
-import functools
 import inspect
 import numbers
 from typing import Any
@@ -36,7 +35,7 @@ from envs.mpe import CovertCommunication, KeepAway, PhysicalDeception, PredatorP
 from envs.normal_form import NormalFormGame
 from envs.parallel import BatchedParallelEnv
 from envs.pettingzoo_adapter import FactoryGame
-from envs.plugins import GAMES, PluginError, find, installed
+from envs.plugins import GAMES, PluginError, installed, lookup
 from envs.resource_grid import ResourceGrid
 from envs.restaurant import RestaurantGame
 
@@ -105,29 +104,19 @@ def builtin(name: str) -> bool:
 
 
 def _game_class(name: str) -> type[BatchedGame]:
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    found = _plugin(name)
-    if found is None:
-        raise ValueError(
-            f"unknown env {name!r}; valid choices: {', '.join(available())}, "
-            "or a PettingZoo ParallelEnv factory module.path:name"
-        )
-    return found
+    return lookup(name, _REGISTRY, GAMES, "--env", _game_plugin,
+                  lambda: f"unknown env {name!r}; valid choices: {', '.join(available())}, "
+                          "or a PettingZoo ParallelEnv factory module.path:name")
 
 
-@functools.cache
-def _plugin(name: str) -> type[BatchedGame] | None:
-    """The game an entry point or import path names (a factory wrapped by the adapter)."""
-    obj = find(name, GAMES, "--env")
-    if obj is None:
-        return None
+def _game_plugin(obj: object, what: str) -> type[BatchedGame]:
+    """The game a plug-in names: a BatchedGame subclass, or a factory wrapped by the adapter."""
     if isinstance(obj, type) and issubclass(obj, BatchedGame):
         return obj
     if not callable(obj):
-        raise PluginError(f"--env {name}: {obj!r} is neither a BatchedGame subclass nor a factory of a "
+        raise PluginError(f"{what}: {obj!r} is neither a BatchedGame subclass nor a factory of a "
                           "PettingZoo ParallelEnv")
-    return type("FactoryGame", (FactoryGame,), {"factory": staticmethod(obj), "name": name})
+    return type("FactoryGame", (FactoryGame,), {"factory": staticmethod(obj), "name": what.split(" ", 1)[1]})
 
 
 def takes_learners(name: str) -> bool:

@@ -18,8 +18,13 @@ module must be importable there: installed, or part of the app's directory).
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable, Mapping
 from importlib import metadata
+from typing import TypeVar
+
+T = TypeVar("T")
 
 GAMES = "fedgames.games"
 STRATEGIES = "fedgames.strategies"
@@ -38,6 +43,25 @@ def is_import_path(name: str) -> bool:
 def installed(group: str) -> dict[str, metadata.EntryPoint]:
     """The entry points of ``group`` installed packages register, by name."""
     return {ep.name: ep for ep in metadata.entry_points(group=group)}
+
+
+def lookup(name: str, registry: Mapping[str, T], group: str, what: str, check: Callable[[object, str], T],
+           unknown: Callable[[], str]) -> T:
+    """``registry[name]`` for a built-in name, else the plug-in ``name`` (entry point of
+    ``group`` or import path, found once per process) that ``check(obj, "WHAT NAME")``
+    accepts; ValueError with the message ``unknown()`` when ``name`` is neither."""
+    if name in registry:
+        return registry[name]
+    found = _checked(name, group, what, check)
+    if found is None:
+        raise ValueError(unknown())
+    return found
+
+
+@functools.cache
+def _checked(name: str, group: str, what: str, check: Callable[[object, str], T]) -> T | None:
+    obj = find(name, group, what)
+    return None if obj is None else check(obj, f"{what} {name}")
 
 
 def find(name: str, group: str, what: str) -> object | None:

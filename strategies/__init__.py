@@ -8,13 +8,12 @@ the contract.
 
 from __future__ import annotations
 
-import functools
 import inspect
 
 from flwr.app import ArrayRecord
 
 from clients import protocol
-from envs.plugins import STRATEGIES, PluginError, find, installed
+from envs.plugins import STRATEGIES, PluginError, installed, lookup
 from strategies.base import FederationStrategy
 from strategies.fpf import FPF, DnF
 from strategies.fedavg import FedAvg
@@ -57,19 +56,9 @@ def available() -> list[str]:
 
 
 def strategy_class(name: str) -> type[FederationStrategy]:
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    found = _plugin(name)
-    if found is None:
-        raise ValueError(f"unknown strategy '{name}'; valid choices: {', '.join(available())}, or a "
-                         "FederationStrategy subclass module.path:Class")
-    return found
-
-
-@functools.cache
-def _plugin(name: str) -> type[FederationStrategy] | None:
-    obj = find(name, STRATEGIES, "--strategy")
-    return None if obj is None else check_strategy(obj, f"--strategy {name}")
+    return lookup(name, _REGISTRY, STRATEGIES, "--strategy", check_strategy,
+                  lambda: f"unknown strategy '{name}'; valid choices: {', '.join(available())}, or a "
+                          "FederationStrategy subclass module.path:Class")
 
 
 def check_strategy(obj: object, what: str) -> type[FederationStrategy]:
