@@ -26,6 +26,8 @@ from federation.config import ALIASES, GROUPS, ConfigError, RunConfig, check_app
 
 #: flags that take several values, one run each
 MULTI = {"strategy": "STRATEGY", "graph": "GRAPH"}
+#: the runners of ``--runner``
+RUNNERS = ("simulation", "in-process")
 #: what ``--resume OUT`` may change about the run it continues
 RESUMABLE = {"rounds", "progress", "resume"}
 
@@ -78,6 +80,10 @@ def parser() -> argparse.ArgumentParser:
                    help="end the processes (Ray's) left behind by runs that were killed, found by the PIDs each run "
                         "recorded when it started, and exit")
     p.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    p.add_argument("--runner", choices=RUNNERS, default="simulation",
+                   help="simulation: Flower's simulation runtime, one Ray actor per CPU (default); in-process: the "
+                        "same round loop in this process with the ClientApp called directly, learners read from "
+                        "the agents' storage, no Ray (for many agents: with --stacked auto, see README 'Many agents')")
     return p
 
 
@@ -217,7 +223,20 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.execution.overwrite:
             clear_run(cfg.out)
         try:
-            summaries.append(simulate(cfg, verbose=getattr(args, "verbose", False)))
+            if getattr(args, "runner", "simulation") == "in-process":
+                from federation.in_process import run_in_process
+                from federation.server_app import AgentsLost, NoAgentTrained
+
+                try:
+                    summaries.append(run_in_process(cfg))
+                except (NoAgentTrained, AgentsLost) as err:
+                    raise RunFailed(str(err)) from None
+                except KeyboardInterrupt:  # the checkpoint of the last round done stays
+                    print(f"stopped; the rounds done are in {cfg.out}. Continue with: python run_sim.py --runner "
+                          f"in-process --resume {cfg.out}", file=sys.stderr)
+                    return 130
+            else:
+                summaries.append(simulate(cfg, verbose=getattr(args, "verbose", False)))
         except RunFailed as err:
             print(f"error: run {cfg.strategy} seed {cfg.seed} failed: {err}", file=sys.stderr)
             return 1

@@ -22,7 +22,10 @@ measured start-up, shut-down and per-round costs. Its last three lines are::
     Flower round / stacked reference: R
     in-process round / stacked reference: R
 
-    python benchmarks/bench_round.py [--rounds 5] [--agents 10] [--strategy independent]
+    python benchmarks/bench_round.py [--rounds 5] [--agents 10] [--strategy independent] [--agents-per-node K]
+
+``--agents-per-node K`` runs the Flower simulation with K agents per node (ceil(N/K)
+nodes, each training its agents stacked); the references are the same.
 """
 
 from __future__ import annotations
@@ -92,13 +95,15 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--agents", type=int, default=10)
     p.add_argument("--strategy", default="independent")
+    p.add_argument("--agents-per-node", type=int, default=1,
+                   help="agents each simulated Flower node hosts (ceil(N/K) nodes); default 1")
     args = p.parse_args()
     cores = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig.of(rounds=args.rounds, agents=args.agents, strategy=args.strategy, out=str(Path(tmp) / "flower"),
-                           progress=False)
+                           progress=False, agents_per_node=args.agents_per_node)
         torch.set_num_threads(cores)  # the references run one agent at a time, on every core
-        local = cfg.replace(out=str(Path(tmp) / "local"), torch_threads=cores, stacked="auto")
+        local = cfg.replace(out=str(Path(tmp) / "local"), torch_threads=cores, stacked="auto", agents_per_node=1)
         ref_round = in_process(local)
         stacked_round, ref_steps_per_s = stacked(local)
         one_by_one = in_process(local.replace(out=str(Path(tmp) / "one-by-one"), stacked="off"))
@@ -120,7 +125,8 @@ def main() -> None:
     share = (fixed + DEFAULT_ROUNDS * messaging) / projected
     steps_per_s = float(col("agent_steps").sum() / col("rollout_s").sum())
     print(f"configuration: {args.strategy}, {args.agents} agents, B={cfg.world.batch} games x 200 steps, "
-          f"{args.rounds} rounds, {cores} cores")
+          f"{args.rounds} rounds, {cores} cores"
+          + (f", {args.agents_per_node} agents per Flower node" if args.agents_per_node > 1 else ""))
     print(f"rollout: {steps_per_s:,.0f} agent-steps/s in Flower's ServerApp ({ref_steps_per_s:,.0f} in-process)")
     print(f"time per round: Flower {flower_round:.2f} s, in-process reference {ref_round:.2f} s "
           f"(ratio {flower_round / ref_round:.2f}; agents one after another {one_by_one:.2f} s), "

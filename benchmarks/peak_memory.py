@@ -55,6 +55,20 @@ def memory_kib(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
+def measure(command: list[str], interval: float = 0.5, **popen) -> tuple[int, int, int, int]:
+    """Run ``command`` to its end; (exit code, peak PSS sum, peak RSS sum, largest process's
+    peak RSS), sizes in KiB, polled every ``interval`` seconds over its process tree."""
+    proc = subprocess.Popen(command, env=popen.pop("env", os.environ), **popen)
+    peak_pss = peak_rss = peak_one = 0
+    while proc.poll() is None:
+        sizes = [memory_kib(pid) for pid in descendants(proc.pid)]
+        peak_pss = max(peak_pss, sum(s[0] for s in sizes))
+        peak_rss = max(peak_rss, sum(s[1] for s in sizes))
+        peak_one = max([peak_one] + [s[1] for s in sizes])
+        time.sleep(interval)
+    return proc.returncode, peak_pss, peak_rss, peak_one
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--interval", type=float, default=0.5)
@@ -63,18 +77,11 @@ def main() -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         p.error("give the command to measure after --")
-    proc = subprocess.Popen(command, env=os.environ)
-    peak_pss = peak_rss = peak_one = 0
-    while proc.poll() is None:
-        sizes = [memory_kib(pid) for pid in descendants(proc.pid)]
-        peak_pss = max(peak_pss, sum(s[0] for s in sizes))
-        peak_rss = max(peak_rss, sum(s[1] for s in sizes))
-        peak_one = max([peak_one] + [s[1] for s in sizes])
-        time.sleep(args.interval)
+    returncode, peak_pss, peak_rss, peak_one = measure(command, args.interval)
     mib = 1024
     print(f"peak memory (PSS, whole process tree): {peak_pss / mib:.0f} MiB; RSS sum {peak_rss / mib:.0f} MiB; "
           f"largest process {peak_one / mib:.0f} MiB", flush=True)
-    return proc.returncode
+    return returncode
 
 
 if __name__ == "__main__":

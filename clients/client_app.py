@@ -10,6 +10,7 @@ in a fresh process. Everything else the agent needs arrives in the message
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Sequence
@@ -32,15 +33,50 @@ app = ClientApp()
 
 @app.query()
 def hello(msg: Message, context: Context) -> Message:
-    """Tell the server which agent this node plays."""
-    agent = protocol.node_agent_id(context.node_config)
-    return Message(RecordDict({protocol.CONFIG: ConfigRecord({"agent-id": agent})}), reply_to=msg)
+    """Tell the server which agents this node plays: ``agent-id`` (its first), and
+    ``agent-ids`` (all of them) when it holds a list of agents, whose train messages
+    then come packed (clients.protocol.pack)."""
+    query = protocol.optional_record(msg.content, protocol.CONFIG, ConfigRecord) or ConfigRecord()
+    per_node = int(protocol.scalar(query.get("agents-per-node", 1)))
+    num_agents = int(protocol.scalar(query["agents"])) if "agents" in query else None
+    agents = protocol.node_agent_ids(context.node_config, num_agents, per_node)
+    answer = ConfigRecord({"agent-id": agents[0]})
+    if "agent-ids" in context.node_config or ("agent-id" not in context.node_config and per_node > 1):
+        answer["agent-ids"] = agents
+    return Message(RecordDict({protocol.CONFIG: answer}), reply_to=msg)
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Train on the agent's own experience with what the strategy sent."""
-    return train_many([(msg, context)])[0]
+    """Train on the agent's own experience with what the strategy sent; a message for
+    several agents of this node (clients.protocol.pack) trains them together, stacked
+    where their learners stack (``train_many``), and answers in one packed reply."""
+    packed = protocol.unpack(msg.content)
+    if packed is None:
+        return train_many([(msg, context)])[0]
+    header, contents = packed
+    num_agents = int(protocol.scalar(header["agents"])) if "agents" in header else None
+    own = protocol.node_agent_ids(context.node_config, num_agents, int(protocol.scalar(header.get("agents-per-node", 1))))
+    if strangers := sorted(set(contents) - set(own)):
+        raise ValueError(f"a message for agents {strangers} reached the node of agents {own}")
+    jobs = [(_with_content(msg, content), agent_context(context, agent)) for agent, content in contents.items()]
+    replies = train_many(jobs, stacked=str(header.get("stacked", "auto")))
+    return Message(protocol.pack({agent: reply.content for agent, reply in zip(contents, replies)}), reply_to=msg)
+
+
+def _with_content(msg: Message, content: RecordDict) -> Message:
+    """``msg`` (its metadata: what a reply to it answers) carrying one agent's ``content``."""
+    part = copy.copy(msg)
+    part.content = content
+    return part
+
+
+def agent_context(context: Context, agent: int) -> Context:
+    """The node's context seen by one of its agents: its node config names that agent
+    alone (``agent-id``); the rest (storage-dir, the node's state) is the node's."""
+    config = {k: v for k, v in context.node_config.items() if k not in ("agent-ids", "partition-id")}
+    return Context(run_id=context.run_id, node_id=context.node_id, node_config={**config, "agent-id": agent},
+                   state=context.state, run_config=context.run_config)
 
 
 def train_many(messages: Sequence[tuple[Message, Context]], stacked: str = "off") -> list[Message]:
@@ -52,6 +88,8 @@ def train_many(messages: Sequence[tuple[Message, Context]], stacked: str = "off"
     """
     rounds = [_receive(msg, context) for msg, context in messages]
     learning = [r for r in rounds if r.learns]
+    if any(instructions.needs_last_gradient(r.cfg) for r in learning):
+        stacked = "off"  # each agent's own optimiser step leaves the gradient it uploads
     trained = iter(stacking.train_all([r.job for r in learning], stacked))
     return [_reply(r, next(trained) if r.learns else instructions.resting()) for r in rounds]
 
@@ -95,6 +133,7 @@ def _receive(msg: Message, context: Context) -> _Round:
     instructions.add_neighbour_update(policy, msg.content, cfg)
     instructions.adopt_neighbour_mix(policy, msg.content, cfg)
     learner.scale_lr(float(protocol.scalar(cfg.get("lr-scale", 1.0))))
+    instructions.step_with_neighbour_gradients(learner, msg.content, cfg)
     learner.reshape_with(instructions.reshaper(msg.content, cfg, agent))
     before = instructions.params(policy)
     anchors = instructions.anchors(msg.content, cfg).to(_device(policy))
@@ -132,6 +171,8 @@ def _reply(r: _Round, stats: dict[str, float]) -> Message:
     metrics = protocol.metric_record(stats)
     content = RecordDict({protocol.ACTING: acting, protocol.ACTING_SPEC: ConfigRecord(acting_spec.to_dict()),
                           protocol.METRICS: metrics})
+    if instructions.needs_last_gradient(cfg):
+        update = learner.last_gradient()  # what LMF's gradient-steps exchange uploads
     if (shared := instructions.shared_record(policy, cfg, update)) is not None:
         content[protocol.SHARED] = instructions.poison_upload(shared, before, cfg, msg.content, seed)
     # all the agent's own work this round (its share of a stacked pass included)
@@ -181,3 +222,13 @@ def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage,
         return learner, JoinRecord(), True
     learner.load_state_dict(state["learner"])
     return learner, JoinRecord.from_dict(state["volunteer"]), False
+
+
+def release_learners() -> int:
+    """Forget the learners this process keeps in memory (their state stays in the agents'
+    storage, which the next round reads); returns how many. A process that handles more
+    agents than fit in memory (the in-process runner with many agents) calls it between
+    groups of agents."""
+    released = len(_LIVE)
+    _LIVE.clear()
+    return released

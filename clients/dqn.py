@@ -230,6 +230,9 @@ class DQNLearner(Learner):
     def scale_lr(self, scale: float) -> None:
         set_lr(self.opt, self.cfg.lr * scale)
 
+    def policy_optimizer(self) -> torch.optim.Optimizer:
+        return self.opt
+
     def reshape_with(self, reshaper: Reshaper | None) -> None:
         self.reshaper = reshaper
 

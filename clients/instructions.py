@@ -16,6 +16,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from clients import protocol
 from clients.anchors import Anchors
 from clients.attacks import poison
+from clients.learner import Learner
 from clients.reshaping import JointSteps, ReceivedMechanism, Reshaper
 from clients.volunteer import JoinRecord, decide
 
@@ -54,6 +55,28 @@ def adopt_neighbour_mix(policy: torch.nn.Module, content: RecordDict, config: Co
     mix = protocol.optional_record(content, protocol.MIX, ArrayRecord)
     if mix is not None and config.get("lmf-mode", "") == protocol.LMF_DIFFUSION:
         set_params(policy, {k: v.numpy() for k, v in mix.items()})
+
+
+def step_with_neighbour_gradients(learner: Learner, content: RecordDict, config: ConfigRecord) -> int:
+    """LMF as the FPF authors run [FPF Eq. 14]: each neighbour's last gradient (``mix`` keys
+    ``"<k>/<parameter>"``) is one more step of the agent's own optimiser, neighbour by
+    neighbour in the order k; returns the number of steps taken."""
+    mix = protocol.optional_record(content, protocol.MIX, ArrayRecord)
+    if mix is None or config.get("lmf-mode", "") != protocol.LMF_GRADIENT_STEPS:
+        return 0
+    grads: dict[int, Params] = {}
+    for key, value in mix.items():
+        neighbour, name = key.split("/", 1)
+        grads.setdefault(int(neighbour), {})[name] = value.numpy()
+    for k in sorted(grads):
+        learner.gradient_step(grads[k])
+    return len(grads)
+
+
+def needs_last_gradient(config: ConfigRecord) -> bool:
+    """LMF's gradient-steps exchange: the agent uploads the gradient of its last optimiser
+    step, which only training on its own (not stacked, clients/stacking.py) leaves."""
+    return config.get("lmf-mode", "") == protocol.LMF_GRADIENT_STEPS
 
 
 def anchors(content: RecordDict, config: ConfigRecord) -> Anchors:
@@ -102,13 +125,15 @@ def resting() -> dict[str, float]:
 
 
 def withhold_update(policy: torch.nn.Module, config: ConfigRecord, before: Params) -> None:
-    """LMF gradient exchange: the update travels and comes back mixed, so it is not applied."""
-    if config["share"] == protocol.SHARE_GRADIENTS:
+    """LMF gradient exchange: the update travels and comes back mixed, so it is not applied
+    (gradient-steps keeps it: only the last gradient travels)."""
+    if config["share"] == protocol.SHARE_GRADIENTS and not needs_last_gradient(config):
         set_params(policy, before)
 
 
 def shared_record(policy: torch.nn.Module, config: ConfigRecord, update: Params) -> ArrayRecord | None:
-    """What a participant uploads: its parameters, or only its update; nothing otherwise."""
+    """What a participant uploads: its parameters, or only its update (for gradient-steps,
+    ``update`` is its last gradient); nothing otherwise."""
     if config["share"] == protocol.SHARE_PARAMETERS:
         return ArrayRecord({k: Array(v.astype(np.float32)) for k, v in params(policy).items()})
     if config["share"] == protocol.SHARE_GRADIENTS:

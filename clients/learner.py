@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord
 from gymnasium import spaces
@@ -76,6 +77,34 @@ class Learner:
 
     def scale_lr(self, scale: float) -> None:
         """Scale the learning rates by ``scale`` relative to the configured ones (LMF's α_t)."""
+
+    def policy_optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimiser of :attr:`policy`'s parameters (LMF's gradient-steps exchange steps
+        with it); None: the learner has none."""
+        return None
+
+    def last_gradient(self) -> dict[str, np.ndarray]:
+        """The gradient of :attr:`policy`'s parameters as its last optimiser step left it
+        (after clipping), zeros where there is none."""
+        return {name: (np.zeros(tuple(p.shape)) if p.grad is None else p.grad.detach().cpu().numpy().astype(np.float64))
+                for name, p in self.policy.named_parameters()}
+
+    def gradient_step(self, gradient: dict[str, np.ndarray]) -> None:
+        """One step of :meth:`policy_optimizer` with ``gradient`` (by parameter name) as the
+        policy's gradient; the policy's own last gradient is kept (:meth:`last_gradient`)."""
+        opt = self.policy_optimizer()
+        if opt is None:
+            raise ValueError(f"the {self.name} learner has no optimiser to step with its neighbours' gradients "
+                             "(--lmf-mode gradient-steps needs ppo or dqn agents)")
+        named = dict(self.policy.named_parameters())
+        if set(gradient) != set(named):
+            raise ValueError(f"a neighbour's gradient has parameters {sorted(gradient)}, the policy {sorted(named)}")
+        own = {name: p.grad for name, p in named.items()}
+        for name, p in named.items():
+            p.grad = torch.as_tensor(np.asarray(gradient[name]), dtype=p.dtype, device=p.device).reshape(p.shape)
+        opt.step()
+        for name, p in named.items():
+            p.grad = own[name]
 
     def reshape_with(self, reshaper: Reshaper | None) -> None:
         """Recompute this round's training rewards on every minibatch with ``reshaper``

@@ -95,6 +95,9 @@ class PPOLearner(Learner):
         set_lr(self.opt_actor, self.cfg.lr_actor * scale)
         set_lr(self.opt_critic, self.cfg.lr_critic * scale)
 
+    def policy_optimizer(self) -> torch.optim.Optimizer:
+        return self.opt_actor
+
     def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
         """PPO epochs on ``exp`` with the anchors' proximal pull; returns diagnostics."""
         cfg, start = self.cfg, time.perf_counter()

@@ -17,7 +17,9 @@ Train message (server -> agent i)::
     "mix"         ArrayRecord   optional: the agent's neighbour mix (LMF): parameters to
                                 combine with its own update ("lmf-mode" = "parameters"),
                                 parameters to adopt before training ("diffusion"),
-                                or the mixed update to add before training ("gradients")
+                                or the mixed update to add before training ("gradients");
+                                "gradient-steps": the neighbours' last gradients, keyed
+                                "<k>/<parameter>" (k = 0, 1, ...), one optimiser step each
     "mechanism"   ArrayRecord   optional (md, --md-reshape-time minibatch): the mechanism's
                                 critic, MRP predictor and MRP buffer, to recompute the
                                 reshaped reward on every minibatch (clients.reshaping)
@@ -36,8 +38,15 @@ Reply (agent i -> server)::
                                 (share="parameters") or only its update Δ_i ("gradients")
     "metrics"     MetricRecord  training diagnostics (scalars only)
 
-Query message "hello": the agent replies ``ConfigRecord({"agent-id": i})`` from its node
-config (``agent-id`` in deployment, ``partition-id`` in simulation).
+Query message "hello" (carrying ``agents`` N and ``agents-per-node`` K): the node replies
+``ConfigRecord({"agent-id": i})`` from its node config (``agent-id`` in deployment,
+``partition-id`` in simulation), plus ``"agent-ids": [...]`` when it holds a list of agents
+(``agent-ids`` in deployment, a block of K agents in simulation: :func:`node_agent_ids`).
+
+A node of several agents gets one train message for all of them and answers with one
+reply (:func:`pack`, :func:`unpack`): an ``"agents"`` ConfigRecord names the agents (and,
+from the server, N, K and ``stacked``), and each agent's records above travel under
+``"<agent>/<record>"``; only the node's own agents' records are in either.
 
 The learner's state never travels: it stays in the agent's storage (clients.storage).
 """
@@ -59,9 +68,11 @@ MECHANISM, JOINT = "mechanism", "joint"
 ACTING, ACTING_SPEC, SHARED, METRICS = "acting", "acting-spec", "shared", "metrics"
 SHARE_NONE, SHARE_PARAMETERS, SHARE_GRADIENTS = "none", "parameters", "gradients"
 # LMF's exchanges: [FPF Eq. 13] (consensus, then the own step), [FPF Eq. 14] (mixed updates), and
-# diffusion (adapt, then combine: the own step is taken from the neighbours' mix)
-LMF_DIFFUSION = "diffusion"
-LMF_MODES = (SHARE_PARAMETERS, SHARE_GRADIENTS, LMF_DIFFUSION)
+# diffusion (adapt, then combine: the own step is taken from the neighbours' mix), and
+# gradient-steps (the FPF authors' [FPF Eq. 14]: each neighbour's last gradient is one more
+# step of the agent's own optimiser; the agent keeps its own update)
+LMF_DIFFUSION, LMF_GRADIENT_STEPS = "diffusion", "gradient-steps"
+LMF_MODES = (SHARE_PARAMETERS, SHARE_GRADIENTS, LMF_DIFFUSION, LMF_GRADIENT_STEPS)
 # the per-step pull coefficients toward ω and ω̄ (FPF sends αλ_u and αλ_e)
 PULL_U, PULL_E = "alpha-lambda-u", "alpha-lambda-e"
 #: how many times the agent applies the per-round pull this round (federation events; 1 if absent)
@@ -141,7 +152,89 @@ def space_from(config) -> spaces.Space:
 
 def node_agent_id(node_config: dict) -> int:
     """The agent a node plays: ``agent-id`` (deployment) or ``partition-id`` (simulation)."""
-    for key in ("agent-id", "partition-id"):
-        if key in node_config:
-            return int(node_config[key])
-    raise ValueError("this node has no agent: start the SuperNode with --node-config \"agent-id=<i>\"")
+    agents = node_agent_ids(node_config)
+    if len(agents) != 1:
+        raise ValueError(f"this node holds agents {agents}, not one")
+    return agents[0]
+
+
+def node_agent_ids(node_config: Mapping, num_agents: int | None = None, per_node: int = 1) -> list[int]:
+    """The agents a node holds: ``agent-ids`` (deployment: ``"0-4"``, ``"0,2,5"``), else
+    ``agent-id`` (one agent), else, in a simulation, partition ``p``'s block of ``per_node``
+    agents, ``p*K .. min((p+1)*K, N) - 1`` (Flower's simulation gives its nodes only a
+    partition id: ``num_agents`` N and ``per_node`` K come from the server's message)."""
+    if "agent-ids" in node_config:
+        if "agent-id" in node_config:
+            raise ValueError("the node config names both agent-id and agent-ids: give one of them")
+        return parse_agent_ids(node_config["agent-ids"])
+    if "agent-id" in node_config:
+        return [int(node_config["agent-id"])]
+    if "partition-id" in node_config:
+        part = int(node_config["partition-id"])
+        if per_node == 1:
+            return [part]
+        if num_agents is None:
+            raise ValueError("a simulated node holding several agents needs the number of agents from the server")
+        agents = list(range(part * per_node, min(num_agents, (part + 1) * per_node)))
+        if not agents:
+            raise ValueError(f"partition {part} holds no agent ({num_agents} agents, {per_node} per node)")
+        return agents
+    raise ValueError("this node has no agent: start the SuperNode with --node-config \"agent-id=<i>\" "
+                     "or --node-config 'agent-ids=\"<first>-<last>\"'")
+
+
+def parse_agent_ids(value: object) -> list[int]:
+    """A node's ``agent-ids``: an integer, or text of ids and inclusive ranges separated
+    by commas (``"0-4"``, ``"0,2,5"``, ``"0-2,7"``); each id at most once, none negative."""
+    text = str(value).strip()
+    out: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",")):
+            if "-" in part.lstrip("-"):
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out += range(lo, hi + 1)
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise ValueError(f"agent-ids {text!r} must list agent ids and ranges, e.g. \"0-4\" or \"0,2,5\"") from None
+    if len(set(out)) != len(out) or min(out) < 0:
+        raise ValueError(f"agent-ids {text!r} names an agent twice or a negative id")
+    return out
+
+
+#: the record of a message that carries several agents' messages, one node's agents
+#: (``--agents-per-node``): ``agent-ids`` and the server's settings for the node; each
+#: agent's records travel under ``"<agent>/<record>"`` (:func:`pack`, :func:`unpack`)
+AGENTS = "agents"
+
+
+def pack(contents: Mapping[int, RecordDict], header: Mapping[str, ConfigRecordValues] | None = None) -> RecordDict:
+    """One message's content holding each agent's own content (train messages to a node
+    of several agents, and its reply), with ``header`` beside the agents' ids."""
+    out = RecordDict({AGENTS: config_record({**(header or {}), "agent-ids": [int(a) for a in contents]})})
+    for agent, content in contents.items():
+        for key, value in content.items():
+            out[f"{int(agent)}/{key}"] = value
+    return out
+
+
+def unpack(content: RecordDict) -> tuple[ConfigRecord, dict[int, RecordDict]] | None:
+    """:func:`pack`'s header and each agent's content, in the header's order; None for a
+    message of one agent."""
+    if AGENTS not in content:
+        return None
+    header = record(content, AGENTS, ConfigRecord)
+    ids = header["agent-ids"]
+    if not isinstance(ids, list):
+        raise TypeError("a packed message's agent-ids is not a list")
+    out = {int(a): RecordDict() for a in ids}
+    for key, value in content.items():
+        if key == AGENTS:
+            continue
+        agent, sep, name = key.partition("/")
+        if not sep or not agent.isdigit() or int(agent) not in out:
+            raise ValueError(f"a packed message holds record {key!r} of no agent it names ({sorted(out)})")
+        out[int(agent)][name] = value
+    return header, out

@@ -21,6 +21,13 @@ Into the campaign's ``out`` it writes:
 ``--all`` does every campaign of experiments/campaigns/ and then writes
 docs/results/CLAIMS.md, the claims of all of them grouped by paper.
 
+Both claims files end with "Why claims do not reproduce" (:func:`why_markdown`): every
+contradicted claim and every claim with a ``cause`` (text: why it does not reproduce, or
+"unexplained: ..." with what was tried), with its ``ablation``, what measures the cause:
+another claim's id (of any campaign: its test, effect, CI and verdict), or
+``"scenario: A - B"``, the paired difference of two methods of the campaign on the claim's
+metric and window (its effect and 95% CI); "not run yet" until a seed of it has finished.
+
 Only finished runs (:mod:`experiments.status`, state ``done``) are read; the others are
 left out and counted ("2 of 3 seeds finished"), in the tables and on the terminal. A run's
 final value is :func:`analysis.window.final_value` over the window (the claim's, the
@@ -96,7 +103,8 @@ REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclu
 REPORT_KEYS = ("metrics", "window")
 COMPARISON_KEYS = ("name", "metric", "window", "scenarios", "pairs")
 CLAIM_KEYS = ("id", "claim", "paper", "ref", "setting", "scenario", "metric", "window", "a", "b", "rule", "margin",
-              "value", "figure", "note", "b_metric", "b_scenario", "b_scale", "c", "d", "c_metric", "d_metric")
+              "value", "figure", "note", "b_metric", "b_scenario", "b_scale", "c", "d", "c_metric", "d_metric",
+              "cause", "ablation")
 CLAIM_REQUIRED = ("id", "claim", "paper", "ref", "setting", "scenario", "metric", "a", "rule")
 RESERVED_FILES = ("results", "claims")
 
@@ -278,6 +286,8 @@ class Claim:
     d: str | None = None
     c_metric: str | None = None
     d_metric: str | None = None
+    cause: str = ""                  # why it does not reproduce (CLAIMS.md's "Why claims do not reproduce")
+    ablation: str | None = None      # what measures the cause: a claim id, or "scenario: A - B" of this campaign
 
     @property
     def threshold(self) -> float:
@@ -385,7 +395,8 @@ def parse(campaign: Campaign, papers: tuple[str, ...] | None = None) -> Spec:
                 raise fail(where, f"'{key}' is missing; a claim needs {', '.join(CLAIM_REQUIRED)} (and b, or value)")
         text = {k: _text(item[k], lambda m, k=k: fail(f"{where}: '{k}'", m))
                 for k in ("id", "claim", "paper", "ref", "setting", "scenario", "metric", "a", "rule")}
-        for k in ("b", "figure", "note", "b_metric", "b_scenario", "c", "d", "c_metric", "d_metric"):
+        for k in ("b", "figure", "note", "b_metric", "b_scenario", "c", "d", "c_metric", "d_metric", "cause",
+                  "ablation"):
             if k in item:
                 text[k] = _text(item[k], lambda m, k=k: fail(f"{where}: '{k}'", m))
         for k in ("id", "claim", "ref", "metric"):
@@ -453,10 +464,18 @@ def parse(campaign: Campaign, papers: tuple[str, ...] | None = None) -> Spec:
             raise fail(f"{where}: 'figure'", f"must be a path relative to the campaign's out ({campaign.out}), "
                                              f"without '..', got {figure!r}")
         win = _window(item.get("window", window.spec), lambda m: fail(f"{where}: 'window'", m))
+        if "ablation" in text:
+            text["ablation"] = _ablation(text["ablation"], text["id"], campaign,
+                                         lambda m: fail(f"{where}: 'ablation'", m))
+            if not text.get("cause", "").strip():
+                raise fail(f"{where}: 'ablation'", "measures a cause: give cause too")
+        if "\n" in text.get("cause", ""):
+            raise fail(f"{where}: 'cause'", "must be one paragraph (no line breaks)")
         claims.append(Claim(text["id"], text["claim"], text["paper"], text["ref"], text["setting"], scenario,
                             text["metric"], win, text["a"], text.get("b"), text["rule"], margin, value, figure,
                             text.get("note", ""), text.get("b_metric"), text.get("b_scenario"), b_scale,
-                            text.get("c"), text.get("d"), text.get("c_metric"), text.get("d_metric")))
+                            text.get("c"), text.get("d"), text.get("c_metric"), text.get("d_metric"),
+                            text.get("cause", "").strip(), text.get("ablation")))
 
     # [figures]
     module = None
@@ -468,6 +487,36 @@ def parse(campaign: Campaign, papers: tuple[str, ...] | None = None) -> Spec:
         if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", module):
             raise fail("[figures]: 'module'", f"must be a module's dotted name, got {module!r}")
     return Spec(spec, tuple(comparisons), tuple(claims), module)
+
+
+ABLATION_PAIR = re.compile(r"\s*([^:\s][^:]*?)\s*:\s*(\S+)\s+-\s+(\S+)\s*")
+
+
+def _ablation(value: str, own_id: str, campaign: Campaign, fail) -> str:
+    """A claim's ``ablation``, checked: another claim's id (of any campaign; report --all
+    checks that it exists), or ``"scenario: A - B"``, a paired difference of two methods of
+    this campaign on the claim's metric and window. Returned normalised."""
+    value = value.strip()
+    if ":" not in value:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", value):
+            raise fail(f"{value!r} is neither a claim id nor \"scenario: A - B\"")
+        if value == own_id:
+            raise fail("names the claim itself")
+        return value
+    match = ABLATION_PAIR.fullmatch(value)
+    if not match:
+        raise fail(f"{value!r}: write a paired difference as \"scenario: A - B\" (two methods of the scenario)")
+    scenario, a, b = match.groups()
+    if scenario not in campaign.scenarios:
+        raise fail(f"unknown scenario {scenario!r}{_close(scenario, campaign.scenarios)}; the campaign's scenarios: "
+                   f"{', '.join(campaign.scenarios)}")
+    own = campaign.scenarios[scenario].methods
+    for m in (a, b):
+        if m not in own:
+            raise fail(f"{m!r} is not a method of scenario {scenario!r}{_close(m, own)}; its methods: {', '.join(own)}")
+    if a == b:
+        raise fail(f"compares {a!r} with itself")
+    return f"{scenario}: {a} - {b}"
 
 
 def slug(name: str) -> str:
@@ -660,6 +709,7 @@ class ClaimResult:
     planned: int         # seeds planned (the fewer of A's and B's)
     test: str            # the rule in symbols, e.g. "FPF − IDQN > 0"
     missing: str = ""    # why n is short: e.g. "FPF: 2 of 3 seeds finished"
+    ablation: ClaimResult | None = None  # a "scenario: A - B" ablation's paired difference, judged
 
 
 def label(name: str) -> str:
@@ -753,6 +803,9 @@ def _report(campaign: Campaign, boot: Bootstraps, *, reps: int = REPS, poi_reps:
     calls = [(stats.iqm, (list(runs.finals(s, m, first, spec.report.window).values()),), {"reps": reps})
              for s, m in cells]
     judged = [_judge(campaign, c, runs) for c in spec.claims]
+    for r in judged:
+        if r.claim.ablation and ":" in r.claim.ablation:
+            r.ablation = _judge(campaign, _ablation_claim(r.claim), runs)
     paired = [r for r in judged if r.claim.b and not r.claim.c and r.effect.n >= 2]
     for r in paired:
         (_, sa, a, ma), (scale, sb, b, mb) = r.claim.terms()
@@ -952,6 +1005,15 @@ def _judge(campaign: Campaign, claim: Claim, runs: Runs) -> ClaimResult:
                        _test_text(campaign, claim), missing)
 
 
+def _ablation_claim(claim: Claim) -> Claim:
+    """A "scenario: A - B" ablation as a paired claim A − B > 0 on the claim's metric and window."""
+    match = ABLATION_PAIR.fullmatch(claim.ablation or "")
+    assert match, claim.ablation
+    scenario, a, b = match.groups()
+    return Claim(f"{claim.id}:ablation", f"ablation of {claim.id}", claim.paper, claim.ref, claim.setting, scenario,
+                 claim.metric, claim.window, a, b, "greater")
+
+
 def _term_text(campaign: Campaign, claim: Claim, method: str, metric: str, scenario: str) -> str:
     """A method's label, with the metric in brackets where the claim's terms use several
     metrics, and the scenario where it is not the claim's."""
@@ -1039,6 +1101,7 @@ def claims_markdown(results: list[ClaimResult], *, title: str, base: Path, comma
 
     if not by_paper:
         lines += [tables.markdown(header, [row(r) for r in results]), ""]
+        lines += why_markdown(results, anchors, papers_link)
         return "\n".join(lines)
     order = list(anchors) + sorted({r.claim.paper for r in results} - set(anchors))
     for paper in order:
@@ -1052,7 +1115,58 @@ def claims_markdown(results: list[ClaimResult], *, title: str, base: Path, comma
                   f"{len(mine)} claim{'s' if len(mine) != 1 else ''}: "
                   + ", ".join(f"{k} {o}" for o, k in n.items()) + ".", "",
                   tables.markdown(header, [row(r) for r in mine]), ""]
+    lines += why_markdown(results, anchors, papers_link)
     return "\n".join(lines)
+
+
+WHY_TEXT = """\
+Every contradicted claim, and every claim whose campaign file gives a `cause`: the cause (the
+claim's `cause`, or "unexplained"), and the ablation that measures it (the claim's `ablation`:
+another claim, with its test, effect [95% CI] and verdict, or a paired difference A − B of two
+methods on the claim's metric and window, with its effect [95% CI]); "not run yet" while no
+seed of the ablation has finished."""
+
+
+def _ablation_text(r: ClaimResult, by_id: Mapping[str, ClaimResult]) -> str:
+    """What the claim's ablation measured, in one sentence."""
+    c = r.claim
+    if not c.ablation:
+        return "no ablation measures it yet."
+    if r.ablation is not None:  # "scenario: A - B"
+        a = r.ablation
+        what = f"`{c.ablation}` ({a.test.removesuffix(' > 0')}, {label(c.metric)})"
+        if a.effect.n == 0:
+            return f"{what}: not run yet."
+        if a.effect.n < 2 or not math.isfinite(a.effect.lo):
+            return f"{what}: {_fmt_effect(a.effect)}, n = {a.effect.n} (of {a.planned}): too few seeds for a CI."
+        moves = "excludes 0" if a.effect.lo > 0 or a.effect.hi < 0 else "includes 0"
+        return f"{what}: {_fmt_effect(a.effect)}, n = {a.effect.n} (of {a.planned}); the CI {moves}."
+    other = by_id.get(c.ablation)
+    if other is None:
+        return f"`{c.ablation}` (a claim of another campaign: docs/results/CLAIMS.md)."
+    what = f"`{c.ablation}` ({other.test})"
+    if other.effect.n == 0:
+        return f"{what}: not run yet."
+    return (f"{what}: {_fmt_effect(other.effect)}, n = {other.effect.n} (of {other.planned}), "
+            f"{other.verdict.outcome} ({other.verdict.reason}).")
+
+
+def why_markdown(results: list[ClaimResult], anchors: Mapping[str, str], papers_link: str) -> list[str]:
+    """The section "Why claims do not reproduce": one item per contradicted claim or claim
+    with a ``cause`` (none: no section)."""
+    listed = [r for r in results if r.verdict.outcome == CONTRADICTED or r.claim.cause]
+    if not listed:
+        return []
+    by_id = {r.claim.id: r for r in results}
+    lines = ["## Why claims do not reproduce", "", WHY_TEXT, ""]
+    for r in listed:
+        c = r.claim
+        anchor = anchors.get(c.paper, "")
+        paper = f"[{c.paper} {c.ref}]({papers_link}" + (f"#{anchor}" if anchor else "") + ")"
+        cause = c.cause or "unexplained: no cause recorded."
+        lines.append(f"- `{c.id}` ({paper}, {c.setting}, {c.scenario} ({r.campaign})): {_fmt_verdict(r.verdict)} "
+                     f"({r.verdict.reason}). **Cause:** {cause} **Ablation:** {_ablation_text(r, by_id)}")
+    return lines + [""]
 
 
 def _cell(text: str) -> str:
@@ -1111,6 +1225,11 @@ def report_all(directory: Path = DIRECTORY, claims_path: Path = CLAIMS_FILE, *, 
                   file=sys.stderr)
             code = 2
         seen.setdefault(r.claim.id, r.campaign)
+    for r in results:
+        if r.claim.ablation and r.ablation is None and r.claim.ablation not in seen:
+            print(f"error: {r.path}: claim {r.claim.id!r}: 'ablation': no campaign has a claim "
+                  f"{r.claim.ablation!r}{_close(r.claim.ablation, seen)}", file=sys.stderr)
+            code = 2
     claims_path = Path(claims_path)
     claims_path.parent.mkdir(parents=True, exist_ok=True)
     claims_path.write_text(claims_markdown(results, title="Claims of the papers, checked against our runs",

@@ -80,6 +80,12 @@ class ExecutionConfig(Settings):
                                   "1e-5, clients/stacking.py, so a long run drifts from it) or one after another "
                                   "(off: bit-identical to Flower's runner and to runs made before)",
                            choices=("auto", "off"))
+    agents_per_node: int = setting(1, "agents each simulated Flower node hosts: a node receives its agents' "
+                                      "experience in one message and trains them stacked (clients/stacking.py; "
+                                      "each update equals the one-by-one update within 1e-5); 1: one node per "
+                                      "agent; K at least --agents puts every agent on one node. A deployment "
+                                      "names each SuperNode's agents itself (--node-config agent-ids=\"0-4\")",
+                                   ge=1, le=10_000_000)
     node_timeout: float = setting(300.0, "seconds to wait for the agents' nodes to connect", gt=0.0, le=1e7)
     reply_timeout: float = setting(1800.0, "seconds to wait for the agents' replies in a round", gt=0.0, le=1e7)
     progress: bool = setting(True, "show a progress bar")

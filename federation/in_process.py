@@ -9,6 +9,9 @@ whose learners stack train in one pass (``--stacked auto``, clients/stacking.py)
 benchmarks/bench_round.py's in-process measurement. For studies of many short tabular runs (JAM-QL's matrix
 games: ~0.05 s per round here against ~0.3 s plus Ray's start-up in a simulation); the
 agents keep their learners in their own storage exactly as in a simulation.
+``--agents-per-node`` changes nothing here: every agent already is in this one process,
+which trains them one after another or stacked as ``--stacked`` says, with no message
+to save.
 """
 
 from __future__ import annotations
@@ -24,9 +27,20 @@ from federation.config import RunConfig
 from federation.server_app import Federation
 
 
-def run_in_process(cfg: RunConfig, verbose: bool = False, checkpoints: bool = True) -> dict:
+#: agents trained per call of the ClientApp: a run with more keeps no learner in memory
+#: between rounds (each agent reads its state from its storage, as in deployment), so its
+#: memory holds the learners of one such group, not of every agent
+CHUNK = 256
+
+
+def run_in_process(cfg: RunConfig, verbose: bool = False, checkpoints: bool = True, chunk: int = CHUNK) -> dict:
     """Run (or, with ``resume``, continue) ``cfg``; return its summary as ``simulate`` does.
-    ``checkpoints=False`` skips OUT/checkpoint.pt (short runs that are simply run again)."""
+    ``checkpoints=False`` skips OUT/checkpoint.pt (short runs that are simply run again).
+    ``chunk``: agents trained together per call of the ClientApp (stacked with ``--stacked
+    auto``); with more agents than that, the learners are read from the agents' storage
+    every round instead of kept in memory (the same results: the state round-trips exactly)."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1, got {chunk}")
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.execution.torch_threads)
@@ -37,8 +51,13 @@ def run_in_process(cfg: RunConfig, verbose: bool = False, checkpoints: bool = Tr
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
 
     def exchange(messages):  # the agents that stack train in one pass (--stacked, clients/stacking.py)
-        return client_app.train_many([(m, contexts[m.metadata.dst_node_id]) for m in messages],
-                                     stacked=cfg.execution.stacked)
+        replies = []
+        for k in range(0, len(messages), chunk):  # at most ``chunk`` agents' learners in memory at once
+            replies += client_app.train_many([(m, contexts[m.metadata.dst_node_id]) for m in messages[k:k + chunk]],
+                                             stacked=cfg.execution.stacked)
+            if len(messages) > chunk:
+                client_app.release_learners()
+        return replies
 
     done = federation.restore() if cfg.execution.resume else 0
     startup_s = time.perf_counter() - start

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message
+from flwr.app import Array, ArrayRecord, ConfigRecord, ConfigRecordValues, Context, Error, Message, MessageType
 from flwr.serverapp import Grid, ServerApp
 
 import envs
@@ -44,6 +44,10 @@ from strategies.mediator import Mediator
 from strategies.participation import Participation
 
 log = logging.getLogger("fedgames")
+
+
+#: how a node of several agents trains them (clients/stacking.py): stacked where their learners stack
+NODE_STACKED = "auto"
 
 
 class NoAgentTrained(RuntimeError):
@@ -153,7 +157,9 @@ class Federation:
         self.game, self.strategy, self.world, self.arrays = build(cfg)
         self.assignment = cfg.learners()
         self.learner_cfgs = {name: learner_config(cfg, self.world, name) for name in set(self.assignment)}
-        self.node_agent: dict[int, int] = {}
+        self.node_agent: dict[int, int] = {}  # the address the strategy knows an agent by -> agent
+        self.agent_node: dict[int, int] = {}  # agent -> the node that plays it
+        self.packed: frozenset[int] = frozenset()  # nodes whose agents' messages travel packed
         self._evaluator: World | None = None
         # each attacking agent's attack profile (clients.attacks), attached to its own train
         # message only: attacks belong to the agents, and strategies never see them
@@ -169,22 +175,82 @@ class Federation:
         self.worker_pids: set[int] = set()  # the processes that replied (a simulation's workers)
         self.stop: StopRequest | None = None
 
-    def bind(self, nodes: dict[int, int]) -> None:
-        """``nodes``: agent id -> node id."""
-        self.node_agent = {n: a for a, n in nodes.items()}
-        self.strategy.bind(nodes)
+    def bind(self, nodes: dict[int, int], packed: Iterable[int] = ()) -> None:
+        """``nodes``: agent id -> node id; ``packed``: the nodes that hold a list of agents
+        (``--agents-per-node``, a SuperNode's ``agent-ids``), whose agents' train messages
+        travel in one message per node (``exchange_packed``). The strategy knows each
+        agent by an address of its own: its node's id for a node of one agent, else a
+        number that is no node's id, so it still sends and receives one message per agent."""
+        self.agent_node = dict(nodes)
+        self.packed = frozenset(packed) & frozenset(nodes.values())
+        taken, free = set(nodes.values()), 1
+        addresses = {}
+        for agent, node in sorted(nodes.items()):
+            if node not in self.packed:
+                addresses[agent] = node
+                continue
+            while free in taken:
+                free += 1
+            addresses[agent] = free
+            taken.add(free)
+        self.node_agent = {n: a for a, n in addresses.items()}
+        self.strategy.bind(addresses)
 
-    def rejoin(self, rnd: int, found: dict[int, int], problems: list[str]) -> None:
+    def rejoin(self, rnd: int, found: dict[int, int], problems: list[str], packed: Iterable[int] = ()) -> None:
         """Agents whose node came back under a new id (``agents.rediscover``) play again
-        from this round; they reload their learner from their own storage."""
-        nodes = {a: n for n, a in self.node_agent.items()}
+        from this round; they reload their learner from their own storage. ``packed``:
+        the new nodes that hold a list of agents (see ``bind``)."""
+        nodes = dict(self.agent_node)
         for agent, node in sorted(found.items()):
             self.recorder.event(rnd, "agent_rejoined", f"agent {agent} is back, on node {node} (was {nodes.get(agent)})")
             nodes[agent] = node
         for problem in problems:
             self.recorder.event(rnd, "unknown_node", problem)
         if found:
-            self.bind(nodes)
+            self.bind(nodes, self.packed | set(packed))
+
+    def exchange_packed(self, messages: list[Message],
+                        exchange: Callable[[list[Message]], Iterable[Message]]) -> list[Message]:
+        """Deliver the strategy's messages, one per agent, with ``exchange``: as they are to
+        a node of one agent; to a node of several, all of its agents' messages in one
+        (clients.protocol.pack: each agent's records under its own name, nobody else's),
+        whose one reply is unpacked into a reply per agent, as if each had answered alone.
+        An error reply of such a node is every one of its agents' error."""
+        if not self.packed:
+            return list(exchange(messages))
+        plain: list[Message] = []
+        groups: dict[int, dict[int, Message]] = {}
+        for msg in messages:
+            agent = self.node_agent[msg.metadata.dst_node_id]
+            node = self.agent_node[agent]
+            if node in self.packed:
+                groups.setdefault(node, {})[agent] = msg
+            else:
+                plain.append(msg)
+        header: dict[str, ConfigRecordValues] = {"agents": self.cfg.agents, "stacked": NODE_STACKED,
+                                                 "agents-per-node": self.cfg.execution.agents_per_node}
+        outgoing = {node: Message(content=protocol.pack({a: m.content for a, m in members.items()}, header),
+                                  dst_node_id=node, message_type=MessageType.TRAIN)
+                    for node, members in groups.items()}
+        received = list(exchange(plain + list(outgoing.values())))
+        by_id = {m.metadata.message_id: node for node, m in outgoing.items() if m.metadata.message_id}
+        replies: list[Message] = []
+        for reply in received:
+            sender = by_id.get(reply.metadata.reply_to_message_id)
+            if sender is None and reply.metadata.src_node_id in outgoing and not reply.metadata.reply_to_message_id:
+                sender = reply.metadata.src_node_id
+            if sender is None:
+                replies.append(reply)
+                continue
+            members = groups[sender]
+            unpacked = None if reply.has_error() else protocol.unpack(reply.content)
+            if unpacked is None:
+                error = reply.error if reply.has_error() else Error(0, f"node {sender} answered without its agents' replies")
+                replies += [Message(error, reply_to=m) for m in members.values()]
+                continue
+            contents = unpacked[1]
+            replies += [Message(contents[a], reply_to=m) for a, m in members.items() if a in contents]
+        return replies
 
     def play(self, rnd: int, exchange: Callable[[list[Message]], Iterable[Message]]) -> dict:
         """One round: rollout, train messages, aggregation, federated training; returns its metrics row."""
@@ -202,7 +268,7 @@ class Federation:
             if agent in self.attacks:
                 msg.content[protocol.ATTACK] = self.attacks[agent]
         t2 = time.perf_counter()
-        replies = list(exchange(messages))
+        replies = self.exchange_packed(messages, exchange)
         t3 = time.perf_counter()
 
         sent = {m.metadata.message_id: self.node_agent[m.metadata.dst_node_id] for m in messages
@@ -449,21 +515,22 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
     build_s = time.perf_counter() - start
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies (default every 0.1 s)
         grid.pull_interval = 0.01
-    nodes = discover_agents(grid, cfg.agents, cfg.execution.node_timeout)
-    federation.bind(nodes)
+    listed: set[int] = set()  # the nodes that hold a list of agents
+    nodes = discover_agents(grid, cfg.agents, cfg.execution.node_timeout, per_node=cfg.execution.agents_per_node,
+                            listed=listed)
+    federation.bind(nodes, listed)
     federation.strategy.summary()
     startup_s = time.perf_counter() - start
     if on_round is not None:
         on_round()
 
     def exchange(messages: list[Message]) -> Iterable[Message]:
-        if stop is None:
-            return grid.send_and_receive(messages, timeout=cfg.execution.reply_timeout)
-        # grid.send_and_receive's loop, which also gives up when the round is to be dropped
+        # grid.send_and_receive's loop, which also gives up when the round is to be dropped,
+        # and pulls every 0.1 s where the deployment's grid (no pull_interval) waits 3 s
         waiting, replies = set(grid.push_messages(messages)), []
         deadline = time.monotonic() + cfg.execution.reply_timeout
         while waiting and time.monotonic() < deadline:
-            if stop.mode == "now":
+            if stop is not None and stop.mode == "now":
                 raise Stopped
             got = list(grid.pull_messages(waiting))
             replies += got
@@ -484,7 +551,10 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
             bar.update(1)
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
         if row["failed_agents"] > 0 and rnd < cfg.rounds:  # a restarted node comes back under a new id
-            federation.rejoin(rnd + 1, *rediscover(grid, {a: n for n, a in federation.node_agent.items()}, cfg.agents))
+            relisted: set[int] = set()
+            found, problems = rediscover(grid, dict(federation.agent_node), cfg.agents,
+                                         per_node=cfg.execution.agents_per_node, listed=relisted)
+            federation.rejoin(rnd + 1, found, problems, relisted)
 
     try:
         return federation.run(exchange, done, start, {"startup_s": startup_s, "build_s": build_s},

@@ -10,6 +10,7 @@ by PID at the end, or by the next run if this one was killed (``federation.proce
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -38,7 +39,9 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
-    """Run ``cfg`` with one virtual SuperNode per agent; return the run's summary.
+    """Run ``cfg`` with one virtual SuperNode per agent, or per ``--agents-per-node`` K
+    agents (ceil(N/K) nodes; node p holds agents pK .. min(pK + K, N) - 1); return the
+    run's summary.
 
     Raises RunFailed when the run failed (AgentsLost among the reasons) and, after a
     Ctrl-C, RunInterrupted once the rounds done are saved and Ray's processes ended."""
@@ -50,6 +53,7 @@ def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
         print(f"note: ended {len(pids)} processes left behind by an earlier run into {out} (PIDs "
               f"{', '.join(map(str, pids))})", file=sys.stderr)
     cpus = os.cpu_count() or 1
+    nodes = math.ceil(cfg.agents / cfg.execution.agents_per_node)
     outcome = RunOutcome()
     init_args: dict[str, ConfigRecordValues] = {"num_cpus": cpus, "include_dashboard": False,
                                                 "log_to_driver": verbose}
@@ -57,7 +61,7 @@ def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
         # max_restarts: Ray starts a new worker in place of one that died, so its agents
         # train again (from their stored learners) at the next round
         "client_resources": {"num_cpus": cfg.execution.client_cpus,
-                             "num_gpus": client_gpus(cfg.execution.device, cfg.agents), "max_restarts": -1,
+                             "num_gpus": client_gpus(cfg.execution.device, nodes), "max_restarts": -1,
                              "max_task_retries": 3},
         "init_args": init_args,
     }
@@ -82,7 +86,7 @@ def simulate(cfg: RunConfig, verbose: bool = False) -> dict:
 
         run_simulation(server_app=make_server_app(cfg, outcome, stop=stop, on_round=registry.update,
                                                   on_stopped=stopped_now),
-                       client_app=client_app, num_supernodes=cfg.agents, backend_config=backend_config,
+                       client_app=client_app, num_supernodes=nodes, backend_config=backend_config,
                        verbose_logging=verbose)
     finally:
         if in_main:

@@ -66,7 +66,7 @@ class World:
         self.num_actions = (mediator or Mediator).agent_actions(game.num_actions)
         self.groups: list[PolicyGroup] = []
         self._where: dict[int, tuple[PolicyGroup, int]] = {}
-        self._acting: dict[int, ArrayRecord] = {}
+        self._reported: set[int] = set()  # the agents whose acting policy was set (their record is in the stack)
         for name in dict.fromkeys(learners):
             agents = [i for i, n in enumerate(learners) if n == name]
             initial = self.initial_policy(name, game, self.num_actions, net, seed)
@@ -93,18 +93,30 @@ class World:
                                  f"it plays {group.learner}/{group.kind}")
             group.epsilon[k, 0] = spec.epsilon
         group.policies.set(k, record)
-        self._acting[agent] = record
+        self._reported.add(agent)
+
+    def acting_record(self, agent: int) -> ArrayRecord:
+        """The agent's acting policy as the record it was set from (read from the stack, so
+        the world keeps one copy of every policy)."""
+        group, k = self._where[agent]
+        return group.policies.record(k)
 
     def state_dict(self) -> dict:
         """The acting policies and ε the agents reported (for checkpoints)."""
-        return {"acting": {a: {k: v.numpy() for k, v in r.items()} for a, r in self._acting.items()},
+        # tensors (views of the stack), which torch.save writes as one storage per array, not
+        # through its in-memory pickle: a checkpoint of many agents is not held twice in memory
+        acting = {}
+        for a in sorted(self._reported):
+            group, k = self._where[a]
+            acting[a] = {name: torch.from_numpy(v) for name, v in group.policies.arrays(k).items()}
+        return {"acting": acting,
                 "epsilon": {a: float(g.epsilon[k, 0]) for a, (g, k) in self._where.items()}}
 
     def acting_records(self) -> list[ArrayRecord] | None:
         """Every agent's acting policy in agent order; None until all have reported one."""
-        if len(self._acting) < self.game.num_agents:
+        if len(self._reported) < self.game.num_agents:
             return None
-        return [self._acting[a] for a in range(self.game.num_agents)]
+        return [self.acting_record(a) for a in range(self.game.num_agents)]
 
     def load_state_dict(self, state: dict) -> None:
         for agent, arrays in state["acting"].items():

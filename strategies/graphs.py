@@ -31,6 +31,7 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
+from scipy import sparse
 
 
 class GraphAssumptionError(ValueError):
@@ -97,6 +98,88 @@ def metropolis_weights(graph: nx.Graph, nodes: list[int]) -> np.ndarray:
     return C
 
 
+def metropolis_sparse(graph: nx.Graph, nodes: list[int]) -> sparse.csr_array:
+    """:func:`metropolis_weights` as a sparse matrix (CSR, rows and columns in the order of
+    ``nodes``): its N + 2|E| nonzeros instead of N² entries, for many agents on a sparse
+    graph. The same weights; c(i,i) = 1 − Σ_{j≠i} c(i,j) sums the row's edge weights in
+    column order."""
+    nodes = _node_list(nodes)
+    g = union_graph([graph], nodes)
+    index = {n: k for k, n in enumerate(nodes)}
+    rows, cols, vals = [], [], []
+    for u, v in g.edges():
+        w = 1.0 / (1.0 + max(g.degree(u), g.degree(v)))
+        rows += [index[u], index[v]]
+        cols += [index[v], index[u]]
+        vals += [w, w]
+    n = len(nodes)
+    off = sparse.csr_array((np.asarray(vals, float), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
+                           shape=(n, n))
+    off.sort_indices()
+    diag = np.array([1.0 - np.sum(off.data[off.indptr[i]:off.indptr[i + 1]]) for i in range(n)])
+    C = (off + sparse.diags_array(diag)).tocsr()
+    C.sort_indices()
+    return C
+
+
+def _check_sparse(C, graph_edges, eps: float | None, atol: float) -> float:
+    """:func:`check_weights` for a scipy.sparse C: the same checks and messages, on its
+    nonzeros only."""
+    fail = "Assumption 5 fails: "
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise GraphAssumptionError(f"{fail}the weight matrix must be square, got shape {C.shape}")
+    n = C.shape[0]
+    if n == 0:
+        raise GraphAssumptionError(f"{fail}the weight matrix is empty (no participating agents)")
+    coo = sparse.coo_array(C)
+    coo.sum_duplicates()
+    rows, cols, vals = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(float)
+    if not np.all(np.isfinite(vals)):
+        raise GraphAssumptionError(f"{fail}the weight matrix holds non-finite entries")
+    if vals.size and vals.min() < -atol:
+        k = int(np.argmin(vals))
+        raise GraphAssumptionError(f"{fail}c({rows[k]},{cols[k]}) = {_fmt(vals[k])} is negative (consensus weights "
+                                   "must be non-negative)")
+    for axis, what, rule in ((1, "row", "C1 = 1"), (0, "column", "1ᵀC = 1ᵀ")):
+        sums = np.asarray(C.sum(axis=axis)).ravel()
+        bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
+        if bad.size:
+            k = int(bad[0])
+            raise GraphAssumptionError(f"{fail}{what} {k} of the weight matrix sums to {_fmt(sums[k])}, not 1 "
+                                       f"(C must be doubly stochastic: {rule})")
+    off = (rows != cols) & (np.abs(vals) > atol)
+    weight = {(int(a), int(b)): float(v) for a, b, v in zip(rows[off], cols[off], vals[off])}
+    if graph_edges is not None:
+        on_graph = set()
+        for a, b in graph_edges:
+            a, b = int(a), int(b)
+            if not (0 <= a < n and 0 <= b < n):
+                raise ValueError(f"edge ({a}, {b}) names a row outside the {n}x{n} weight matrix")
+            if a != b:
+                on_graph |= {(a, b), (b, a)}
+        if stray := sorted(set(weight) - on_graph):
+            a, b = stray[0]
+            raise GraphAssumptionError(f"{fail}c({a},{b}) = {_fmt(weight[a, b])} but ({a},{b}) is not an edge of the "
+                                       "graph (c(i,j) must be 0 off the graph)")
+        if missing := sorted(on_graph - set(weight)):
+            a, b = missing[0]
+            raise GraphAssumptionError(f"{fail}c({a},{b}) = 0 but ({a},{b}) is an edge of the graph "
+                                       "(every edge needs a weight c(i,j) ≥ ε > 0)")
+    diag = C.diagonal()
+    k = int(np.argmin(diag))
+    if diag[k] <= atol:
+        raise GraphAssumptionError(f"{fail}c({k},{k}) = {_fmt(diag[k])}: every agent must keep a weight "
+                                   "c(i,i) ≥ ε > 0 on its own parameters")
+    found = float(min(diag.min(), min(weight.values(), default=np.inf)))
+    if eps is not None and found < eps - atol:
+        low = [(k, k, d) for k, d in enumerate(diag) if d < eps - atol]
+        low += [(a, b, v) for (a, b), v in weight.items() if v < eps - atol]
+        a, b, v = min(low, key=lambda x: (x[0], x[1]))
+        raise GraphAssumptionError(f"{fail}c({a},{b}) = {_fmt(v)} is below ε = {_fmt(eps)} "
+                                   "(self-weights and edge weights must be ≥ ε)")
+    return found
+
+
 def check_weights(C: np.ndarray, graph_edges=None, eps: float | None = None, atol: float = 1e-9) -> float:
     """Validate Assumption 5 for the consensus weights C and return the ε it satisfies.
 
@@ -105,7 +188,10 @@ def check_weights(C: np.ndarray, graph_edges=None, eps: float | None = None, ato
     c(j,i) may be nonzero). ``eps``: a required lower bound; if None, any ε > 0 will do.
     The returned ε is the smallest positive weight on the diagonal and the edges (the
     off-diagonal nonzeros when no edges are given). Entries within ``atol`` of 0 count as 0.
+    A scipy.sparse C is checked on its nonzeros, with the same messages.
     """
+    if sparse.issparse(C):
+        return _check_sparse(C, graph_edges, eps, atol)
     C = np.asarray(C, dtype=float)
     fail = "Assumption 5 fails: "
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
@@ -257,7 +343,10 @@ def consensus_gap(thetas: np.ndarray) -> float:
         thetas = thetas[:, None]
     if thetas.shape[0] == 0:
         return 0.0
-    return float(np.mean(np.sum((thetas - thetas.mean(axis=0)) ** 2, axis=1)))
+    mean = thetas.mean(axis=0)
+    # by blocks of rows: each row's sum as in one pass, without a copy of all of them
+    rows = np.concatenate([np.sum((thetas[k:k + 256] - mean) ** 2, axis=1) for k in range(0, len(thetas), 256)])
+    return float(np.mean(rows))
 
 
 def mix(C: np.ndarray, thetas: np.ndarray) -> np.ndarray:
@@ -293,6 +382,11 @@ class GraphSchedule:
         """C_t over ``nodes`` (in that order): Metropolis weights on G_t."""
         return metropolis_weights(self.graph(t, nodes), nodes)
 
+    def sparse_weights(self, t: int, nodes: list[int], graph: nx.Graph | None = None) -> sparse.csr_array:
+        """:meth:`weights` as a sparse matrix (:func:`metropolis_sparse`); ``graph``: G_t when
+        the caller has it already."""
+        return metropolis_sparse(self.graph(t, nodes) if graph is None else graph, nodes)
+
     def sequence(self, nodes: list[int], rounds: int, start: int = 1) -> list[nx.Graph]:
         """The graphs of rounds start, …, start + rounds − 1."""
         return [self.graph(t, nodes) for t in range(start, start + rounds)]
@@ -325,16 +419,22 @@ class CompleteSchedule(GraphSchedule):
 
 
 class RingSchedule(GraphSchedule):
-    """A cycle over the participants in sorted order (one edge for 2, none for 1); B = 1."""
+    """A cycle over the participants in sorted order (one edge for 2, none for 1); B = 1.
+    ``hops`` = k > 1 links each agent to its k nearest on each side (a circulant graph; the
+    FPF authors' LMF on the Matthew Effect talks to i±1, i±2)."""
 
     name, interval = "ring", 1
 
+    def __init__(self, seed: int = 0, hops: int = 1):
+        super().__init__(seed)
+        if int(hops) != hops or hops < 1:
+            raise ValueError(f"the ring's hops must be a positive integer, got {hops}")
+        self.hops = int(hops)
+
     def graph(self, t, nodes):
         nodes, g = self._start(t, nodes)
-        if len(nodes) >= 2:
-            g.add_edges_from(zip(nodes, nodes[1:]))
-        if len(nodes) >= 3:
-            g.add_edge(nodes[-1], nodes[0])
+        ring = nx.circulant_graph(len(nodes), range(1, self.hops + 1))
+        g.add_edges_from((nodes[u], nodes[v]) for u, v in ring.edges() if u != v)
         return g
 
 
@@ -526,6 +626,11 @@ class UserSchedule(GraphSchedule):
             raise ValueError(f"the participation set names agents {unknown} unknown to the user schedule "
                              f"(its agents: {self.nodes})")
         return union_graph([self.graphs[(t - 1) % len(self.graphs)]], nodes)
+
+    def sparse_weights(self, t, nodes, graph=None):
+        if self.matrices is None:
+            return super().sparse_weights(t, nodes, graph)
+        return sparse.csr_array(self.weights(t, nodes))
 
     def weights(self, t, nodes):
         if self.matrices is None:

@@ -1,7 +1,12 @@
-"""Shared fixtures: a tiny, fast configuration and clean-up of Ray's session folders."""
+"""Shared fixtures: a tiny, fast configuration, clean-up of Ray's session folders and of
+the processes a test starts, and one uninterrupted small simulation to compare with."""
 
 import os
 import shutil
+import signal
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +16,13 @@ import envs
 from federation.config import RunConfig
 
 RAY_DIR = Path("/tmp/ray")
+#: set in the environment of every process a test starts through ``own_processes``
+MARKER = "FEDGAMES_TEST_PROCESSES"
+#: a small Flower simulation (3 PPO agents): a few seconds a round
+SMALL_RUN = {"agents": 3, "batch": 2, "steps": 20, "hidden": 16, "minibatch": 64, "fed-batch": 64, "fed-updates": 2,
+             "epochs": 2, "participation": "voluntary", "eval-every": 2, "eval-batch": 2}
+#: the rounds of ``uninterrupted_small_run``
+SMALL_ROUNDS = 4
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,3 +67,89 @@ def world(game, hidden: int = 8, layers: int = 1, seed: int = 0, learners=None, 
 def random_returns():
     """Each agent's return over one episode of uniformly random actions: [episodes, agents]."""
     return envs.random_policy_returns
+
+
+def small_run_flags(**more) -> list[str]:
+    """``SMALL_RUN`` (and ``more``) as run_sim.py's flags, without progress bars."""
+    flags = {**SMALL_RUN, **{k.replace("_", "-"): v for k, v in more.items()}}
+    return [a for k, v in flags.items() for a in (f"--{k}", str(v))] + ["--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_small_run(tmp_path_factory) -> Path:
+    """The output directory of ``SMALL_RUN`` over ``SMALL_ROUNDS`` rounds, run once without
+    interruption: the metrics that a stopped or killed and then resumed run must equal."""
+    from federation.simulation import simulate
+
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    simulate(RunConfig.of(**{k.replace("-", "_"): v for k, v in SMALL_RUN.items()}, rounds=SMALL_ROUNDS,
+                          out=str(out), progress=False).validated())
+    return out
+
+
+class OwnProcesses:
+    """The processes a test starts. Each gets ``env()`` as its environment, so it and
+    everything it spawns, however detached (SuperExec, ServerApp, Ray's workers), carries
+    ``MARKER=<tag>`` and is found by ``alive()``; Ray's session folders of those processes
+    go under a temporary root of their own (``RAY_TMPDIR``), not /tmp/ray."""
+
+    def __init__(self) -> None:
+        self.tag = uuid.uuid4().hex
+        # short: Ray's socket paths under it must stay within 107 characters
+        self.ray_root = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The current environment with the marker and Ray's temporary root (and ``extra``)."""
+        return {**os.environ, MARKER: self.tag, "RAY_TMPDIR": str(self.ray_root), **extra}
+
+    def alive(self) -> set[int]:
+        """PIDs of the live (not zombie) processes that carry this test's marker."""
+        needle = f"{MARKER}={self.tag}".encode()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0") and _running(int(entry.name)):
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    def wait_until_none(self, timeout: float) -> set[int]:
+        """Wait up to ``timeout`` s until none of them is left; returns those still alive."""
+        deadline = time.monotonic() + timeout
+        while (left := self.alive()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return left
+
+    def end(self) -> None:
+        """SIGKILL every one left, by PID."""
+        for _ in range(3):  # a dying parent may still start a child
+            left = self.alive()
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            self.wait_until_none(5.0)
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@pytest.fixture
+def own_processes():
+    """The test starts its processes with ``own_processes.env()``; afterwards any of them
+    still running is ended by PID and their Ray session folders are removed."""
+    procs = OwnProcesses()
+    yield procs
+    procs.end()
+    shutil.rmtree(procs.ray_root, ignore_errors=True)

@@ -1,24 +1,17 @@
 """The README's `flwr run .` recipe, run command by command as a user would paste it."""
 
 import csv
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tools.local_deployment import is_alive
-
 ROOT = Path(__file__).resolve().parents[1]
 APP_FILES = ["pyproject.toml", "README.md", "run_sim.py", "analysis", "clients", "envs",
              "experiments", "federation", "strategies", "tools"]
-MARKER = "FEDGAMES_FLWR_RUN_TEST"
 
 
 def readme_commands() -> list[str]:
@@ -43,31 +36,16 @@ def copy_app(dest: Path) -> Path:
     return dest
 
 
-def marked_pids(tag: str) -> set[int]:
-    """Live processes whose environment carries ``MARKER=tag`` (everything the commands
-    started, however detached)."""
-    needle = f"{MARKER}={tag}".encode()
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0") and is_alive(int(entry.name)):
-                    found.add(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def run_commands(commands: list[str], cwd: Path, env: dict, timeout: float) -> tuple[list[int], str]:
     """Run ``commands`` in one bash, in order (so ``$!`` and variables carry over);
-    returns each command's exit status and the combined output."""
+    returns each command's exit status and their output (stdout and stderr, in order)."""
     status_file = cwd / ".status"
     status_file.unlink(missing_ok=True)
     script = "".join(f"{cmd}\necho $? >> {status_file}\n" for cmd in commands)
-    res = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=timeout, check=False)
+    res = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, timeout=timeout, check=False)
     statuses = [int(s) for s in status_file.read_text().split()] if status_file.exists() else []
-    return statuses, res.stdout + res.stderr
+    return statuses, res.stdout
 
 
 def port_free(port: int) -> bool:
@@ -76,50 +54,45 @@ def port_free(port: int) -> bool:
 
 
 @pytest.fixture
-def user(tmp_path):
+def user(tmp_path, own_processes):
     """A fresh checkout and an empty FLWR_HOME; afterwards, any process the commands left
-    is ended by PID."""
-    tag = uuid.uuid4().hex
-    env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "FLWR_DISABLE_UPDATE_CHECK": "1",
-           "FLWR_TELEMETRY_ENABLED": "0", MARKER: tag}
+    is ended by PID (``own_processes``)."""
+    env = own_processes.env(FLWR_HOME=str(tmp_path / "flwr-home"), FLWR_DISABLE_UPDATE_CHECK="1",
+                            FLWR_TELEMETRY_ENABLED="0")
     app = copy_app(tmp_path / "app")
-    yield app, env, tag
-    left = marked_pids(tag)
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    return app, env, own_processes
 
 
 @pytest.mark.slow
 def test_readme_flwr_run_recipe(user):
     """The README's commands, verbatim: 2 rounds with 3 agents write metrics.csv with 2 rows
     into runs/flwr (where the README says), `outcome` says completed and exits 0, and
-    nothing keeps running. The same commands with rounds=0: the run fails, the reason is
-    printed and `outcome` exits 1."""
-    app, env, tag = user
+    nothing keeps running after the `kill`. Before that `kill`, the same `flwr run` and
+    `outcome` with rounds=0: the run fails, the reason is printed and `outcome` exits 1."""
+    app, env, procs = user
     commands = readme_commands()
     port = int(re.search(r"--port (\d+)", next(c for c in commands if "flower-superlink" in c)).group(1))
     assert port_free(port), f"port {port} of the README's SuperLink is in use"
     assert "rounds=2 agents=3" in " ".join(commands) and "out='runs/flwr'" in " ".join(commands)
+    run = next(i for i, c in enumerate(commands) if c.startswith("flwr run"))
+    outcome = next(i for i, c in enumerate(commands) if "outcome" in c)
+    assert outcome == run + 1 and commands[-1].startswith("kill"), commands
+    failing = [c.replace("rounds=2", "rounds=0").replace("runs/flwr", "runs/flwr-0") for c in commands[run:outcome + 1]]
+    assert failing[0] != commands[run]
 
-    statuses, output = run_commands(commands, app, env, timeout=600)
-    assert statuses == [0] * len(commands), output
+    statuses, output = run_commands(commands[:-1] + ["echo ==== rounds=0", *failing, commands[-1]], app, env,
+                                    timeout=600)
+    completed, failed = output.split("==== rounds=0")
+    assert statuses[:-1] == [0] * (len(commands) - 1) + [0, 0, 1], output  # `outcome` of the second run: 1
+    assert statuses[-1] == 0, output  # the kill
     with open(app / "runs" / "flwr" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["round"]) for r in rows] == [1, 2]
-    assert re.search(r"run \d+: finished:completed", output), output
-    time.sleep(3)  # the SuperExec ends a moment after its SuperLink
-    assert marked_pids(tag) == set()  # no SuperLink, SuperExec or simulation left
+    assert re.search(r"run \d+: finished:completed", completed), output
 
-    failing = [c.replace("rounds=2", "rounds=0").replace("runs/flwr", "runs/flwr-0") for c in commands]
-    statuses, output = run_commands(failing, app, env, timeout=600)
-    outcome = next(i for i, c in enumerate(failing) if "outcome" in c)
-    assert statuses[outcome] == 1, output
-    assert all(s == 0 for i, s in enumerate(statuses) if i != outcome), output
-    assert "--rounds must be in [1, 10000000], got 0" in output
-    assert re.search(r"run \d+: finished:failed: .*--rounds must be", output), output
+    assert "--rounds must be in [1, 10000000], got 0" in failed
+    assert re.search(r"run \d+: finished:failed: .*--rounds must be", failed), output
+    assert "finished:completed" not in failed
     assert not (app / "runs" / "flwr-0" / "metrics.csv").exists()
-    time.sleep(3)
-    assert marked_pids(tag) == set()
+    # the SuperExec ends a moment after its SuperLink
+    assert procs.wait_until_none(30) == set()  # no SuperLink, SuperExec or simulation left

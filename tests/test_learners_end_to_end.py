@@ -61,9 +61,18 @@ def test_learners_a_strategy_cannot_federate_are_refused(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_mixed_learners_run_with_independent_learners_from_the_command_line(tmp_path):
+def test_mixed_learners_run_with_independent_learners_from_the_command_line(tmp_path, monkeypatch):
+    """The command line's learner assignment, run by the in-process runner (the same runs
+    as Flower's runtime, tests/test_simulation.py; mixed learners in Flower's: above)."""
+    import federation.simulation
+    from federation.in_process import run_in_process
+
+    started = []
+    monkeypatch.setattr(federation.simulation, "simulate", lambda cfg, verbose=False: started.append(cfg) or
+                        run_in_process(cfg))
     code = run_sim.main(["--strategy", "independent", "--learner", "ppo:0-1,dqn:2", "--agents", "3", "--rounds", "1",
                          "--batch", "2", "--steps", "10", "--hidden", "8", "--minibatch", "16", "--dqn-updates", "2",
                          "--dqn-batch", "8", "--no-progress", "--out", str(tmp_path)])
     assert code == 0
+    assert [c.learners() for c in started] == [["ppo", "ppo", "dqn"]]
     assert rows(tmp_path)[0]["failed_agents"] == "0"

@@ -16,18 +16,17 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
+from conftest import OwnProcesses
 from tools.certificates import generate_supernode_keys
 from tools.deploy import make_plan
 from tools.flwr_connection import write_connection
-from tools.local_deployment import JOINED, is_alive
+from tools.local_deployment import JOINED
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKER = "FEDGAMES_MULTIHOST_TEST"
 FLEET = {"superlink": "10.77.0.1", "node-0": "10.77.0.10", "node-1": "10.77.0.11",
          "node-2": "10.77.0.12", "stranger": "10.77.0.13"}
 # node 1 misses round 2 (killed) and whatever rounds start before it is back (~60 s until
@@ -43,8 +42,9 @@ def _ip(*args: str) -> subprocess.CompletedProcess:
 class Hosts:
     """The namespaces, their processes and their clean-up (by PID, then the namespaces)."""
 
-    def __init__(self, root: Path) -> None:
-        self.tag = uuid.uuid4().hex[:6]
+    def __init__(self, root: Path, processes: OwnProcesses) -> None:
+        self.tag = processes.tag[:6]
+        self.processes = processes
         self.root = root
         self.ns = {m: f"fg{self.tag}-{m.replace('node-', 'n')[:5]}"
                    for m in [*FLEET, "operator", "bridge"]}
@@ -83,9 +83,11 @@ class Hosts:
 
     def env(self, machine: str, home: Path, extra: dict | None = None) -> dict:
         """A machine's environment: its own HOME and FLWR_HOME, no project on the path."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FLWR_HOME")}
+        env = {k: v for k, v in self.processes.env().items() if k not in ("PYTHONPATH", "FLWR_HOME")}
         env.update(HOME=str(home), FLWR_HOME=str(home / ".flwr"), FLWR_DISABLE_UPDATE_CHECK="1",
-                   FLWR_TELEMETRY_ENABLED="0", PYTHONUNBUFFERED="1", **{MARKER: self.tag}, **(extra or {}))
+                   FLWR_TELEMETRY_ENABLED="0", PYTHONUNBUFFERED="1",
+                   # a SuperExec polls for new tasks every 1 s by default (as tools.local_deployment)
+                   FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.2", **(extra or {}))
         return env
 
     def start(self, name: str, machine: str, command: str, cwd: Path, env: dict) -> subprocess.Popen:
@@ -111,16 +113,8 @@ class Hosts:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def marked(self) -> set[int]:
-        needle = f"{MARKER}={self.tag}".encode()
-        found = set()
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if needle in (entry / "environ").read_bytes().split(b"\0") and is_alive(int(entry.name)):
-                        found.add(int(entry.name))
-                except OSError:
-                    continue
-        return found
+        """Every live process started on the machines (the marker of ``OwnProcesses``)."""
+        return self.processes.alive()
 
     def kill(self, name: str) -> None:
         """SIGKILL a started process and its process group (its SuperExec, ClientApps)."""
@@ -158,12 +152,12 @@ class Hosts:
 
 
 @pytest.fixture
-def hosts(tmp_path):
+def hosts(tmp_path, own_processes):
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root (ip netns)")
     if shutil.which("ip") is None:
         pytest.skip("the `ip` command (iproute2) is not installed")
-    net = Hosts(tmp_path)
+    net = Hosts(tmp_path, own_processes)
     try:
         try:
             net.create()
@@ -241,7 +235,22 @@ def test_deployment_on_separate_hosts(hosts, tmp_path):
                  [f"node-{i}", "superlink"])
         assert f"{JOINED} {node_ids[i]}" in hosts.log(f"node-{i}")
 
-    # a stranger on the fleet network: the CA certificate and a key of its own, not registered
+    # 4. the operator runs the app; node 1 is killed after round 1 and restarted
+    run_step = steps["operator-run"]
+    ls = hosts.run("operator", "\n".join(run_step.commands[:2]) + " --format json", ROOT, op_env)
+    nodes = json.loads(ls.stdout[ls.stdout.index("{"):])["nodes"]
+    assert sorted(int(n["node-id"]) for n in nodes) == sorted(node_ids)
+    assert all(n["status"] == "online" for n in nodes), nodes
+    hosts.start("operator-run", "operator", "bash -c " + shlex.quote(
+        "\n".join([run_step.commands[0], run_step.commands[2], run_step.commands[3]])), ROOT, op_env)
+    wait_for("round 1", lambda: len(rows_of(out / "metrics.csv")) >= 1, 400, hosts,
+             ["operator-run", "superlink", "node-0"])
+    hosts.kill("node-1")
+    killed_at = time.time()
+
+    # while the SuperLink still counts node 1 online (up to a minute), a stranger on the
+    # fleet network, with the CA certificate and a key of its own, not registered, tries in
+    # the middle of the run to join, to list the runs and to register itself
     stranger = tmp_path / "hosts" / "stranger"
     stranger.mkdir(parents=True)
     shutil.copy(deploy / "node-0" / "ca.crt", stranger / "ca.crt")
@@ -265,26 +274,17 @@ def test_deployment_on_separate_hosts(hosts, tmp_path):
     wait_for("the stranger's SuperNode refused", lambda: hosts.procs["stranger-node"].poll() is not None,
              120, hosts, ["stranger-node"])
     assert JOINED not in hosts.log("stranger-node")
-
-    # 4. the operator runs the app; node 1 is killed after round 1 and restarted
-    run_step = steps["operator-run"]
-    ls = hosts.run("operator", "\n".join(run_step.commands[:2]) + " --format json", ROOT, op_env)
-    nodes = json.loads(ls.stdout[ls.stdout.index("{"):])["nodes"]
-    assert sorted(int(n["node-id"]) for n in nodes) == sorted(node_ids)  # the stranger is not among them
-    assert all(n["status"] == "online" for n in nodes), nodes
-    hosts.start("operator-run", "operator", "bash -c " + shlex.quote(
-        "\n".join([run_step.commands[0], run_step.commands[2], run_step.commands[3]])), ROOT, op_env)
-    wait_for("round 1", lambda: len(rows_of(out / "metrics.csv")) >= 1, 400, hosts,
-             ["operator-run", "superlink", "node-0"])
-    hosts.kill("node-1")
-    killed_at = time.time()
+    listings: list[list[dict]] = []
 
     def node1_offline() -> bool:
         res = hosts.run("operator", "\n".join(run_step.commands[:2]) + " --format json", ROOT, op_env, 120)
         listed = json.loads(res.stdout[res.stdout.index("{"):])["nodes"] if "{" in res.stdout else []
+        listings.append(listed)
         return any(int(n["node-id"]) == node_ids[1] and n["status"] == "offline" for n in listed)
 
     wait_for("node 1 offline", node1_offline, 240, hosts, ["superlink"])
+    # the stranger, refused, is not among the nodes
+    assert sorted(int(n["node-id"]) for n in listings[-1]) == sorted(node_ids), listings[-1]
     hosts.start("node-1-again", "node-1", steps["node-1"].commands[0], homes["node-1"],
                 hosts.env("node-1", homes["node-1"]))  # the doc's rejoin: the same command
     wait_for("node 1 rejoined", lambda: JOINED in hosts.log("node-1-again"), 180, hosts,

@@ -332,6 +332,15 @@ def test_figures_module_is_called_with_the_finished_runs(tmp_path, monkeypatch):
      "[[comparisons]] #1 ('Results'): 'name'", "results.md is the report's own"),
     ('\n[[comparisons]]\nmetric = "cv"\npairs = [["a", "b"]]\n', "[[comparisons]] #1", "'name' is missing"),
     ('\n[figures]\nmodul = "x.y"\n', "[figures]", "'module' is missing"),
+    (claim(b="b", rule="greater", ablation="m3: a - b"), "[[claims]] #1 (id 'x'): 'ablation'", "give cause too"),
+    (claim(b="b", rule="greater", cause="c", ablation="m4: a - b"), "[[claims]] #1 (id 'x'): 'ablation'",
+     "unknown scenario 'm4'"),
+    (claim(b="b", rule="greater", cause="c", ablation="m3: a - z"), "[[claims]] #1 (id 'x'): 'ablation'",
+     "'z' is not a method of scenario 'm3'"),
+    (claim(b="b", rule="greater", cause="c", ablation="m3: a b"), "[[claims]] #1 (id 'x'): 'ablation'",
+     '"scenario: A - B"'),
+    (claim(b="b", rule="greater", cause="c", ablation="x"), "[[claims]] #1 (id 'x'): 'ablation'", "the claim itself"),
+    (claim(b="b", rule="greater", cause="two\nlines"), "[[claims]] #1 (id 'x'): 'cause'", "one paragraph"),
 ])
 def test_report_tables_are_validated_with_file_table_and_key(tmp_path, body, where, words):
     path = campaign_file(tmp_path, body)
@@ -412,3 +421,70 @@ def test_campaigns_that_share_an_out_keep_their_own_tables(tmp_path):
     one.write_text(one.read_text() + '\n[[comparisons]]\nname = "p"\nmetric = "cv"\npairs = [["a", "b"]]\n')
     with pytest.raises(CampaignError, match=r"'name': p\.md is also written by two\.toml"):
         report.report(load(one), log=lambda *a: None, **FAST)
+
+
+# ---------------------------------------------------------------------- why claims do not reproduce
+def why_items(text: str) -> dict[str, str]:
+    section = text[text.index("## Why claims do not reproduce"):]
+    return {m.group(1): m.group(0) for m in re.finditer(r"^- `([^`]+)`.*$", section, re.M)}
+
+
+def test_why_claims_do_not_reproduce_renders_causes_and_ablations(tmp_path):
+    # A 10, 11.1, 12; B 5, 6 (seed 2 partial); C 1 (seed 0 only)
+    body = (claim("a-at-most-5", value=5.0, rule="at-most", cause="A is tuned better.", ablation="m3: a - b")
+            + claim("b-beats-a", b="a", rule="greater").replace('a = "a"', 'a = "b"')
+            + claim("a-beats-b", b="b", rule="greater", cause="Explained by another claim.", ablation="a-at-least-8")
+            + claim("a-at-least-8", value=8.0, rule="at-least")
+            + claim("c-above-b", b="b", rule="greater", cause="One seed.", ablation="m3: c - a")
+            + claim("elsewhere", value=1.0, rule="at-least", cause="Measured elsewhere.", ablation="no-such-claim"))
+    path = campaign_file(tmp_path, body)
+    make_runs(path)
+    campaign = load(path)
+    assert report.report(campaign, log=lambda *a: None, **FAST) == 0
+    text = (Path(campaign.out) / "claims.md").read_text()
+    items = why_items(text)
+    # listed: the contradicted claims and those with a cause; not a-at-least-8 (reproduced, no cause)
+    assert set(items) == {"a-at-most-5", "b-beats-a", "a-beats-b", "c-above-b", "elsewhere"}
+    # A − B over seeds 0, 1: 5, 5.1: mean 5.05, CI 5.05 ± t(0.975, 1)·0.0707/√2
+    half = sp_stats.t.ppf(0.975, 1) * (0.1 / math.sqrt(2)) / math.sqrt(2)
+    x = items["a-at-most-5"]
+    assert "**contradicted** (CI above 5). **Cause:** A is tuned better." in x
+    assert (f"**Ablation:** `m3: a - b` (A − B, collective return): 5.05 [{5.05 - half:.3g}, {5.05 + half:.3g}], "
+            "n = 2 (of 3); the CI excludes 0." in x)
+    assert "**contradicted**" in items["b-beats-a"] and "**Cause:** unexplained: no cause recorded." in items["b-beats-a"]
+    assert "**Ablation:** no ablation measures it yet." in items["b-beats-a"]
+    assert ("**Ablation:** `a-at-least-8` (mean A ≥ 8): 11 [8.55, 13.5], n = 3 (of 3), reproduced "
+            "(CI at or above 8)." in items["a-beats-b"])
+    assert "**reproduced** (CI above 0)" in items["a-beats-b"]
+    assert "`m3: c - a` (C − A, collective return): -9, n = 1 (of 3): too few seeds for a CI." in items["c-above-b"]
+    assert "`no-such-claim` (a claim of another campaign" in items["elsewhere"]
+    # no run of an ablation finished: "not run yet"
+    for run in load(path).plan():
+        if run.method == "b":
+            import shutil
+            shutil.rmtree(run.cfg.out)
+    assert report.report(campaign, log=lambda *a: None, **FAST) == 0
+    items = why_items((Path(campaign.out) / "claims.md").read_text())
+    assert "`m3: a - b` (A − B, collective return): not run yet." in items["a-at-most-5"]
+
+
+def test_report_all_resolves_ablations_across_campaigns_and_refuses_unknown_ones(tmp_path, capsys):
+    campaigns = tmp_path / "campaigns"
+    campaign_file(campaigns, claim("one-claim", b="b", rule="less", cause="Tuning.", ablation="two-ablation"),
+                  name="one", out=tmp_path / "results" / "one")
+    campaign_file(campaigns, claim("two-ablation", value=8.0, rule="at-least"), name="two",
+                  out=tmp_path / "results" / "two")
+    for path in sorted(campaigns.glob("*.toml")):
+        make_runs(path)
+    claims_path = tmp_path / "CLAIMS.md"
+    assert report.report_all(campaigns, claims_path, log=lambda *a: None, **FAST) == 0
+    text = claims_path.read_text()
+    assert text.index("## FPF") < text.index("## Why claims do not reproduce")
+    item = why_items(text)["one-claim"]
+    assert "**contradicted** (CI above 0)" in item and "(mean A ≥ 8): 11 [8.55, 13.5], n = 3 (of 3), reproduced" in item
+    campaign_file(campaigns, claim("three", b="b", rule="less", cause="Tuning.", ablation="two-ablatoin"),
+                  name="three", out=tmp_path / "results" / "three")
+    make_runs(campaigns / "three.toml")
+    assert report.report_all(campaigns, claims_path, log=lambda *a: None, **FAST) == 2
+    assert "claim 'three': 'ablation': no campaign has a claim 'two-ablatoin' (did you mean 'two-ablation'?)" in (
+        capsys.readouterr().err)

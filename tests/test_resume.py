@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,12 +15,12 @@ import torch
 
 import run_sim
 from clients.storage import AgentStorage
+from conftest import SMALL_ROUNDS, SMALL_RUN, small_run_flags
 from federation.config import RunConfig
 from federation.simulation import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"agents": 3, "batch": 2, "steps": 20, "hidden": 16, "minibatch": 64, "fed-batch": 64, "fed-updates": 2,
-        "epochs": 2, "participation": "voluntary", "eval-every": 2, "eval-batch": 2}
+TINY = SMALL_RUN
 
 
 def test_storage_keeps_the_previous_round_and_loads_the_newest_before_a_round(tmp_path):
@@ -40,11 +41,6 @@ def _rows(out: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.endswith("_s") and k != "agents_context_records"} for r in rows]
 
 
-def _flags(out: Path, rounds: int) -> list[str]:
-    return [a for k, v in TINY.items() for a in (f"--{k}", str(v))] + ["--rounds", str(rounds), "--out", str(out),
-                                                                       "--no-progress"]
-
-
 def _checkpoint_round(out: Path) -> int:
     try:
         return int(torch.load(out / "checkpoint.pt", weights_only=False)["round"])
@@ -52,15 +48,15 @@ def _checkpoint_round(out: Path) -> int:
         return 0
 
 
-def test_a_killed_simulation_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path):
-    whole = tmp_path / "whole"
-    simulate(RunConfig.of(**{k.replace("-", "_"): v for k, v in TINY.items()}, rounds=5, out=str(whole),
-                          progress=False).validated())
+def test_a_killed_simulation_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path, uninterrupted_small_run,
+                                                                           own_processes):
+    whole, rounds = uninterrupted_small_run, SMALL_ROUNDS  # 4
 
     killed = tmp_path / "killed"
     log = (tmp_path / "killed.log").open("w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"), *_flags(killed, 5)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_sim.py"),
+                             *small_run_flags(rounds=rounds, out=killed)], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=own_processes.env())
     try:
         deadline = time.time() + 600
         while _checkpoint_round(killed) < 2 and proc.poll() is None and time.time() < deadline:
@@ -71,12 +67,12 @@ def test_a_killed_simulation_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_
         proc.wait()
     log.close()
     done = _checkpoint_round(killed)
-    assert 2 <= done < 5, (tmp_path / "killed.log").read_text()[-2000:]
-    assert 2 <= done < 5 and not (killed / "summary.json").exists()
+    assert 2 <= done < rounds, (tmp_path / "killed.log").read_text()[-2000:]
+    assert not (killed / "summary.json").exists()
 
     assert run_sim.main(["--resume", str(killed), "--no-progress"]) == 0
     resumed, reference = _rows(killed), _rows(whole)
-    assert [r["round"] for r in resumed] == ["1", "2", "3", "4", "5"]
+    assert [r["round"] for r in resumed] == ["1", "2", "3", "4"]
     # the same numbers; diagnostics of float32 networks may differ in the 7th digit, as they do
     # between two uninterrupted runs in different processes (rounds 1-2 here)
     assert [set(r) for r in resumed] == [set(r) for r in reference]
@@ -88,12 +84,11 @@ def test_a_killed_simulation_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_
                 assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-5, abs=1e-9, nan_ok=True), key
 
 
-def test_a_resume_with_other_settings_is_refused(tmp_path):
+def test_a_resume_with_other_settings_is_refused(tmp_path, uninterrupted_small_run):
     out = tmp_path / "run"
-    simulate(RunConfig.of(**{k.replace("-", "_"): v for k, v in TINY.items()}, rounds=2, out=str(out),
-                          progress=False).validated())
-    cfg = RunConfig.of(**{k.replace("-", "_"): v for k, v in TINY.items()}, rounds=3, out=str(out), progress=False,
-                       lambda_u=0.5, resume=True).validated()
+    shutil.copytree(uninterrupted_small_run, out)  # a finished run of SMALL_ROUNDS (4) rounds
+    cfg = RunConfig.of(**{k.replace("-", "_"): v for k, v in TINY.items()}, rounds=SMALL_ROUNDS + 1, out=str(out),
+                       progress=False, lambda_u=0.5, resume=True).validated()
     from federation.simulation import RunFailed
 
     with pytest.raises(RunFailed, match=r"belongs to a run with other settings \(lambda-u\)"):
@@ -110,7 +105,7 @@ def test_a_resume_with_other_settings_is_refused(tmp_path):
     same = cfg.replace(lambda_u=RunConfig().fpf.lambda_u)  # the settings of the first run
     with pytest.raises(ValueError, match=r"other settings \(ia-envy\)"):
         Federation(same.replace(ia_envy=1.0)).restore()
-    assert Federation(same).restore() == 2
+    assert Federation(same).restore() == SMALL_ROUNDS
 
 
 def test_resume_of_a_directory_without_a_run_is_refused(tmp_path, capsys):

@@ -18,6 +18,9 @@ writes, one folder per machine:
   agent ``i``'s SuperNode (the private key never leaves that folder).
 - ``deploy/plan.json``: the steps below, machine by machine, as data.
 
+With ``--agents-per-node K`` each SuperNode holds K agents (node ``i``:
+``--node-config 'agent-ids="<iK>-<iK+K-1>"'``) and the run has K agents per host.
+
 and prints the commands to run on each machine, in order. The SuperLink is started
 with ``python -m tools.superlink`` (see there): the Fleet API alone on
 ``<superlink>:<fleet-port>``, everything else (Control API: runs, SuperNode keys;
@@ -79,7 +82,7 @@ def _check_host(host: str) -> str:
 def make_plan(out: Path, superlink: str, nodes: list[str], fleet_port: int = 9092,
               control: str = "127.0.0.1:9093", connection: str = "fedgames",
               storage_dir: str = "/data/fedgames", operator_dir: Path | None = None,
-              run_config: str = "rounds=2", extra_names: tuple[str, ...] = ()) -> Plan:
+              run_config: str = "rounds=2", extra_names: tuple[str, ...] = (), agents_per_node: int = 1) -> Plan:
     """Write the certificates, keys and the operator's connection into ``out`` and return
     the steps (see the module's description)."""
     _check_host(superlink)
@@ -87,6 +90,8 @@ def make_plan(out: Path, superlink: str, nodes: list[str], fleet_port: int = 909
         _check_host(node)
     if not nodes:
         raise ValueError("name at least one SuperNode host")
+    if agents_per_node < 1:
+        raise ValueError(f"--agents-per-node must be at least 1, got {agents_per_node}")
     control_host, control_port = parse_host_port(control)
     if control_port == fleet_port and control_host in (superlink, "0.0.0.0"):
         raise ValueError("the Control API needs its own port or address")
@@ -127,7 +132,9 @@ def make_plan(out: Path, superlink: str, nodes: list[str], fleet_port: int = 909
         keys = generate_supernode_keys(out / f"node-{i}", f"agent-{i}")
         (out / "operator" / "keys" / f"agent-{i}.pub").write_bytes(keys.public_key.read_bytes())
         (out / f"node-{i}" / "ca.crt").write_bytes(ca)
-        node_config = shlex.quote(f'agent-id={i} storage-dir="{storage_dir}"')
+        first, last = i * agents_per_node, (i + 1) * agents_per_node - 1
+        agents = f"agent-id={i}" if agents_per_node == 1 else f'agent-ids="{first}-{last}"'
+        node_config = shlex.quote(f'{agents} storage-dir="{storage_dir}"')
         port = ""
         if host in ports:  # several SuperNodes on one machine: each its own Runtime port
             ports[host] += 1
@@ -147,7 +154,7 @@ def make_plan(out: Path, superlink: str, nodes: list[str], fleet_port: int = 909
         [f"export FLWR_HOME={flwr_home}",
          f"flwr supernode ls {connection}",
          f"flwr run . {connection} --stream --run-config "
-         + shlex.quote(f"agents={len(nodes)} {run_config}".strip()),
+         + shlex.quote(f"agents={len(nodes) * agents_per_node} {run_config}".strip()),
          f"python -m tools.flwr_connection outcome {connection}"],
         note="once every SuperNode is online"))
     (out / "plan.json").write_text(json.dumps(asdict(plan), indent=2) + "\n")
@@ -187,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--superlink", required=True,
                         help="the SuperLink's address (IP or DNS name) on the SuperNodes' network")
     parser.add_argument("--nodes", nargs="+", required=True, metavar="HOST",
-                        help="one host per agent: agent i's SuperNode runs on the i-th")
+                        help="one host per SuperNode: agent i's SuperNode runs on the i-th "
+                             "(with --agents-per-node K, agents iK..iK+K-1)")
+    parser.add_argument("--agents-per-node", type=int, default=1, metavar="K",
+                        help="agents each SuperNode holds (agent-ids=\"0-4\"); default 1 (agent-id=i)")
     parser.add_argument("--fleet-port", type=int, default=9092)
     parser.add_argument("--control", default="127.0.0.1:9093", metavar="HOST:PORT",
                         help="where the operator reaches the Control API: the SuperLink's "
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(out, args.superlink, args.nodes, args.fleet_port, args.control,
                          args.connection, args.storage_dir,
                          Path(args.operator_dir) if args.operator_dir else None,
-                         args.run_config, tuple(args.san))
+                         args.run_config, tuple(args.san), args.agents_per_node)
     except ValueError as err:
         parser.error(str(err))
     print(describe(plan))

@@ -4,7 +4,8 @@ Everything binds to 127.0.0.1 and runs in insecure (no TLS) mode by default;
 ``tls=True`` uses throw-away certificates (tools/certificates.py) and ``auth=True``
 adds SuperNode authentication (each SuperNode's public key is registered with
 ``flwr supernode register`` before it starts). SuperNode ``i`` is started with
-``--node-config "agent-id=<i>"``. A temporary ``FLWR_HOME`` holds the CLI connection
+``--node-config "agent-id=<i>"``, or, with ``agents_per_node=K`` (``--agents-per-node``),
+SuperNode ``j`` holds agents ``jK .. jK+K-1`` (``agent-ids="<first>-<last>"``). A temporary ``FLWR_HOME`` holds the CLI connection
 (``config.toml``), the installed app bundles and the process logs, so the user's
 ``~/.flwr`` is never touched.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import os
 import shutil
 import signal
@@ -143,7 +145,11 @@ class LocalDeployment:
     app_dir : path of the Flower app (the directory with ``pyproject.toml``); it is
         also the working directory of all processes, so relative output paths in
         the run config resolve against it.
-    num_agents : number of SuperNodes; SuperNode ``i`` gets ``agent-id=i``.
+    num_agents : number of agents; SuperNode ``i`` gets ``agent-id=i``.
+    agents_per_node : agents each SuperNode holds (K): ceil(num_agents / K) SuperNodes,
+        SuperNode ``j`` with ``agent-ids="<jK>-<min(jK+K, num_agents)-1>"``; 1: one agent per
+        SuperNode with ``agent-id``. The methods that take an ``agent`` take a SuperNode's
+        index ``j`` then.
     flwr_home : directory used as ``FLWR_HOME`` (its ``config.toml`` is
         overwritten); a fresh temporary directory by default.
     base_port : SuperLink port; SuperNodes use the following ports. Free ports
@@ -157,6 +163,9 @@ class LocalDeployment:
         ``--enable-supernode-auth``, every SuperNode gets its own EC key pair
         (``self.node_keys``), whose public key is registered with
         ``flwr supernode register`` (``self.node_ids``) before the SuperNode starts.
+    flower_supernode : start the SuperNodes with Flower's ``flower-supernode`` (a
+        ``flwr-clientapp`` process per message) instead of ``python -m tools.supernode``
+        (the same SuperNode, which handles its ClientApp tasks in its own process).
     """
 
     def __init__(
@@ -170,9 +179,16 @@ class LocalDeployment:
         poll_interval: float = 2.0,
         tls: bool = False,
         auth: bool = False,
+        agents_per_node: int = 1,
+        flower_supernode: bool = False,
     ) -> None:
+        if agents_per_node < 1:
+            raise ValueError(f"agents_per_node must be at least 1, got {agents_per_node}")
         self.app_dir = Path(app_dir).resolve()
         self.num_agents = num_agents
+        self.agents_per_node = agents_per_node
+        self.flower_supernode = flower_supernode
+        self.num_nodes = math.ceil(num_agents / agents_per_node)
         self.base_port = base_port
         self.keep_logs = keep_logs
         self.startup_timeout = startup_timeout
@@ -229,9 +245,9 @@ class LocalDeployment:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.flwr_home.mkdir(parents=True, exist_ok=True)
         if self.base_port:
-            ports = [self.base_port + i for i in range(self.num_agents + 1)]
+            ports = [self.base_port + i for i in range(self.num_nodes + 1)]
         else:
-            ports = _free_ports(self.num_agents + 1)
+            ports = _free_ports(self.num_nodes + 1)
         self.superlink_port, self.supernode_ports = ports[0], ports[1:]
         if self.tls:
             self.certs = generate_tls_certificates(self.tmp_dir / "certs")
@@ -259,10 +275,10 @@ class LocalDeployment:
         )
         self._wait_until("SuperLink is up", self._superlink_healthy)
         if self.auth:  # keys are registered through the SuperLink, before the nodes start
-            self.register_supernodes(range(self.num_agents))
-        for i in range(self.num_agents):
+            self.register_supernodes(range(self.num_nodes))
+        for i in range(self.num_nodes):
             self.start_supernode(i, wait=False)
-        for i in range(self.num_agents):
+        for i in range(self.num_nodes):
             self._wait_until(
                 f"supernode-{i} registered",
                 lambda i=i: JOINED in self.read_log(f"supernode-{i}"),
@@ -340,10 +356,10 @@ class LocalDeployment:
                 )
         self._spawn(
             name,
-            ["flower-supernode", *self._supernode_security(self.node_keys.get(agent)),
+            [*self._supernode_command(), *self._supernode_security(self.node_keys.get(agent)),
              "--superlink", f"127.0.0.1:{self.superlink_port}",
              "--host", "127.0.0.1", "--port", str(self.supernode_ports[agent]),
-             "--node-config", f'agent-id={agent} storage-dir="{self.storage_dir(agent)}"'],
+             "--node-config", f'{self.agent_config(agent)} storage-dir="{self.storage_dir(agent)}"'],
         )
         if wait:
             self._wait_until(f"{name} registered", lambda: JOINED in self.read_log(name))
@@ -375,6 +391,9 @@ class LocalDeployment:
                              lambda: proc.poll() is not None or JOINED in self.read_log(name))
         return proc
 
+    def _supernode_command(self) -> list[str]:
+        return ["flower-supernode"] if self.flower_supernode else [sys.executable, "-m", "tools.supernode"]
+
     def _supernode_security(self, key: NodeKeyPair | None) -> list[str]:
         args = ["--root-certificates", str(self.certs.ca_cert)] if self.certs else ["--insecure"]
         if key is not None:
@@ -390,6 +409,18 @@ class LocalDeployment:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+
+    def node_agents(self, node: int) -> list[int]:
+        """The agents SuperNode ``node`` holds."""
+        k = self.agents_per_node
+        return list(range(node * k, min(self.num_agents, (node + 1) * k)))
+
+    def agent_config(self, node: int) -> str:
+        """The ``--node-config`` entry naming SuperNode ``node``'s agents."""
+        if self.agents_per_node == 1:
+            return f"agent-id={node}"
+        agents = self.node_agents(node)
+        return f'agent-ids="{agents[0]}-{agents[-1]}"'
 
     def storage_dir(self, agent: int) -> Path:
         """Where SuperNode ``agent`` keeps its learner's state (its own "disk")."""
@@ -514,8 +545,8 @@ class LocalDeployment:
     def _spawn(self, name: str, cmd: list[str]) -> None:
         with open(self.log_dir / f"{name}.log", "wb") as log:
             self._procs[name] = subprocess.Popen(  # pylint: disable=consider-using-with
-                [_executable(cmd[0]), *cmd[1:]], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=self.app_dir, env=self.env,
+                [cmd[0] if os.path.isabs(cmd[0]) else _executable(cmd[0]), *cmd[1:]],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.app_dir, env=self.env,
                 start_new_session=True,
             )
 
@@ -608,7 +639,11 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point: start a deployment, run the app once, stop."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--app-dir", default=".", help="Flower app directory")
-    parser.add_argument("--agents", type=int, default=3, help="number of SuperNodes")
+    parser.add_argument("--agents", type=int, default=3, help="number of agents")
+    parser.add_argument("--agents-per-node", type=int, default=1,
+                        help="agents each SuperNode holds (agent-ids=\"0-4\"); 1: agent-id=<i>")
+    parser.add_argument("--flower-supernode", action="store_true",
+                        help="Flower's flower-supernode (a process per message) instead of tools.supernode")
     parser.add_argument("--run-config", default="",
                         help="overrides, e.g. 'rounds=2 strategy=\"fpf\"'")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds")
@@ -623,7 +658,9 @@ def main(argv: list[str] | None = None) -> int:
 
     run_config = parse_config_args([args.run_config]) if args.run_config else {}
     with LocalDeployment(args.app_dir, args.agents, base_port=args.base_port,
-                         keep_logs=args.keep_logs, tls=args.tls, auth=args.auth) as dep:
+                         keep_logs=args.keep_logs, tls=args.tls, auth=args.auth,
+                         agents_per_node=args.agents_per_node,
+                         flower_supernode=args.flower_supernode) as dep:
         print(f"SuperLink on 127.0.0.1:{dep.superlink_port}, SuperNodes on "
               f"{dep.supernode_ports}; logs in {dep.log_dir}", flush=True)
         started = time.monotonic()
