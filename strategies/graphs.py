@@ -122,15 +122,20 @@ def metropolis_sparse(graph: nx.Graph, nodes: list[int]) -> sparse.csr_array:
     return C
 
 
+def _check_square(C) -> int:
+    """The number of agents of a square, non-empty weight matrix C (dense or sparse)."""
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise GraphAssumptionError(f"Assumption 5 fails: the weight matrix must be square, got shape {C.shape}")
+    if C.shape[0] == 0:
+        raise GraphAssumptionError("Assumption 5 fails: the weight matrix is empty (no participating agents)")
+    return int(C.shape[0])
+
+
 def _check_sparse(C, graph_edges, eps: float | None, atol: float) -> float:
     """:func:`check_weights` for a scipy.sparse C: the same checks and messages, on its
     nonzeros only."""
     fail = "Assumption 5 fails: "
-    if C.ndim != 2 or C.shape[0] != C.shape[1]:
-        raise GraphAssumptionError(f"{fail}the weight matrix must be square, got shape {C.shape}")
-    n = C.shape[0]
-    if n == 0:
-        raise GraphAssumptionError(f"{fail}the weight matrix is empty (no participating agents)")
+    n = _check_square(C)
     coo = sparse.coo_array(C)
     coo.sum_duplicates()
     rows, cols, vals = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(float)
@@ -194,11 +199,7 @@ def check_weights(C: np.ndarray, graph_edges=None, eps: float | None = None, ato
         return _check_sparse(C, graph_edges, eps, atol)
     C = np.asarray(C, dtype=float)
     fail = "Assumption 5 fails: "
-    if C.ndim != 2 or C.shape[0] != C.shape[1]:
-        raise GraphAssumptionError(f"{fail}the weight matrix must be square, got shape {C.shape}")
-    n = C.shape[0]
-    if n == 0:
-        raise GraphAssumptionError(f"{fail}the weight matrix is empty (no participating agents)")
+    n = _check_square(C)
     if not np.all(np.isfinite(C)):
         raise GraphAssumptionError(f"{fail}the weight matrix holds non-finite entries")
     i, j = np.unravel_index(np.argmin(C), C.shape)

@@ -153,3 +153,17 @@ def own_processes():
     yield procs
     procs.end()
     shutil.rmtree(procs.ray_root, ignore_errors=True)
+
+
+class FakeReply:
+    """A strategy's view of an agent's reply: the sending node and the content."""
+
+    class Meta:
+        def __init__(self, node):
+            self.src_node_id = node
+
+    def __init__(self, node, content):
+        self.metadata, self.content = FakeReply.Meta(node), content
+
+    def has_error(self):
+        return False

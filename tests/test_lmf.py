@@ -11,7 +11,7 @@ from flwr.supercore.task_identity import TaskIdentity
 import clients.client_app as client_app
 import run_sim
 from federation.config import RunConfig
-from conftest import actor, world
+from conftest import FakeReply, actor, world
 
 from clients import protocol
 from clients.networks import flat, to_record
@@ -38,19 +38,6 @@ def test_neighbour_mix_by_hand():
     np.testing.assert_allclose(out[0]["w"], [2.0, 1.0])
     np.testing.assert_allclose(out[1]["w"], [3.0, 3.0])
     np.testing.assert_allclose(out[2]["w"], [4.0, 5.0])
-
-
-class FakeMeta:
-    def __init__(self, node):
-        self.src_node_id = node
-
-
-class FakeReply:
-    def __init__(self, node, content):
-        self.metadata, self.content = FakeMeta(node), content
-
-    def has_error(self):
-        return False
 
 
 def test_lmf_aggregate_gives_each_participant_its_own_mix():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from conftest import FakeReply
 from gymnasium import spaces
 
 import run_sim
@@ -23,19 +24,6 @@ from strategies.participation import Participation
 
 def rec(**arrays):
     return ArrayRecord({k: Array(np.asarray(v, dtype=np.float32)) for k, v in arrays.items()})
-
-
-class FakeMeta:
-    def __init__(self, node):
-        self.src_node_id = node
-
-
-class FakeReply:
-    def __init__(self, node, content):
-        self.metadata, self.content = FakeMeta(node), content
-
-    def has_error(self):
-        return False
 
 
 def test_self_weights_by_hand_on_three_and_five_agents():
