@@ -98,7 +98,7 @@ def test_bad_attack_and_defence_flags(args, message, capsys, tmp_path):
 def test_a_sign_flipping_attacker_moves_omega_and_the_median_resists_it(tiny, tmp_path):
     """FPF, 3 agents all participating, agent 0 flips its update ×100: with the mean, ω
     follows the attacker away from the agents; with the median it stays among them."""
-    from federation.simulation import simulate
+    from federation.in_process import run_in_process
 
     gaps = {}
     for rule in ("mean", "median"):
@@ -106,7 +106,7 @@ def test_a_sign_flipping_attacker_moves_omega_and_the_median_resists_it(tiny, tm
         # itself bounds what one upload can do to ω)
         cfg = tiny.replace(participation="1.0", attack="sign-flip", attackers="0", attack_scale=100.0, robust=rule,
                            fed_alpha=0.5, lambda_u=1.0, lambda_e=0.0, rounds=2, out=str(tmp_path / rule), eval_every=0)
-        simulate(cfg)
+        run_in_process(cfg)
         with open(tmp_path / rule / "metrics.csv") as f:
             rows = list(csv.DictReader(f))
         gaps[rule] = float(rows[-1]["agents_dist_to_omega"])

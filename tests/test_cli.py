@@ -82,8 +82,9 @@ def test_several_strategies_and_seeds_plan_one_directory_each(tmp_path):
 
 
 def test_one_comparison_table_across_graphs_and_baselines(tmp_path, capsys):
-    """Two LMF graphs and a baseline on Job Scheduling, one round each, compared in one table."""
-    code = run_sim.main(["--env", "job", "--agents", "3", "--strategy", "lmf", "ia", "--graph", "ring", "dynamic",
+    """Two LMF graphs and a baseline on Job Scheduling, one round each, compared in one table
+    (in-process: the table is the same whichever runner made the runs)."""
+    code = run_sim.main(["--runner", "in-process", "--env", "job", "--agents", "3", "--strategy", "lmf", "ia", "--graph", "ring", "dynamic",
                          "--participation", "1.0", "--rounds", "1", "--batch", "2", "--steps", "10", "--hidden", "8",
                          "--ppo-minibatch", "32", "--no-progress", "--out", str(tmp_path)])
     assert code == 0

@@ -345,7 +345,7 @@ def test_entry_points_and_examples_run_through_run_sim(toy_package, tmp_path):
 @pytest.mark.slow
 def test_pursuit_runs_with_fpf_lmf_and_independent(tmp_path):
     out = tmp_path / "pursuit"
-    done = subprocess.run([sys.executable, "run_sim.py", "--env", PURSUIT, "--strategy", "fpf", "lmf", "independent",
+    done = subprocess.run([sys.executable, "run_sim.py", "--runner", "in-process", "--env", PURSUIT, "--strategy", "fpf", "lmf", "independent",
                            "--rounds", "2", "--steps", "6", "--batch", "2", "--channels", "4", "--hidden", "16",
                            "--layers", "1", "--eval-every", "0", "--out", str(out), "--no-progress"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500)

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 
 from clients.networks import flat
-from federation.simulation import simulate
+from federation.in_process import run_in_process  # gives a simulation's metrics (tests/test_simulation.py)
 from federation.world import World
 
 
@@ -29,8 +29,8 @@ def record_acting(monkeypatch):
 
 
 def test_fpf_without_pull_is_independent_learning(tiny, tmp_path, monkeypatch):
-    fpf = simulate(tiny.replace(rounds=3, lambda_u=0.0, lambda_e=0.0, eval_every=0, out=str(tmp_path / "fpf")))
-    ind = simulate(tiny.replace(rounds=3, strategy="independent", out=str(tmp_path / "ind")))
+    fpf = run_in_process(tiny.replace(rounds=3, lambda_u=0.0, lambda_e=0.0, eval_every=0, out=str(tmp_path / "fpf")))
+    ind = run_in_process(tiny.replace(rounds=3, strategy="independent", out=str(tmp_path / "ind")))
     assert fpf["rounds_completed"] == ind["rounds_completed"] == 3
     assert returns(tmp_path / "fpf") == returns(tmp_path / "ind")
 
@@ -41,11 +41,11 @@ def test_a_non_participant_learns_exactly_as_an_independent_learner(tiny, tmp_pa
     hands them the same experience: in round 1 it does, since every agent starts at the
     common initial policy."""
     seen = record_acting(monkeypatch)
-    simulate(tiny.replace(rounds=1, participation="ids:0", fed_alpha=0.4, lambda_u=1.0, lambda_e=0.5,
+    run_in_process(tiny.replace(rounds=1, participation="ids:0", fed_alpha=0.4, lambda_u=1.0, lambda_e=0.5,
                           out=str(tmp_path / "fpf")))
     fpf = {a: v[-1] for a, v in seen.items()}
     seen.clear()
-    simulate(tiny.replace(rounds=1, strategy="independent", out=str(tmp_path / "ind")))
+    run_in_process(tiny.replace(rounds=1, strategy="independent", out=str(tmp_path / "ind")))
     ind = {a: v[-1] for a, v in seen.items()}
     for agent in (1, 2):
         np.testing.assert_array_equal(fpf[agent], ind[agent])

@@ -15,7 +15,7 @@ from clients.joint_policy import JointPolicy
 from clients.networks import NetworkConfig
 from federation.config import ConfigError, RunConfig
 from federation.results import read_metrics
-from federation.simulation import simulate
+from federation.in_process import run_in_process  # gives a simulation's metrics (tests/test_simulation.py)
 from strategies.policy_mediator import PolicyMediator
 from strategies.reward_sharing import Spite
 
@@ -127,14 +127,14 @@ def test_a_run_leaves_its_policies_and_a_mediator_plays_them(tiny):
     """An `avg` run writes OUT/policies.pt (its agents' last acting policies); a `pareto`
     run with any-step delegation plays them for its delegators."""
     pre = tiny.replace(env="job", observation="discrete", strategy="avg", rounds=1)
-    simulate(pre)
+    run_in_process(pre)
     saved = torch.load(f"{pre.out}/policies.pt", weights_only=False)
     learner = torch.load(f"{pre.out}/agents/agent_1/learner.pt", weights_only=False)["learner"]["actor"]
     for name, value in saved["policies"][1].items():
         np.testing.assert_array_equal(value, learner[name].numpy())
     cfg = tiny.replace(env="job", observation="discrete", strategy="pareto", mediator_policy=f"{pre.out}/policies.pt",
                        delegate="any", out=f"{pre.out}-pareto")
-    summary = simulate(cfg)
+    summary = run_in_process(cfg)
     assert summary["events"] == []
     table = read_metrics(cfg.out)
     assert all(0 < r["delegation_rate"] < 1 and 0 < r["mediated_share"] < 1 for r in table)
