@@ -37,10 +37,9 @@ def hello(msg: Message, context: Context) -> Message:
     ``agent-ids`` (all of them) when it holds a list of agents, whose train messages
     then come packed (clients.protocol.pack)."""
     query = protocol.optional_record(msg.content, protocol.CONFIG, ConfigRecord) or ConfigRecord()
-    per_node = int(protocol.scalar(query.get("agents-per-node", 1)))
-    num_agents = int(protocol.scalar(query["agents"])) if "agents" in query else None
-    agents = protocol.node_agent_ids(context.node_config, num_agents, per_node)
+    agents = _node_agents(context, query)
     answer = ConfigRecord({"agent-id": agents[0]})
+    per_node = int(protocol.scalar(query.get("agents-per-node", 1)))
     if "agent-ids" in context.node_config or ("agent-id" not in context.node_config and per_node > 1):
         answer["agent-ids"] = agents
     return Message(RecordDict({protocol.CONFIG: answer}), reply_to=msg)
@@ -55,13 +54,20 @@ def train(msg: Message, context: Context) -> Message:
     if packed is None:
         return train_many([(msg, context)])[0]
     header, contents = packed
-    num_agents = int(protocol.scalar(header["agents"])) if "agents" in header else None
-    own = protocol.node_agent_ids(context.node_config, num_agents, int(protocol.scalar(header.get("agents-per-node", 1))))
+    own = _node_agents(context, header)
     if strangers := sorted(set(contents) - set(own)):
         raise ValueError(f"a message for agents {strangers} reached the node of agents {own}")
     jobs = [(_with_content(msg, content), agent_context(context, agent)) for agent, content in contents.items()]
     replies = train_many(jobs, stacked=str(header.get("stacked", "auto")))
     return Message(protocol.pack({agent: reply.content for agent, reply in zip(contents, replies)}), reply_to=msg)
+
+
+def _node_agents(context: Context, sent: ConfigRecord) -> list[int]:
+    """The agents this node holds, with the number of agents and agents per node the
+    server ``sent`` (a simulated node works its block of agents out from them)."""
+    num_agents = int(protocol.scalar(sent["agents"])) if "agents" in sent else None
+    per_node = int(protocol.scalar(sent.get("agents-per-node", 1)))
+    return protocol.node_agent_ids(context.node_config, num_agents, per_node)
 
 
 def _with_content(msg: Message, content: RecordDict) -> Message:

@@ -164,7 +164,7 @@ def neighbour_mix(C: np.ndarray | sparse.sparray, shared: list[ArrayRecord]) -> 
     keys = list(shared[0].keys())
     mixed: list[dict[str, np.ndarray]] = [{} for _ in shared]
     if len(shared) <= DENSE_MIX:
-        dense = sparse.csr_array(C).toarray()  # the same entries, whichever form C came in
+        dense = C if isinstance(C, np.ndarray) else C.toarray()
         for key in keys:
             out = np.tensordot(dense, np.stack([s[key].numpy().astype(np.float64) for s in shared]), axes=1)
             for i in range(len(shared)):
