@@ -49,17 +49,23 @@ def hello(msg: Message, context: Context) -> Message:
 def train(msg: Message, context: Context) -> Message:
     """Train on the agent's own experience with what the strategy sent; a message for
     several agents of this node (clients.protocol.pack) trains them together, stacked
-    where their learners stack (``train_many``), and answers in one packed reply."""
+    where their learners stack (``train_many``), and answers in one packed reply. The
+    message's arrays may come bundled (clients.protocol.bundle_arrays); the reply's go so."""
+    msg = _with_content(msg, protocol.unbundle_arrays(msg.content))
     packed = protocol.unpack(msg.content)
     if packed is None:
-        return train_many([(msg, context)])[0]
-    header, contents = packed
-    own = _node_agents(context, header)
-    if strangers := sorted(set(contents) - set(own)):
-        raise ValueError(f"a message for agents {strangers} reached the node of agents {own}")
-    jobs = [(_with_content(msg, content), agent_context(context, agent)) for agent, content in contents.items()]
-    replies = train_many(jobs, stacked=str(header.get("stacked", "auto")))
-    return Message(protocol.pack({agent: reply.content for agent, reply in zip(contents, replies)}), reply_to=msg)
+        reply = train_many([(msg, context)])[0]
+    else:
+        header, contents = packed
+        own = _node_agents(context, header)
+        if strangers := sorted(set(contents) - set(own)):
+            raise ValueError(f"a message for agents {strangers} reached the node of agents {own}")
+        jobs = [(_with_content(msg, content), agent_context(context, agent)) for agent, content in contents.items()]
+        replies = train_many(jobs, stacked=str(header.get("stacked", "auto")))
+        reply = Message(protocol.pack({agent: r.content for agent, r in zip(contents, replies)}), reply_to=msg)
+    if not reply.has_error():
+        reply.content = protocol.bundle_arrays(reply.content)
+    return reply
 
 
 def _node_agents(context: Context, sent: ConfigRecord) -> list[int]:

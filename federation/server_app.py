@@ -215,9 +215,10 @@ class Federation:
         a node of one agent; to a node of several, all of its agents' messages in one
         (clients.protocol.pack: each agent's records under its own name, nobody else's),
         whose one reply is unpacked into a reply per agent, as if each had answered alone.
-        An error reply of such a node is every one of its agents' error."""
+        An error reply of such a node is every one of its agents' error. Replies whose
+        arrays travelled bundled (clients.protocol.bundle_arrays) are unbundled."""
         if not self.packed:
-            return list(exchange(messages))
+            return [_unbundled(m) for m in exchange(messages)]
         plain: list[Message] = []
         groups: dict[int, dict[int, Message]] = {}
         for msg in messages:
@@ -232,7 +233,7 @@ class Federation:
         outgoing = {node: Message(content=protocol.pack({a: m.content for a, m in members.items()}, header),
                                   dst_node_id=node, message_type=MessageType.TRAIN)
                     for node, members in groups.items()}
-        received = list(exchange(plain + list(outgoing.values())))
+        received = [_unbundled(m) for m in exchange(plain + list(outgoing.values()))]
         by_id = {m.metadata.message_id: node for node, m in outgoing.items() if m.metadata.message_id}
         replies: list[Message] = []
         for reply in received:
@@ -527,7 +528,7 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
     def exchange(messages: list[Message]) -> Iterable[Message]:
         # grid.send_and_receive's loop, which also gives up when the round is to be dropped,
         # and pulls every 0.1 s where the deployment's grid (no pull_interval) waits 3 s
-        waiting, replies = set(grid.push_messages(messages)), []
+        waiting, replies = set(_push_bundled(grid, messages)), []
         deadline = time.monotonic() + cfg.execution.reply_timeout
         while waiting and time.monotonic() < deadline:
             if stop is not None and stop.mode == "now":
@@ -564,6 +565,25 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
             bar.close()
         if stop is not None:
             stop.worker_pids = federation.worker_pids
+
+
+def _push_bundled(grid: Grid, messages: list[Message]) -> Iterable[str]:
+    """``grid.push_messages`` with each message's arrays travelling as one
+    (clients.protocol.bundle_arrays); the messages keep their own content and get their ids."""
+    contents = [m.content for m in messages]
+    for msg in messages:
+        msg.content = protocol.bundle_arrays(msg.content)
+    try:
+        return list(grid.push_messages(messages))
+    finally:
+        for msg, content in zip(messages, contents):
+            msg.content = content
+
+
+def _unbundled(reply: Message) -> Message:
+    if not reply.has_error():
+        reply.content = protocol.unbundle_arrays(reply.content)
+    return reply
 
 
 CHECKPOINT = "checkpoint.pt"

@@ -1,0 +1,93 @@
+"""A message's arrays travel as one (clients.protocol.bundle_arrays): the same records come
+back, and a message is a few Flower objects whatever its number of arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
+from flwr.supercore.task_identity import TaskIdentity
+
+from clients import protocol
+
+
+def content() -> RecordDict:
+    return RecordDict({
+        "config": ConfigRecord({"agent-id": 3, "share": "parameters"}),
+        "experience": ArrayRecord({
+            "obs": Array(np.arange(6, dtype=np.float32).reshape(2, 3)),
+            "scalar": Array(np.array(3.5)),  # 0-d
+            "none": Array(np.zeros((0, 4), np.int64)),  # empty
+            "mask": Array(np.array([True, False, True])),
+            "pixels": Array(np.arange(24, dtype=np.uint8).reshape(2, 3, 4).transpose(2, 0, 1)),  # not contiguous
+        }),
+        "metrics": MetricRecord({"loss": 0.25}),
+        "omega": ArrayRecord({"w": Array(np.array([[1.0, -2.0]], np.float64)), "b": Array(np.array([7], np.int32))}),
+        "nothing": ArrayRecord(),
+    })
+
+
+def test_the_records_come_back_equal_in_their_order():
+    before = content()
+    after = protocol.unbundle_arrays(protocol.bundle_arrays(before))
+    assert list(after.keys()) == list(before.keys())
+    for key, rec in before.items():
+        if not isinstance(rec, ArrayRecord):
+            assert after[key] is rec  # config and metric records travel as they are
+            continue
+        assert list(after[key].keys()) == list(rec.keys())
+        for name in rec:
+            want, got = rec[name].numpy(), after[key][name].numpy()
+            assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want), (key, name)
+            assert got.flags.writeable
+
+
+def test_the_bundle_by_hand():
+    """float32 (2, 3) at bytes 0-23, then a 0-d float64 at 24-31, in one 32-byte array."""
+    rec = RecordDict({"x": ArrayRecord({"w": Array(np.arange(6, dtype=np.float32).reshape(2, 3)),
+                                        "b": Array(np.array(3.5))})})
+    bundled = protocol.bundle_arrays(rec)
+    assert sorted(bundled.keys()) == [protocol.BUNDLE, protocol.BUNDLE_INDEX]
+    index = bundled[protocol.BUNDLE_INDEX]
+    assert index["names"] == ["w", "b"] and index["offsets"] == [0, 24] and index["shapes"] == ["2,3", ""]
+    assert index["dtypes"] == ["<f4", "<f8"] and index["records"] == ["x"] and index["owners"] == [0, 0]
+    data = bundled[protocol.BUNDLE]["data"].numpy()
+    assert data.dtype == np.uint8 and data.size == 32
+    assert np.frombuffer(data[24:], np.float64)[0] == 3.5
+
+
+def test_without_arrays_and_unbundled_contents_are_left_alone():
+    plain = RecordDict({"config": ConfigRecord({"a": 1})})
+    assert protocol.bundle_arrays(plain) is plain
+    assert protocol.unbundle_arrays(plain) is plain
+    rec = content()
+    assert protocol.unbundle_arrays(rec) is rec
+
+
+def test_a_broken_bundle_is_refused():
+    bundled = protocol.bundle_arrays(content())
+    index = bundled[protocol.BUNDLE_INDEX]
+    index["offsets"] = [o + 10_000 for o in index["offsets"]]
+    with pytest.raises(ValueError, match="outside the bundle"):
+        protocol.unbundle_arrays(bundled)
+    bundled = protocol.bundle_arrays(content())
+    bundled[protocol.BUNDLE_INDEX]["order"] = ["config", "experience"]
+    with pytest.raises(ValueError, match="not the ones it lists"):
+        protocol.unbundle_arrays(bundled)
+
+
+def _objects(rec: RecordDict) -> int:
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    return len(get_all_nested_objects(Message(content=rec, dst_node_id=1, message_type=MessageType.TRAIN)))
+
+
+@pytest.mark.parametrize("arrays", [1, 5, 40])
+def test_a_bundled_message_is_the_same_few_objects_whatever_its_arrays(arrays):
+    """Flower moves each object in a request of its own, per hop: unbundled, each array adds
+    two (the array and its chunk); bundled, the message is message + record dict + config
+    record + bundle record + its array + one chunk + index = 7 objects."""
+    rec = RecordDict({"config": ConfigRecord({"a": 1}),
+                      "experience": ArrayRecord({f"a{i}": Array(np.full(10, i, np.float32)) for i in range(arrays)})})
+    assert _objects(rec) == 4 + 2 * arrays
+    assert _objects(protocol.bundle_arrays(rec)) == 7
