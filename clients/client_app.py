@@ -10,6 +10,7 @@ in a fresh process. Everything else the agent needs arrives in the message
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
@@ -22,7 +23,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from clients import instructions, learners, protocol, stacking
+from clients import instructions, learners, networks, protocol, stacking
 from clients.learner import Learner
 from clients.networks import NetworkConfig, flat
 from clients.storage import AgentStorage, storage_root
@@ -217,21 +218,22 @@ def _restore(spec: ConfigRecord, agent: int, storage: AgentStorage,
     live = _LIVE.pop(storage.path, None)
     if server_round > 1 and live is not None and live[0] == storage.stamp() and live[1] < server_round:
         return live[2], live[3], False
-    name = str(spec["learner"])
-    hyper = learners.hyper_from(learners.config_class(name), spec)
-    net = learners.hyper_from(NetworkConfig, spec)
-    learner = learners.make(name, protocol.space_from(spec), int(protocol.scalar(spec["num-actions"])), hyper, net,
-                            seed=int(protocol.scalar(spec["seed"])), agent=agent)
     device = str(spec.get("device", "cpu"))
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"agent {agent}: the run trains on the GPU (--device cuda) but this node has none")
-    learner.to(device)
     if server_round == 1:
         storage.clear()
-        return learner, JoinRecord(), False
-    state = storage.load_before(server_round)
+    state = storage.load_before(server_round) if server_round > 1 else None
+    name = str(spec["learner"])
+    hyper = learners.hyper_from(learners.config_class(name), spec)
+    net = learners.hyper_from(NetworkConfig, spec)
+    # a built-in learner's state holds all its parameters: its networks need no initialisation
+    with networks.restoring() if state is not None and name in learners.BUILTIN else contextlib.nullcontext():
+        learner = learners.make(name, protocol.space_from(spec), int(protocol.scalar(spec["num-actions"])), hyper,
+                                net, seed=int(protocol.scalar(spec["seed"])), agent=agent)
+    learner.to(device)
     if state is None:
-        return learner, JoinRecord(), True
+        return learner, JoinRecord(), server_round > 1
     learner.load_state_dict(state["learner"])
     return learner, JoinRecord.from_dict(state["volunteer"]), False
 

@@ -45,6 +45,9 @@ _REGISTRY: dict[str, tuple[type[Learner], type]] = {
     "ppo": (PPOLearner, PPOConfig), "dqn": (DQNLearner, DQNConfig), "q-table": (QTableLearner, QTableConfig),
 }
 
+#: the learners this package ships (their state_dict holds every parameter of their networks)
+BUILTIN = frozenset(_REGISTRY)
+
 
 @dataclasses.dataclass
 class NoSettings:

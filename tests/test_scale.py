@@ -6,6 +6,7 @@ import csv
 import networkx as nx
 import numpy as np
 import pytest
+import torch
 from flwr.app import Array, ArrayRecord
 from scipy import sparse
 
@@ -148,3 +149,37 @@ def test_run_sim_runs_in_process(tmp_path, capsys):
         run_sim.main(["--runner", "ray"])
     assert exit_.value.code == 2
     assert "invalid choice: 'ray'" in capsys.readouterr().err
+
+
+def test_a_restored_learner_skips_the_orthogonal_initialisation_and_loads_the_same_state():
+    """Built under clients.networks.restoring(), a learner's layers keep PyTorch's default
+    initialisation (no QR decomposition: the weights are not orthogonal); loaded with a
+    stored state it equals the learner built as usual and loaded with that state, tensor for
+    tensor, and the global RNG is where it was (initialisation draws from a forked one)."""
+    from gymnasium import spaces
+
+    from clients import learners, networks
+    from clients.networks import NetworkConfig
+    from clients.ppo import PPOConfig
+
+    space = spaces.Box(-1.0, 1.0, (6,), np.float32)
+    source = learners.make("ppo", space, 3, PPOConfig(), NetworkConfig(hidden=16), seed=4, agent=1)
+    stored = source.state_dict()
+    torch.manual_seed(123)
+    usual = learners.make("ppo", space, 3, PPOConfig(), NetworkConfig(hidden=16), seed=9, agent=1)
+    after_usual = torch.rand(1)
+    torch.manual_seed(123)
+    with networks.restoring():
+        quick = learners.make("ppo", space, 3, PPOConfig(), NetworkConfig(hidden=16), seed=9, agent=1)
+    assert torch.equal(torch.rand(1), after_usual)
+    w_usual, w_quick = usual.actor[0].weight.detach(), quick.actor[0].weight.detach()
+    gram = lambda w: w @ w.T  # noqa: E731  rows of an orthogonal 16 x 6 matrix's transpose
+    assert torch.allclose(gram(w_usual.T), 2.0 * torch.eye(6), atol=1e-5)  # gain sqrt(2)
+    assert not torch.allclose(gram(w_quick.T), 2.0 * torch.eye(6), atol=1e-2)
+    usual.load_state_dict(stored)
+    quick.load_state_dict(stored)
+    a, b = usual.state_dict(), quick.state_dict()
+    for name in ("actor", "critic"):
+        assert all(torch.equal(a[name][k], b[name][k]) for k in a[name])
+    assert a["opt_actor"]["state"].keys() == b["opt_actor"]["state"].keys()
+    assert not getattr(networks._BUILDING, "restoring", False)  # the context ends with the block
