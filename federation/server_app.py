@@ -32,6 +32,7 @@ import envs
 import strategies
 from clients import attacks, joint_policy, learners, protocol
 from clients.networks import to_record
+from clients.pulls import prompt_pulls
 from clients.policies import ActingSpec
 from envs.stackelberg import StackelbergView
 from federation.agents import discover_agents, rediscover
@@ -746,6 +747,7 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     """Entry point for ``flwr run``: the same loop, configured from the run config (every
     key is there, from pyproject.toml; those that differ from the defaults count as set)."""
+    prompt_pulls()  # replies' objects pulled as soon as they are there (clients/pulls.py)
     cfg = RunConfig.from_mapping(dict(context.run_config))
     defaults = RunConfig().to_flat()
     check_applies([k for k, v in cfg.to_flat().items() if v != defaults[k]], [cfg])

@@ -91,3 +91,69 @@ def test_a_bundled_message_is_the_same_few_objects_whatever_its_arrays(arrays):
                       "experience": ArrayRecord({f"a{i}": Array(np.full(10, i, np.float32)) for i in range(arrays)})})
     assert _objects(rec) == 4 + 2 * arrays
     assert _objects(protocol.bundle_arrays(rec)) == 7
+
+
+# ---------------------------------------------------------------- prompt pulls (clients/pulls.py)
+
+
+@pytest.fixture
+def flower_pull_defaults():
+    from flwr.supercore.inflatable import inflatable_utils
+
+    pulls = (inflatable_utils.pull_objects, inflatable_utils.pull_and_inflate_object_from_tree)
+    saved = [dict(p.__kwdefaults__) for p in pulls]
+    yield
+    for pull, defaults in zip(pulls, saved):
+        pull.__kwdefaults__.clear()
+        pull.__kwdefaults__.update(defaults)
+
+
+def test_an_object_not_there_yet_is_pulled_again_after_a_hundredth_of_a_second(monkeypatch, flower_pull_defaults):
+    """Flower waits 1 s, then 2 s, ... before pulling again an object that has not arrived;
+    after prompt_pulls the ServerApp's grid and the SuperNode (which call the same function)
+    wait 0.01 s, then 0.02 s (each ±20% jitter), and get the object on the third try."""
+    import threading
+
+    from flwr.superlink.grid import http_grid
+    from flwr.supercore.inflatable import inflatable_utils
+    from flwr.supernode import start_client_internal
+
+    from clients import pulls
+
+    assert inflatable_utils.pull_objects.__kwdefaults__["initial_backoff"] == 1  # Flower's own
+    pulls.prompt_pulls()
+    assert http_grid.pull_objects is start_client_internal.pull_objects is inflatable_utils.pull_objects
+    waits: list[float] = []
+
+    class Event(threading.Event):
+        def wait(self, timeout=None):
+            if timeout is None:  # the executor waiting for its futures
+                return super().wait()
+            waits.append(timeout)  # a pull backing off before its next try
+            return False
+
+    monkeypatch.setattr(inflatable_utils.threading, "Event", Event)
+    tries = []
+
+    def pull(object_id: str) -> bytes:
+        tries.append(object_id)
+        if len(tries) < 3:
+            raise inflatable_utils.ObjectUnavailableError(object_id)
+        return b"content"
+
+    assert inflatable_utils.pull_objects(["x"], pull) == {"x": b"content"}
+    assert len(tries) == 3 and len(waits) == 2
+    assert 0.008 <= waits[0] <= 0.012 and 0.016 <= waits[1] <= 0.024
+
+
+def test_prompt_pulls_refuses_a_flower_whose_pulls_changed(monkeypatch, flower_pull_defaults):
+    from flwr.supercore.inflatable import inflatable_utils
+
+    from clients import pulls
+
+    def pull_objects(object_ids, pull_object_fn, *, max_time=None):  # no backoff arguments
+        return {}
+
+    monkeypatch.setattr(inflatable_utils, "pull_objects", pull_objects)
+    with pytest.raises(RuntimeError, match="no longer takes initial_backoff"):
+        pulls.prompt_pulls()

@@ -47,6 +47,7 @@ from flwr.supernode import start_client_internal
 from flwr.supernode.runtime.run_clientapp import pull_task_input, push_message, push_task_output
 
 from clients.node_app import NodeWorker, relay
+from clients.pulls import prompt_pulls
 
 DEFAULT_POLL_INTERVAL = 0.5  # seconds between pulls from the SuperLink while idle (Flower: 3)
 TASK_POLL_INTERVAL = 0.05  # seconds between looks for the reply to a message, on this node
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         ours.error(f"--poll-interval must be between 0.01 and 60 seconds, got {args.poll_interval}")
     if start_client_internal.time is not time:
         ours.error("tools.supernode expects flwr 1.42's SuperNode loop")
+    prompt_pulls()  # a message's objects pulled as soon as they are there (clients/pulls.py)
     clock = _Clock(args.poll_interval)
     start_client_internal.time = clock  # type: ignore[assignment]
     host = f"[{args.host}]" if ":" in args.host else args.host
