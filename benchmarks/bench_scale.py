@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -40,13 +41,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.peak_memory import measure  # noqa: E402
+from federation.in_process import CHUNK  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 1024 ** 3
 #: the flags every size runs with (besides --agents, --runner and --out)
 FLAGS = ["--env", "matthew", "--strategy", "lmf", "--graph", "ring", "--batch", "2", "--no-progress", "--overwrite"]
 #: what each runner adds: the configuration a user at that scale should use
-RUNNER_FLAGS = {"in-process": ["--stacked", "auto"], "simulation": []}
+#: (in one process, the stacked updates' matrix products use every core: 1.8 times faster on 2)
+THREADS = os.cpu_count() or 1
+RUNNER_FLAGS = {"in-process": ["--stacked", "auto", "--torch-threads", str(THREADS)], "simulation": []}
 
 
 def command(runner: str, agents: int, rounds: int, out: Path) -> list[str]:
@@ -65,6 +69,35 @@ def estimate(measured: list[tuple[int, float]], agents: int) -> float | None:
     return m1 + (agents - n1) * max((m1 - m0) / (n1 - n0), 0.0)
 
 
+def ppo_floor(agents: int, group: int = CHUNK) -> float:
+    """Seconds per round that the agents' PPO updates alone take, stacked in groups of
+    ``group`` as the in-process runner trains them (benchmarks/stacked_ppo.py: the same
+    networks, hyperparameters and experience, B = 2 episodes per agent): one group's update
+    measured (the second of two, after a warm-up), times the number of groups. No round of
+    the project can be faster on this machine than this, whatever else it cuts."""
+    import torch
+
+    from benchmarks.stacked_ppo import StackedPPO
+    from clients import learners
+    from federation.config import RunConfig
+    from federation.server_app import build
+
+    torch.set_num_threads(THREADS)  # as the in-process runs here (RUNNER_FLAGS)
+    size = min(agents, group)
+    cfg = RunConfig.from_mapping({"env": "matthew", "agents": size, "batch": 2, "strategy": "independent",
+                                  "out": tempfile.gettempdir()})  # nothing is written: no run starts
+    game, _, world, _ = build(cfg)
+    rollout = world.rollout(1, None)
+    experiences = [rollout.experience(i) for i in range(size)]
+    agents_ = [learners.make("ppo", game.observation_space, game.num_actions, cfg.ppo, cfg.net, cfg.seed, i)
+               for i in range(size)]
+    ppo = StackedPPO.from_learners(agents_)
+    ppo.train(experiences, seeds=list(range(size)))
+    start = time.perf_counter()
+    ppo.train(experiences, seeds=list(range(size)))
+    return (time.perf_counter() - start) * -(-agents // group)
+
+
 def round_seconds(out: Path) -> list[float]:
     with open(out / "metrics.csv", newline="") as f:
         return [float(row["round_s"]) for row in csv.DictReader(f)]
@@ -79,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="", help="where the runs are written (default: a temporary directory, removed)")
     p.add_argument("--keep", action="store_true", help="keep the run directories")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between memory polls")
+    p.add_argument("--no-floor", dest="floor", action="store_false",
+                   help="skip the line of the PPO updates alone (the floor of a round on this machine)")
     args = p.parse_args(argv)
     if any(n < 2 for n in args.sizes):
         p.error("LMF needs at least 2 agents per size")
@@ -116,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{agents} agents: {sum(seconds) / len(seconds):.1f} s per round, {peak / GIB:.2f} GiB peak "
                   f"(mean round_s of rounds 1-{len(seconds)}: {', '.join(f'{s:.1f}' for s in seconds)}; "
                   f"largest process {largest / 1024 ** 2:.2f} GiB; {wall:.0f} s in all)", flush=True)
+            if args.floor:
+                print(f"{agents} agents: the PPO updates alone (stacked, in groups of {CHUNK}): "
+                      f"{ppo_floor(agents):.1f} s per round", flush=True)
             if not args.keep:
                 shutil.rmtree(out, ignore_errors=True)
                 log.unlink()
