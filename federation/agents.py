@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
@@ -14,19 +15,26 @@ class AgentDiscoveryError(RuntimeError):
     """The nodes that connected do not form the expected set of agents."""
 
 
-def discover_agents(grid: Grid, num_agents: int, timeout: float, poll: float = 0.5, per_node: int = 1,
-                    listed: set[int] | None = None) -> dict[int, int]:
-    """Return {agent id: node id} once the connected nodes hold agents 0..N-1, each once.
+@dataclass
+class Found:
+    """Which node plays which agent (``nodes``: agent id -> node id), and the nodes that
+    hold a list of agents (``packed``: their train messages go packed, clients.protocol.pack)."""
+
+    nodes: dict[int, int] = field(default_factory=dict)
+    packed: set[int] = field(default_factory=set)
+
+
+def discover_agents(grid: Grid, num_agents: int, timeout: float, poll: float = 0.5, per_node: int = 1) -> Found:
+    """The agents' nodes, once the connected nodes hold agents 0..N-1, each once.
 
     A node holds one agent, or several (``--agents-per-node`` K in a simulation,
     ``agent-ids`` in a deployment, whatever K says); every node is asked as it connects,
     until every agent is there. A node that
     names an agent already held by another, or an agent outside 0..N-1, stops the
-    search at once; agents still missing after ``timeout`` stop it then. ``listed``, if
-    given, receives the nodes that answered with a list of agents (their train messages
-    go packed, clients.protocol.pack)."""
+    search at once; agents still missing after ``timeout`` stop it then."""
     deadline = time.monotonic() + timeout
-    agents: dict[int, int] = {}
+    found = Found()
+    agents = found.nodes
     asked: set[int] = set()
     while True:
         nodes = list(grid.get_node_ids())
@@ -44,15 +52,15 @@ def discover_agents(grid: Grid, num_agents: int, timeout: float, poll: float = 0
                     if agent in agents:
                         raise AgentDiscoveryError(f"agent {agent} is played by two nodes ({agents[agent]} and {node})")
                     agents[agent] = node
-                if is_list and listed is not None:
-                    listed.add(node)
+                if is_list:
+                    found.packed.add(node)
             unknown = sorted(set(agents) - set(range(num_agents)))
             if unknown:
                 raise AgentDiscoveryError(
                     f"expected agents 0..{num_agents - 1}, nodes reported {sorted(agents)} (unknown {unknown}; "
                     f"node of agent {unknown[0]}: {agents[unknown[0]]})")
         if len(agents) == num_agents:
-            return agents
+            return found
         if time.monotonic() > deadline:
             missing = sorted(set(range(num_agents)) - set(agents))
             raise AgentDiscoveryError(
@@ -61,19 +69,18 @@ def discover_agents(grid: Grid, num_agents: int, timeout: float, poll: float = 0
         time.sleep(poll)
 
 
-def rediscover(grid: Grid, known: dict[int, int], num_agents: int, timeout: float = 30.0, per_node: int = 1,
-               listed: set[int] | None = None) -> tuple[dict[int, int], list[str]]:
+def rediscover(grid: Grid, known: dict[int, int], num_agents: int, timeout: float = 30.0,
+               per_node: int = 1) -> tuple[Found, list[str]]:
     """Agents that came back on new nodes (a restarted SuperNode registers under a new node id).
 
     ``known`` is {agent id: node id}. Nodes the grid reports that are not in ``known`` are
-    asked which agents they play; returns ({agent: new node}, problems), where problems are
-    replies that could not be used (an error, an agent id outside 0..N-1). ``listed``:
-    as in ``discover_agents``.
+    asked which agents they play; returns (the agents found on new nodes, problems), where
+    problems are replies that could not be used (an error, an agent id outside 0..N-1).
     """
     new = sorted(set(grid.get_node_ids()) - set(known.values()))
+    found, problems = Found(), list[str]()
     if not new:
-        return {}, []
-    found, problems = {}, []
+        return found, problems
     for reply in grid.send_and_receive(_hello(new, num_agents, per_node), timeout=timeout):
         node = reply.metadata.src_node_id
         if reply.has_error():
@@ -83,9 +90,9 @@ def rediscover(grid: Grid, known: dict[int, int], num_agents: int, timeout: floa
         if bad := [a for a in held if not 0 <= a < num_agents]:
             problems.append(f"node {node} claims agent {bad[0]}; valid agent ids: 0..{num_agents - 1}")
             continue
-        found.update({agent: node for agent in held})
-        if is_list and listed is not None:
-            listed.add(node)
+        found.nodes.update({agent: node for agent in held})
+        if is_list:
+            found.packed.add(node)
     return found, problems
 
 

@@ -517,10 +517,8 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
     build_s = time.perf_counter() - start
     if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies (default every 0.1 s)
         grid.pull_interval = 0.01
-    listed: set[int] = set()  # the nodes that hold a list of agents
-    nodes = discover_agents(grid, cfg.agents, cfg.execution.node_timeout, per_node=cfg.execution.agents_per_node,
-                            listed=listed)
-    federation.bind(nodes, listed)
+    found = discover_agents(grid, cfg.agents, cfg.execution.node_timeout, per_node=cfg.execution.agents_per_node)
+    federation.bind(found.nodes, found.packed)
     federation.strategy.summary()
     startup_s = time.perf_counter() - start
     if on_round is not None:
@@ -553,10 +551,9 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
             bar.update(1)
             bar.set_postfix(collective=f"{row['collective_return']:.1f}", cv=f"{row['cv']:.2f}")
         if row["failed_agents"] > 0 and rnd < cfg.rounds:  # a restarted node comes back under a new id
-            relisted: set[int] = set()
-            found, problems = rediscover(grid, dict(federation.agent_node), cfg.agents,
-                                         per_node=cfg.execution.agents_per_node, listed=relisted)
-            federation.rejoin(rnd + 1, found, problems, relisted)
+            back, problems = rediscover(grid, dict(federation.agent_node), cfg.agents,
+                                        per_node=cfg.execution.agents_per_node)
+            federation.rejoin(rnd + 1, back.nodes, problems, back.packed)
 
     try:
         return federation.run(exchange, done, start, {"startup_s": startup_s, "build_s": build_s},

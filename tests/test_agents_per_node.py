@@ -186,11 +186,10 @@ def test_discovery_refuses_overlapping_unknown_or_missing_agents(nodes, why):
 
 def test_discovery_binds_each_agent_to_its_node():
     grid = LocalGrid([{"agent-ids": "2-3"}, {"agent-id": 1}, {"agent-ids": "0"}])
-    listed: set[int] = set()
-    found = discover_agents(grid, 4, timeout=5, listed=listed)
+    found = discover_agents(grid, 4, timeout=5)
     first, second, third = grid.get_node_ids()
-    assert found == {2: first, 3: first, 1: second, 0: third}
-    assert listed == {first, third}  # these two answered with a list: their messages go packed
+    assert found.nodes == {2: first, 3: first, 1: second, 0: third}
+    assert found.packed == {first, third}  # these two answered with a list: their messages go packed
 
 
 # ---------------------------------------------------------------- the same run with K agents per node
@@ -296,8 +295,8 @@ def test_a_failed_node_fails_each_of_its_agents_and_only_those(tmp_path):
     cfg = small(tmp_path, "faults", strategy="independent", agents_per_node=2, rounds=2, max_missed_rounds=2)
     grid = LocalGrid(simulated_nodes(4, 2))
     federation = Federation(cfg)
-    listed: set[int] = set()
-    federation.bind(discover_agents(grid, 4, timeout=5, per_node=2, listed=listed), listed)
+    found = discover_agents(grid, 4, timeout=5, per_node=2)
+    federation.bind(found.nodes, found.packed)
     broken = federation.agent_node[2]
     assert federation.agent_node[3] == broken and federation.agent_node[0] != broken
 
