@@ -167,3 +167,34 @@ class FakeReply:
 
     def has_error(self):
         return False
+
+
+@pytest.fixture
+def upload_spy(monkeypatch):
+    """Watches what leaves the agents: ``acting[agent]``, every policy the world was given
+    to act with for that agent (flattened), and ``seen``, for every call of FPF's
+    aggregation, each reply's record names and its arrays other than the metrics
+    (flattened). The privacy tests compare the two."""
+    from types import SimpleNamespace
+
+    from clients import protocol
+    from clients.networks import flat
+    from federation.world import World
+    from strategies.fpf import FPF
+
+    spy = SimpleNamespace(acting={}, seen=[])
+    original_set, original_agg = World.set_acting, FPF.aggregate_train
+
+    def spy_set(self, agent, record, spec=None):
+        spy.acting.setdefault(agent, []).append(flat(record))
+        return original_set(self, agent, record, spec)
+
+    def spy_aggregate(self, server_round, replies):
+        replies = list(replies)
+        spy.seen.append([(set(r.content.keys()), [flat(v) for k, v in r.content.items() if k != protocol.METRICS])
+                         for r in replies])
+        return original_agg(self, server_round, replies)
+
+    monkeypatch.setattr(World, "set_acting", spy_set)
+    monkeypatch.setattr(FPF, "aggregate_train", spy_aggregate)
+    return spy

@@ -26,14 +26,11 @@ from flwr.supercore.task_identity import TaskIdentity
 
 import run_sim
 from clients import client_app, protocol
-from clients.networks import flat
 from clients.ppo import PPOLearner
 from federation.agents import AgentDiscoveryError, discover_agents
 from federation.config import ConfigError, RunConfig
 from federation.in_process import run_in_process
 from federation.server_app import Federation, run_federation
-from federation.world import World
-from strategies.fpf import FPF
 
 TIMING = {"rollout_s", "train_s", "client_s", "busiest_s", "aggregate_s", "flower_s", "exchange_s", "round_s",
           "agents_train_s"}
@@ -223,31 +220,15 @@ def test_k_agents_per_node_give_the_metrics_of_one_node_each(tmp_path, monkeypat
     assert any(k.startswith("agents_") and "loss" in k for k in reference[0])
 
 
-def test_a_node_receives_only_its_own_agents_experience_and_records(tmp_path, monkeypatch):
+def test_a_node_receives_only_its_own_agents_experience_and_records(tmp_path, upload_spy):
     """FPF with agent 0 the only participant, two nodes of two agents: each node's
     message holds its agents' records and experience only, each reply its own agents'
     records only, and the strategy still sees one reply per agent, without acting
     weights, where agent 1's parameters (beside agent 0 on its node) never appear."""
-    acting: dict[int, list[np.ndarray]] = {}
-    seen: list[dict] = []
-    original_set, original_agg = World.set_acting, FPF.aggregate_train
-
-    def spy_set(self, agent, record, spec=None):
-        acting.setdefault(agent, []).append(flat(record))
-        return original_set(self, agent, record, spec)
-
-    def spy_aggregate(self, server_round, replies):
-        replies = list(replies)
-        seen.append({"keys": [set(r.content.keys()) for r in replies],
-                     "arrays": [flat(v) for r in replies for k, v in r.content.items() if k != protocol.METRICS]})
-        return original_agg(self, server_round, replies)
-
-    monkeypatch.setattr(World, "set_acting", spy_set)
-    monkeypatch.setattr(FPF, "aggregate_train", spy_aggregate)
     cfg = small(tmp_path, "fpf", participation="ids:0", agents_per_node=2, rounds=2)
     solo, solo_grid = run_local(small(tmp_path, "fpf-solo", participation="ids:0", rounds=2))
-    acting.clear()
-    seen.clear()
+    upload_spy.acting.clear()
+    upload_spy.seen.clear()
     _, grid = run_local(cfg)
 
     # what each agent alone received in round 1 (K = 1): its own experience
@@ -276,16 +257,16 @@ def test_a_node_receives_only_its_own_agents_experience_and_records(tmp_path, mo
             assert all(k == protocol.AGENTS or int(k.split("/")[0]) in ids for k in reply.content.keys())
     assert sorted(holders.values()) == [[0, 1], [2, 3]]
 
-    assert len(seen) == 2
-    for round_seen in seen:
-        assert len(round_seen["keys"]) == 4  # one reply per agent
-        assert all(protocol.ACTING not in keys for keys in round_seen["keys"])
-    shared = [a for s in seen for a in s["arrays"]]
+    assert len(upload_spy.seen) == 2
+    for call in upload_spy.seen:
+        assert len(call) == 4  # one reply per agent
+        assert all(protocol.ACTING not in keys for keys, _ in call)
+    shared = [a for call in upload_spy.seen for _, arrays in call for a in arrays]
     assert len(shared) == 2  # agent 0's upload, once a round
     for vec in shared:
-        assert any(np.array_equal(vec, a) for a in acting[0])
+        assert any(np.array_equal(vec, a) for a in upload_spy.acting[0])
         for other in (1, 2, 3):
-            assert not any(np.array_equal(vec, a) for a in acting[other])
+            assert not any(np.array_equal(vec, a) for a in upload_spy.acting[other])
     assert [r["uploads"] for r in solo] == [1.0, 1.0]
 
 

@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 
 from clients import protocol
-from clients.networks import flat
 from federation.in_process import run_in_process
 from federation.simulation import simulate
-from federation.world import World
-from strategies.fpf import FPF
 
 TIMING = {"rollout_s", "train_s", "client_s", "busiest_s", "aggregate_s", "flower_s", "exchange_s", "round_s", "agents_train_s"}
 
@@ -21,36 +18,20 @@ def read_rows(out):
         return list(csv.DictReader(f))
 
 
-def test_non_participant_parameters_never_reach_aggregation(tiny, monkeypatch):
+def test_non_participant_parameters_never_reach_aggregation(tiny, upload_spy):
     """Agents 1 and 2 stay out: nothing of theirs may appear in FPF's aggregation."""
-    acting: dict[int, list[np.ndarray]] = {}
-    seen: list[dict] = []
-    original_set, original_agg = World.set_acting, FPF.aggregate_train
-
-    def spy_set(self, agent, record, spec=None):
-        acting.setdefault(agent, []).append(flat(record))
-        return original_set(self, agent, record, spec)
-
-    def spy_aggregate(self, server_round, replies):
-        replies = list(replies)
-        for reply in replies:
-            seen.append({"keys": set(reply.content.keys()),
-                         "arrays": [flat(v) for k, v in reply.content.items() if k != protocol.METRICS]})
-        return original_agg(self, server_round, replies)
-
-    monkeypatch.setattr(World, "set_acting", spy_set)
-    monkeypatch.setattr(FPF, "aggregate_train", spy_aggregate)
     summary = simulate(tiny.replace(participation="ids:0"))
     assert summary["rounds_completed"] == 2
 
-    assert len(seen) == 2 * 3  # every reply passed through, stripped
-    assert all(protocol.ACTING not in s["keys"] for s in seen)
-    shared = [a for s in seen for a in s["arrays"]]
+    replies = [reply for call in upload_spy.seen for reply in call]
+    assert len(replies) == 2 * 3  # every reply passed through, stripped
+    assert all(protocol.ACTING not in keys for keys, _ in replies)
+    shared = [a for _, arrays in replies for a in arrays]
     assert len(shared) == 2  # agent 0's upload, once per round
     for vec in shared:
-        assert any(np.array_equal(vec, a) for a in acting[0])
+        assert any(np.array_equal(vec, a) for a in upload_spy.acting[0])
         for other in (1, 2):
-            assert not any(np.array_equal(vec, a) for a in acting[other])
+            assert not any(np.array_equal(vec, a) for a in upload_spy.acting[other])
     rows = read_rows(tiny.out)
     assert [float(r["participation_rate"]) for r in rows] == pytest.approx([1 / 3, 1 / 3])
     assert all(float(r["uploads"]) == 1 for r in rows)
