@@ -50,8 +50,10 @@ def hello(msg: Message, context: Context) -> Message:
 def train(msg: Message, context: Context) -> Message:
     """Train on the agent's own experience with what the strategy sent; a message for
     several agents of this node (clients.protocol.pack) trains them together, stacked
-    where their learners stack (``train_many``), and answers in one packed reply. The
-    message's arrays may come bundled (clients.protocol.bundle_arrays); the reply's go so."""
+    where their learners stack (``train_many``), and answers in one packed reply. A
+    message whose arrays came bundled (clients.protocol.bundle_arrays: through Flower's
+    transport) is answered bundled."""
+    bundled = protocol.BUNDLE in msg.content
     msg = _with_content(msg, protocol.unbundle_arrays(msg.content))
     packed = protocol.unpack(msg.content)
     if packed is None:
@@ -64,7 +66,7 @@ def train(msg: Message, context: Context) -> Message:
         jobs = [(_with_content(msg, content), agent_context(context, agent)) for agent, content in contents.items()]
         replies = train_many(jobs, stacked=str(header.get("stacked", "auto")))
         reply = Message(protocol.pack({agent: r.content for agent, r in zip(contents, replies)}), reply_to=msg)
-    if not reply.has_error():
+    if bundled and not reply.has_error():
         reply.content = protocol.bundle_arrays(reply.content)
     return reply
 

@@ -48,11 +48,12 @@ reply (:func:`pack`, :func:`unpack`): an ``"agents"`` ConfigRecord names the age
 from the server, N, K and ``stacked``), and each agent's records above travel under
 ``"<agent>/<record>"``; only the node's own agents' records are in either.
 
-Through Flower's transport (the simulation's and a deployment's), each message's arrays
-travel as one Array (:func:`bundle_arrays`, :func:`unbundle_arrays`): the ServerApp bundles
-what it pushes, the ClientApp unbundles what it receives and bundles its reply, and the
-server unbundles replies before a strategy sees them; strategies and learners see the
-records above.
+Where messages cross processes through Flower's object store (a deployment, ``flwr run``),
+each message's arrays travel as one Array (:func:`bundle_arrays`, :func:`unbundle_arrays`):
+the ServerApp bundles what it pushes, the ClientApp unbundles what it receives and bundles
+its reply when the message came bundled, and the server unbundles replies before a
+strategy sees them; strategies and learners see the records above. The simulation's
+in-memory grid moves them as they are.
 
 The learner's state never travels: it stays in the agent's storage (clients.storage).
 """

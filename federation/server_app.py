@@ -515,7 +515,8 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
     federation = Federation(cfg)
     federation.stop = stop
     build_s = time.perf_counter() - start
-    if hasattr(grid, "pull_interval"):  # simulation's in-memory grid polls for replies (default every 0.1 s)
+    in_memory = hasattr(grid, "pull_interval")  # the simulation's in-memory grid (it polls every 0.1 s)
+    if in_memory:
         grid.pull_interval = 0.01
     found = discover_agents(grid, cfg.agents, cfg.execution.node_timeout, per_node=cfg.execution.agents_per_node)
     federation.bind(found.nodes, found.packed)
@@ -527,7 +528,8 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
     def exchange(messages: list[Message]) -> Iterable[Message]:
         # grid.send_and_receive's loop, which also gives up when the round is to be dropped,
         # and pulls every 0.1 s where the deployment's grid (no pull_interval) waits 3 s
-        waiting, replies = set(_push_bundled(grid, messages)), []
+        # messages that cross processes through Flower's object store travel bundled
+        waiting, replies = set(grid.push_messages(messages) if in_memory else _push_bundled(grid, messages)), []
         deadline = time.monotonic() + cfg.execution.reply_timeout
         while waiting and time.monotonic() < deadline:
             if stop is not None and stop.mode == "now":

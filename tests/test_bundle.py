@@ -157,3 +157,41 @@ def test_prompt_pulls_refuses_a_flower_whose_pulls_changed(monkeypatch, flower_p
     monkeypatch.setattr(inflatable_utils, "pull_objects", pull_objects)
     with pytest.raises(RuntimeError, match="no longer takes initial_backoff"):
         pulls.prompt_pulls()
+
+
+def test_the_clientapp_answers_a_bundled_message_bundled_with_the_same_reply(tmp_path):
+    """Agent 0's round-1 FPF message, sent as it is and bundled: the reply to the bundled
+    one is bundled, and unbundled it holds the same records and arrays as the other."""
+    from flwr.app import Context
+
+    from clients import client_app
+    from federation.config import RunConfig
+    from federation.server_app import Federation
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    cfg = RunConfig.of(agents=3, rounds=1, batch=2, steps=20, hidden=16, minibatch=64, epochs=1,
+                       strategy="fpf", participation="ids:0", out=str(tmp_path / "run"))
+    federation = Federation(cfg)
+    federation.bind({a: a + 1 for a in range(3)})
+    contexts = {a + 1: Context(run_id=1, node_id=a + 1, node_config={"agent-id": a}, state=RecordDict(),
+                               run_config={}) for a in range(3)}
+    sent: list[Message] = []
+
+    def exchange(messages):
+        sent.extend(messages)
+        return [client_app.train(m, contexts[m.metadata.dst_node_id]) for m in messages]
+
+    federation.play(1, exchange)
+    message, context = next(m for m in sent if m.metadata.dst_node_id == 1), contexts[1]
+    # round 1 again: the agent starts afresh, as it did
+
+    plain = client_app.train(message, context)
+    bundled_message = Message(content=protocol.bundle_arrays(message.content), dst_node_id=1,
+                              message_type=MessageType.TRAIN)
+    bundled = client_app.train(bundled_message, context)
+    assert protocol.BUNDLE not in plain.content and protocol.BUNDLE in bundled.content
+    back = protocol.unbundle_arrays(bundled.content)
+    assert list(back.keys()) == list(plain.content.keys())
+    for key, rec in plain.content.items():
+        if isinstance(rec, ArrayRecord):
+            assert all(np.array_equal(rec[n].numpy(), back[key][n].numpy()) for n in rec)
