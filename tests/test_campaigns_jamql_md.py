@@ -167,7 +167,7 @@ def test_claim_numbers_match_the_readmes():
     fair = mean_sd_ci(list(_final(jam, "chicken-2", "jamql", "fair_action_rate").values()))
     assert (fair.mean, fair.sd) == (pytest.approx(0.625, abs=1e-3), pytest.approx(0.029, abs=1e-3))
     welfare = mean_sd_ci(list(_final(md, "er-5-3", "md", "collective_return").values()))
-    assert welfare.mean == pytest.approx(-8.41, abs=0.01)
+    assert welfare.mean == pytest.approx(-6.50, abs=0.01)  # 10 seeds
     nomrp = mean_sd_ci(list(_final(md, "er-5-3", "md-nomrp", "collective_return").values()))
     assert nomrp.mean == pytest.approx(-3.72, abs=0.01)
     bw = paired_differences(_final(md, "bw-7-3", "iql", "collective_return"),
