@@ -515,9 +515,9 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
     federation = Federation(cfg)
     federation.stop = stop
     build_s = time.perf_counter() - start
-    in_memory = hasattr(grid, "pull_interval")  # the simulation's in-memory grid (it polls every 0.1 s)
-    if in_memory:
+    if hasattr(grid, "pull_interval"):  # the simulation's in-memory grid polls for replies (default every 0.1 s)
         grid.pull_interval = 0.01
+    in_memory = hasattr(grid, "pull_interval")
     found = discover_agents(grid, cfg.agents, cfg.execution.node_timeout, per_node=cfg.execution.agents_per_node)
     federation.bind(found.nodes, found.packed)
     federation.strategy.summary()
