@@ -117,7 +117,8 @@ def test_a_supernode_killed_and_not_restarted_ends_the_run_non_zero(dep, tmp_pat
     """SuperNode 1 is killed after round 1 and never comes back; the run goes to its end
     and fails (`flwr run` reports it), with agent 1's missed rounds in summary.json."""
     out = tmp_path / "out"
-    run_config = {"rounds": 4, "strategy": "independent", "agents": 3, "batch": 2, "out": str(out), **SMALL_RUN}
+    # enough rounds that at least two are left when the kill lands (a round takes ~1 s)
+    run_config = {"rounds": 10, "strategy": "independent", "agents": 3, "batch": 2, "out": str(out), **SMALL_RUN}
     killed = []
 
     def chaos(deployment):
