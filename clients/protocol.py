@@ -282,8 +282,8 @@ def bundle_arrays(content: RecordDict) -> RecordDict:
             parts.append(raw)
             offset += raw.size
     out[BUNDLE] = ArrayRecord({"data": Array(np.concatenate(parts) if parts else np.zeros(0, np.uint8))})
-    out[BUNDLE_INDEX] = config_record({"order": list(content.keys()), "records": records, "owners": owners, "names": names, "dtypes": dtypes,
-                                       "shapes": shapes, "offsets": offsets})
+    out[BUNDLE_INDEX] = config_record({"order": list(content.keys()), "records": records, "owners": owners,
+                                       "names": names, "dtypes": dtypes, "shapes": shapes, "offsets": offsets})
     return out
 
 

@@ -8,8 +8,9 @@ of an object that is not there yet is retried after ``PULL_INITIAL_BACKOFF`` = 1
 doubling up to 10 s (flwr.supercore.constant), while the object arrives within
 milliseconds: a round of small messages waited a whole second now and then.
 :func:`prompt_pulls` makes the first retry come after ``INITIAL_BACKOFF`` seconds and
-caps the wait at ``BACKOFF_CAP``, in the process that calls it (the ServerApp, the
-SuperNode of tools.supernode, the ClientApp relay); nothing else of the pulls changes.
+caps the wait at ``BACKOFF_CAP``, in the process that calls it (the ServerApp; the
+SuperNode of tools.supernode, which also runs its ClientApp tasks); nothing else of the
+pulls changes.
 """
 
 from __future__ import annotations

@@ -216,10 +216,9 @@ class Federation:
         a node of one agent; to a node of several, all of its agents' messages in one
         (clients.protocol.pack: each agent's records under its own name, nobody else's),
         whose one reply is unpacked into a reply per agent, as if each had answered alone.
-        An error reply of such a node is every one of its agents' error. Replies whose
-        arrays travelled bundled (clients.protocol.bundle_arrays) are unbundled."""
+        An error reply of such a node is every one of its agents' error."""
         if not self.packed:
-            return [_unbundled(m) for m in exchange(messages)]
+            return list(exchange(messages))
         plain: list[Message] = []
         groups: dict[int, dict[int, Message]] = {}
         for msg in messages:
@@ -234,7 +233,7 @@ class Federation:
         outgoing = {node: Message(content=protocol.pack({a: m.content for a, m in members.items()}, header),
                                   dst_node_id=node, message_type=MessageType.TRAIN)
                     for node, members in groups.items()}
-        received = [_unbundled(m) for m in exchange(plain + list(outgoing.values()))]
+        received = list(exchange(plain + list(outgoing.values())))
         by_id = {m.metadata.message_id: node for node, m in outgoing.items() if m.metadata.message_id}
         replies: list[Message] = []
         for reply in received:
@@ -534,7 +533,7 @@ def run_federation(grid: Grid, cfg: RunConfig, stop: StopRequest | None = None,
         while waiting and time.monotonic() < deadline:
             if stop is not None and stop.mode == "now":
                 raise Stopped
-            got = list(grid.pull_messages(waiting))
+            got = [_unbundled(m) for m in grid.pull_messages(waiting)]
             replies += got
             waiting -= {m.metadata.reply_to_message_id for m in got}
             if waiting:
@@ -581,6 +580,7 @@ def _push_bundled(grid: Grid, messages: list[Message]) -> Iterable[str]:
 
 
 def _unbundled(reply: Message) -> Message:
+    """``reply`` with the arrays it may carry bundled (a reply to a bundled message) unbundled."""
     if not reply.has_error():
         reply.content = protocol.unbundle_arrays(reply.content)
     return reply
