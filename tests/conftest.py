@@ -14,6 +14,7 @@ import pytest
 
 import envs
 from federation.config import RunConfig
+from tools.local_deployment import is_alive, pids_with_env
 
 RAY_DIR = Path("/tmp/ray")
 #: set in the environment of every process a test starts through ``own_processes``
@@ -104,17 +105,7 @@ class OwnProcesses:
 
     def alive(self) -> set[int]:
         """PIDs of the live (not zombie) processes that carry this test's marker."""
-        needle = f"{MARKER}={self.tag}".encode()
-        found = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                if needle in (entry / "environ").read_bytes().split(b"\0") and _running(int(entry.name)):
-                    found.add(int(entry.name))
-            except OSError:
-                continue
-        return found
+        return {pid for pid in pids_with_env(MARKER, self.tag) if is_alive(pid)}
 
     def wait_until_none(self, timeout: float) -> set[int]:
         """Wait up to ``timeout`` s until none of them is left; returns those still alive."""
@@ -135,14 +126,6 @@ class OwnProcesses:
                 except (ProcessLookupError, PermissionError):
                     pass
             self.wait_until_none(5.0)
-
-
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @pytest.fixture

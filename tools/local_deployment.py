@@ -90,6 +90,23 @@ def is_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+def pids_with_env(name: str, value: str) -> set[int]:
+    """PIDs of the processes (this one aside) whose environment sets ``name=value``: how
+    the processes a deployment or a test started are found again, whatever became of
+    their parents."""
+    tag = f"{name}={value}".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if tag in (entry / "environ").read_bytes().split(b"\0"):
+                found.add(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def _free_ports(count: int) -> list[int]:
     """Pick ``count`` distinct free TCP ports on 127.0.0.1."""
     socks = []
@@ -591,17 +608,7 @@ class LocalDeployment:
 
     def _marked_pids(self) -> set[int]:
         """PIDs of live processes carrying this deployment's marker variable."""
-        tag = f"{MARKER_ENV}={self._marker}".encode()
-        found = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                if tag in (entry / "environ").read_bytes().split(b"\0"):
-                    found.add(int(entry.name))
-            except OSError:
-                continue
-        return found
+        return pids_with_env(MARKER_ENV, self._marker)
 
     def _snapshot(self) -> None:
         self._seen |= self._marked_pids()
