@@ -15,6 +15,7 @@ The file is a ``torch.save`` of a plain dict::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,13 +31,17 @@ FORMAT = 1
 
 
 def save(path: str | Path, env: str, learner: str, num_actions: int, observation_space, net: NetworkConfig,
-         records: list[ArrayRecord]) -> None:
-    """Write the agents' acting records (one per agent, in agent order) to ``path`` atomically."""
+         records: Sequence[ArrayRecord | dict[str, np.ndarray]]) -> None:
+    """Write the agents' acting policies (one per agent, in agent order: a record, or its
+    arrays by name) to ``path`` atomically. The arrays are written as tensors sharing their
+    memory (torch.save writes a tensor's storage straight to the file, where it would pickle
+    a numpy array in memory first), so many agents' policies are not held twice."""
     path = Path(path)
+    policies = [{k: torch.from_numpy(np.ascontiguousarray(v.numpy() if isinstance(v, Array) else v))
+                 for k, v in r.items()} for r in records]
     data = {"format": FORMAT, "env": env, "agents": len(records), "learner": learner,
             "kind": learners.learner_class(learner).kind, "num_actions": int(num_actions),
-            "observation_shape": list(observation_space.shape), "net": asdict(net),
-            "policies": [{k: v.numpy() for k, v in r.items()} for r in records]}
+            "observation_shape": list(observation_space.shape), "net": asdict(net), "policies": policies}
     tmp = path.with_suffix(".tmp")
     torch.save(data, tmp)
     tmp.replace(path)

@@ -25,6 +25,7 @@ from clients import learners
 from clients.networks import load_record, network
 from clients.policies import ActingSpec
 from federation.config import RunConfig
+from federation.server_app import as_arrays
 from federation.world import World
 
 
@@ -45,7 +46,7 @@ def main() -> None:
     p.add_argument("--epsilon", type=float, default=0.05)
     args = p.parse_args()
     cfg = RunConfig.from_json((args.run / "config.json").read_text())
-    state = torch.load(args.run / "checkpoint.pt", weights_only=False)
+    state = as_arrays(torch.load(args.run / "checkpoint.pt", weights_only=False))
     if "omega" not in state["strategy"]:
         p.error(f"{args.run} is a {cfg.strategy} run: it has no ω and ω̄")
     learner = cfg.learners()[0]

@@ -53,10 +53,17 @@ def run_in_process(cfg: RunConfig, verbose: bool = False, checkpoints: bool = Tr
     def exchange(messages):  # the agents that stack train in one pass (--stacked, clients/stacking.py)
         replies = []
         for k in range(0, len(messages), chunk):  # at most ``chunk`` agents' learners in memory at once
-            replies += client_app.train_many([(m, contexts[m.metadata.dst_node_id]) for m in messages[k:k + chunk]],
-                                             stacked=cfg.execution.stacked)
+            group = messages[k:k + chunk]
+            part = client_app.train_many([(m, contexts[m.metadata.dst_node_id]) for m in group],
+                                         stacked=cfg.execution.stacked)
             if len(messages) > chunk:
                 client_app.release_learners()
+                # the group's messages (experience, LMF's mixes) are done with, and the world
+                # takes its acting weights now: a round holds one group's, not every agent's
+                for m in group:
+                    m.content.clear()
+                federation.take_acting(part)
+            replies += part
         return replies
 
     done = federation.restore() if cfg.execution.resume else 0

@@ -16,6 +16,7 @@ passes no run config); the module-level ``app`` reads ``context.run_config`` for
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, ConfigRecordValues, Context, Error, Message, MessageType
 from flwr.serverapp import Grid, ServerApp
@@ -175,6 +177,7 @@ class Federation:
         self.missed: dict[int, list[int]] = {}  # agent -> the rounds it missed
         self.worker_pids: set[int] = set()  # the processes that replied (a simulation's workers)
         self.stop: StopRequest | None = None
+        self.acted: set[int] = set()  # agents whose acting weights this round's replies already handed over
 
     def bind(self, nodes: dict[int, int], packed: Iterable[int] = ()) -> None:
         """``nodes``: agent id -> node id; ``packed``: the nodes that hold a list of agents
@@ -253,6 +256,16 @@ class Federation:
             replies += [Message(contents[a], reply_to=m) for a, m in members.items() if a in contents]
         return replies
 
+    def take_acting(self, replies: Iterable[Message]) -> None:
+        """Hand the acting weights of these replies (of this round, from nodes of one agent)
+        to the world now, so that a runner holding many agents need not keep every agent's
+        weights in its replies until the round's end; ``deliver`` then skips them."""
+        for reply in replies:
+            if not reply.has_error() and protocol.ACTING in reply.content:
+                agent = self.node_agent[reply.metadata.src_node_id]
+                take_acting(self.world, agent, reply)
+                self.acted.add(agent)
+
     def play(self, rnd: int, exchange: Callable[[list[Message]], Iterable[Message]]) -> dict:
         """One round: rollout, train messages, aggregation, federated training; returns its metrics row."""
         cfg, strategy, world = self.cfg, self.strategy, self.world
@@ -276,7 +289,8 @@ class Federation:
                 if m.metadata.message_id}  # ids are given when a grid pushes the messages
         trained: set[int] = set()
         client_stats = deliver(rnd, replies, world, strategy, self.node_agent, self.recorder,
-                               cfg.execution.reply_timeout, sent, trained=trained)
+                               cfg.execution.reply_timeout, sent, trained=trained, acted=self.acted)
+        self.acted = set()
         self.worker_pids |= {int(s["pid"]) for s in client_stats if _scalar(s.get("pid"))}
         self._count_missed(rnd, trained)
         if not client_stats:
@@ -331,6 +345,7 @@ class Federation:
                 break
             if checkpoints:
                 self.checkpoint(rnd)
+            release_memory()
             if rnd == done + 1 and (note := cost_note(row.get("round_s", 0.0), _size(Path(cfg.out) / CHECKPOINT),
                                                       cfg.rounds - rnd)):
                 log.warning(note)
@@ -377,7 +392,7 @@ class Federation:
                  "rows": self.recorder.rows, "events": self.recorder.events, "torch_rng": torch.get_rng_state()}
         path = Path(self.cfg.out) / CHECKPOINT
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        torch.save(as_tensors(state), tmp)
         tmp.replace(path)
 
     def restore(self) -> int:
@@ -425,6 +440,50 @@ class CheckpointError(ValueError):
     """OUT/checkpoint.pt cannot be resumed: unreadable, or from a run with other settings."""
 
 
+#: the key under which a checkpoint holds a numpy array as a tensor sharing its memory
+NDARRAY = "__ndarray__"
+
+
+def as_tensors(obj):
+    """``obj`` with its numpy arrays (in dicts, lists and tuples) as ``{NDARRAY: tensor}``,
+    tensors sharing the arrays' memory: torch.save writes a tensor's storage straight to the
+    file, where it pickles a numpy array in memory first (a second copy of a checkpoint of
+    many agents). ``as_arrays`` undoes it; arrays torch cannot share stay as they are."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject or not obj.flags.writeable or not obj.dtype.isnative:
+            return obj
+        try:
+            return {NDARRAY: torch.from_numpy(obj)}
+        except TypeError:  # a dtype torch has no tensor for
+            return obj
+    if isinstance(obj, dict):
+        return {k: as_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(as_tensors(v) for v in obj)
+    return obj
+
+
+def as_arrays(obj):
+    """The inverse of ``as_tensors`` (a checkpoint written before it passes unchanged)."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and NDARRAY in obj:
+            return obj[NDARRAY].numpy()
+        return {k: as_arrays(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(as_arrays(v) for v in obj)
+    return obj
+
+
+def release_memory() -> None:
+    """Return the memory a round freed to the system (glibc's ``malloc_trim``; nothing
+    elsewhere). A round of many agents frees as much as it allocates, but the allocator keeps
+    the pages, and the process would carry the largest round's transients to the end."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def load_checkpoint(cfg: RunConfig) -> dict | None:
     """OUT/checkpoint.pt of the run ``cfg`` resumes, checked: readable (a truncated or
     empty file is refused with a clear CheckpointError), written by a run with the same
@@ -434,7 +493,7 @@ def load_checkpoint(cfg: RunConfig) -> dict | None:
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, weights_only=False)
+        state = as_arrays(torch.load(path, weights_only=False))
         theirs, rounds = json.loads(state["config"]), int(state["round"])
     except Exception as err:  # noqa: BLE001 - whatever a damaged file raises
         size = path.stat().st_size
@@ -593,7 +652,7 @@ POLICIES = "policies.pt"
 def save_policies(federation: Federation, cfg: RunConfig) -> None:
     """OUT/policies.pt: the agents' final acting policies as a joint policy
     (clients/joint_policy.py), when they share one learner."""
-    records, world = federation.world.acting_records(), federation.world
+    records, world = federation.world.acting_arrays(), federation.world
     if records is None or len(set(federation.assignment)) != 1:
         return
     joint_policy.save(Path(cfg.out) / POLICIES, cfg.env, federation.assignment[0], world.num_actions,
@@ -629,15 +688,24 @@ def _notes(cfg: RunConfig, split: list[int] | None) -> list[str]:
     return notes
 
 
+def take_acting(world: World, agent: int, reply: Message) -> None:
+    """Hand the agent's acting weights in ``reply`` to the world, removing them from the reply."""
+    spec = ActingSpec.from_dict(reply.content.pop(protocol.ACTING_SPEC))
+    world.set_acting(agent, reply.content.pop(protocol.ACTING), spec)
+
+
 def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[int, int], recorder: RunRecorder,
-            timeout: float, sent: dict[str, int] | None = None, trained: set[int] | None = None) -> list[dict]:
+            timeout: float, sent: dict[str, int] | None = None, trained: set[int] | None = None,
+            acted: frozenset[int] | set[int] = frozenset()) -> list[dict]:
     """Hand each agent's acting weights to the world (removing them from the reply the
     strategy will see) and its join decision to the participation set; record agents
     that failed or stayed silent as events. Returns the agents' training metrics.
 
     ``sent`` maps the ids of the messages sent to their agents: an error the SuperLink
     writes for an unreachable node comes from the SuperLink, not from the agent's node.
-    ``trained``, if given, receives the ids of the agents that trained."""
+    ``trained``, if given, receives the ids of the agents that trained. ``acted``: the
+    agents whose acting weights the world already took from their reply this round
+    (``Federation.take_acting``: the in-process runner hands them over group by group)."""
     stats, answered, choices = [], set(), {}
     for reply in replies:
         agent = sent.get(reply.metadata.reply_to_message_id) if sent else None
@@ -647,8 +715,8 @@ def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[in
         if reply.has_error():
             recorder.event(rnd, "agent_error", f"agent {agent}: {reply.error.reason}")
             continue
-        spec = ActingSpec.from_dict(reply.content.pop(protocol.ACTING_SPEC))
-        world.set_acting(agent, reply.content.pop(protocol.ACTING), spec)
+        if agent not in acted:
+            take_acting(world, agent, reply)
         metrics = dict(reply.content[protocol.METRICS])
         if "join-next" in metrics:
             choices[agent] = bool(metrics["join-next"])

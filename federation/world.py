@@ -112,11 +112,12 @@ class World:
         return {"acting": acting,
                 "epsilon": {a: float(g.epsilon[k, 0]) for a, (g, k) in self._where.items()}}
 
-    def acting_records(self) -> list[ArrayRecord] | None:
-        """Every agent's acting policy in agent order; None until all have reported one."""
+    def acting_arrays(self) -> list[dict[str, np.ndarray]] | None:
+        """Every agent's acting policy in agent order, as its arrays by name (views of the
+        stacks: no copy); None until all have reported one."""
         if len(self._reported) < self.game.num_agents:
             return None
-        return [self.acting_record(a) for a in range(self.game.num_agents)]
+        return [g.policies.arrays(k) for g, k in (self._where[a] for a in range(self.game.num_agents))]
 
     def load_state_dict(self, state: dict) -> None:
         for agent, arrays in state["acting"].items():

@@ -154,13 +154,15 @@ def neighbour_gradients(graph: nx.Graph, members: list[int], shared: dict[int, A
 DENSE_MIX = 256
 
 
-def neighbour_mix(C: np.ndarray | sparse.sparray, shared: list[ArrayRecord]) -> list[dict[str, np.ndarray]]:
+def neighbour_mix(C: np.ndarray | sparse.sparray, shared: list[ArrayRecord],
+                  dtype: type = np.float64) -> list[dict[str, np.ndarray]]:
     """Row i: Σ_j C[i, j]·shared_j, array by array ([FPF Eq. 13]/14 without the local step),
-    in float64. Up to DENSE_MIX agents one dense product per array (as runs have always
-    been mixed, bit for bit); beyond, C (dense or scipy.sparse) is read as CSR and only its
-    nonzeros are summed, in column order: O(nonzeros × parameters) time and no N × N or
-    N × parameters copy, so a ring of 10,000 agents mixes in seconds. The two differ only in
-    the order of float64 additions (tests/test_scale.py)."""
+    summed in float64 and returned as ``dtype`` (each row cast as soon as it is summed, so
+    many agents' mixes are not held in float64). Up to DENSE_MIX agents one dense product per
+    array (as runs have always been mixed, bit for bit); beyond, C (dense or scipy.sparse)
+    is read as CSR and only its nonzeros are summed, in column order: O(nonzeros ×
+    parameters) time and no N × N or N × parameters copy, so a ring of 10,000 agents mixes
+    in seconds. The two differ only in the order of float64 additions (tests/test_scale.py)."""
     keys = list(shared[0].keys())
     mixed: list[dict[str, np.ndarray]] = [{} for _ in shared]
     if len(shared) <= DENSE_MIX:
@@ -168,7 +170,7 @@ def neighbour_mix(C: np.ndarray | sparse.sparray, shared: list[ArrayRecord]) -> 
         for key in keys:
             out = np.tensordot(dense, np.stack([s[key].numpy().astype(np.float64) for s in shared]), axes=1)
             for i in range(len(shared)):
-                mixed[i][key] = out[i]
+                mixed[i][key] = out[i].astype(dtype, copy=False)
         return mixed
     C = sparse.csr_array(C)
     C.sort_indices()
@@ -179,7 +181,7 @@ def neighbour_mix(C: np.ndarray | sparse.sparray, shared: list[ArrayRecord]) -> 
             out = np.zeros(values[i].shape, np.float64)
             for j, c in zip(C.indices[lo:hi], C.data[lo:hi]):
                 out += float(c) * values[j].astype(np.float64)
-            mixed[i][key] = out
+            mixed[i][key] = out.astype(dtype, copy=False)
     return mixed
 
 
@@ -285,7 +287,7 @@ class LMF(FederationStrategy):
         eps = check_weights(C, [(index[u], index[v]) for u, v in graph.edges() if u != v])
         how: dict[str, float] = {}
         if not self.aggregator.robust:
-            mixes = neighbour_mix(C, [shared[a] for a in members])
+            mixes = neighbour_mix(C, [shared[a] for a in members], np.float32)
         else:  # the rule over each closed neighbourhood instead of the weighted mix (strategies.robust)
             keys = list(shared[members[0]].keys())
             mixes, fallbacks = [], 0.0
@@ -296,7 +298,7 @@ class LMF(FederationStrategy):
                 fallbacks += metrics.get("robust_fallback", 0.0)
             how["robust_fallback"] = fallbacks / len(members)
         for agent, mixed in zip(members, mixes):
-            self.pending[agent] = ArrayRecord({k: Array(v.astype(np.float32)) for k, v in mixed.items()})
+            self.pending[agent] = ArrayRecord({k: Array(v.astype(np.float32, copy=False)) for k, v in mixed.items()})
         return None, MetricRecord({"uploads": len(members), "graph_edges": graph.number_of_edges(), "weights_eps": eps,
                                    **how})
 

@@ -47,6 +47,12 @@ def test_mix_on_a_ring_of_four_by_hand(monkeypatch, dense_limit):
     for i, want in enumerate([(1 + 2 + 4) / 3, (1 + 2 + 3) / 3, (2 + 3 + 4) / 3, (3 + 4 + 1) / 3]):
         np.testing.assert_allclose(out[i]["w"], [want, 10 * want], rtol=1e-15)
         assert out[i]["w"].dtype == np.float64
+    # asked for float32, each row is the float64 sum rounded once
+    single = neighbour_mix(metropolis_sparse(make_schedule("ring").graph(1, [0, 1, 2, 3]), [0, 1, 2, 3]), shared,
+                           np.float32)
+    for row, wide in zip(single, out):
+        assert row["w"].dtype == np.float32
+        np.testing.assert_array_equal(row["w"], wide["w"].astype(np.float32))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -117,6 +123,12 @@ def test_in_process_groups_of_agents_give_the_same_run(tmp_path, stacked):
     assert len(rows[2]) == 2 and float(rows[2][0]["trained_agents"]) == 5
     if stacked == "off":
         assert rows[2] == rows[256]
+        # the world took each group's acting weights as the group finished: the final
+        # policies are the same, weight for weight
+        grouped, whole = (torch.load(tmp_path / f"chunk{c}" / "policies.pt", weights_only=False) for c in (2, 256))
+        assert len(grouped["policies"]) == 5
+        for a, b in zip(grouped["policies"], whole["policies"]):
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     else:
         for grouped, whole in zip(rows[2], rows[256]):
             assert grouped.keys() == whole.keys()
@@ -183,3 +195,30 @@ def test_a_restored_learner_skips_the_orthogonal_initialisation_and_loads_the_sa
         assert all(torch.equal(a[name][k], b[name][k]) for k in a[name])
     assert a["opt_actor"]["state"].keys() == b["opt_actor"]["state"].keys()
     assert not getattr(networks._BUILDING, "restoring", False)  # the context ends with the block
+
+
+def test_checkpoint_arrays_travel_as_tensors_sharing_their_memory(tmp_path):
+    """Federation.checkpoint writes numpy arrays as tensors over the same memory (no pickled
+    copy of many agents' arrays); loading gives the arrays back, equal in dtype and value,
+    and leaves what torch cannot share as it is."""
+    from federation.server_app import NDARRAY, as_arrays, as_tensors
+
+    frozen = np.arange(3.0)
+    frozen.flags.writeable = False
+    state = {"pending": {0: [np.arange(6, dtype=np.float32).reshape(2, 3), np.array(7, np.int64)]},
+             "keys": ("a", np.array([True, False])), "objects": np.array(["x", None], dtype=object),
+             "frozen": frozen, "big-endian": np.arange(4, dtype=">f4"), "tensor": torch.ones(2), "n": 3}
+    wrapped = as_tensors(state)
+    shared = wrapped["pending"][0][0][NDARRAY]
+    assert isinstance(shared, torch.Tensor) and np.shares_memory(shared.numpy(), state["pending"][0][0])
+    assert wrapped["objects"] is state["objects"] and wrapped["frozen"] is frozen
+    assert wrapped["big-endian"] is state["big-endian"] and isinstance(wrapped["keys"], tuple)
+    torch.save(wrapped, tmp_path / "state.pt")
+    back = as_arrays(torch.load(tmp_path / "state.pt", weights_only=False))
+    for got, want in ((back["pending"][0][0], state["pending"][0][0]), (back["pending"][0][1], state["pending"][0][1]),
+                      (back["keys"][1], state["keys"][1])):
+        assert isinstance(got, np.ndarray) and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(back["big-endian"], state["big-endian"])  # pickled as before
+    assert back["objects"].tolist() == ["x", None] and torch.equal(back["tensor"], state["tensor"]) and back["n"] == 3
+    assert as_arrays(state)["pending"][0][0] is state["pending"][0][0]  # a checkpoint written before: unchanged
