@@ -195,6 +195,19 @@ def test_a_restored_learner_skips_the_orthogonal_initialisation_and_loads_the_sa
         assert all(torch.equal(a[name][k], b[name][k]) for k in a[name])
     assert a["opt_actor"]["state"].keys() == b["opt_actor"]["state"].keys()
     assert not getattr(networks._BUILDING, "restoring", False)  # the context ends with the block
+    # a DQN learner on images (the CNN), its target network included
+    from clients.dqn import DQNConfig
+
+    image = spaces.Box(0, 255, (8, 8, 3), np.uint8)
+    source = learners.make("dqn", image, 4, DQNConfig(), NetworkConfig(hidden=16), seed=4, agent=2)
+    with networks.restoring():
+        quick = learners.make("dqn", image, 4, DQNConfig(), NetworkConfig(hidden=16), seed=9, agent=2)
+    quick.load_state_dict(source.state_dict())
+    a, b = source.state_dict(), quick.state_dict()
+    tensors = [(k, v) for k, v in a.items() if isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values())]
+    assert len(tensors) >= 2  # the Q-network and its target
+    for name, params in tensors:
+        assert all(torch.equal(params[k], b[name][k]) for k in params), name
 
 
 def test_checkpoint_arrays_travel_as_tensors_sharing_their_memory(tmp_path):
