@@ -72,18 +72,25 @@ def estimate(measured: list[tuple[int, float]], agents: int) -> float | None:
 def ppo_floor(agents: int, group: int = CHUNK) -> float:
     """Seconds per round that the agents' PPO updates alone take, stacked in groups of
     ``group`` as the in-process runner trains them (benchmarks/stacked_ppo.py: the same
-    networks, hyperparameters and experience, B = 2 episodes per agent): one group's update
-    measured (the second of two, after a warm-up), times the number of groups. No round of
-    the project can be faster on this machine than this, whatever else it cuts."""
+    networks, hyperparameters and experience, B = 2 episodes per agent): a full group's
+    update times the number of full groups, plus the last, smaller group's update (each
+    the second of two, after a warm-up). No round of the project can be faster on this
+    machine than this, whatever else it cuts."""
     import torch
 
+    torch.set_num_threads(THREADS)  # as the in-process runs here (RUNNER_FLAGS)
+    full, rest = divmod(agents, group)
+    last = max(rest, 2)  # a game needs two agents: one agent's share of the smallest group
+    return (full * _group_seconds(group) if full else 0.0) + (_group_seconds(last) * rest / last if rest else 0.0)
+
+
+def _group_seconds(size: int) -> float:
+    """One stacked PPO update of ``size`` agents (the second of two)."""
     from benchmarks.stacked_ppo import StackedPPO
     from clients import learners
     from federation.config import RunConfig
     from federation.server_app import build
 
-    torch.set_num_threads(THREADS)  # as the in-process runs here (RUNNER_FLAGS)
-    size = min(agents, group)
     cfg = RunConfig.from_mapping({"env": "matthew", "agents": size, "batch": 2, "strategy": "independent",
                                   "out": tempfile.gettempdir()})  # nothing is written: no run starts
     game, _, world, _ = build(cfg)
@@ -95,7 +102,7 @@ def ppo_floor(agents: int, group: int = CHUNK) -> float:
     ppo.train(experiences, seeds=list(range(size)))
     start = time.perf_counter()
     ppo.train(experiences, seeds=list(range(size)))
-    return (time.perf_counter() - start) * -(-agents // group)
+    return time.perf_counter() - start
 
 
 def round_seconds(out: Path) -> list[float]:
