@@ -691,7 +691,9 @@ def _notes(cfg: RunConfig, split: list[int] | None) -> list[str]:
 def take_acting(world: World, agent: int, reply: Message) -> None:
     """Hand the agent's acting weights in ``reply`` to the world, removing them from the reply."""
     spec = ActingSpec.from_dict(reply.content.pop(protocol.ACTING_SPEC))
-    world.set_acting(agent, reply.content.pop(protocol.ACTING), spec)
+    acting = protocol.record(reply.content, protocol.ACTING, ArrayRecord)
+    del reply.content[protocol.ACTING]
+    world.set_acting(agent, acting, spec)
 
 
 def deliver(rnd: int, replies: list, world: World, strategy, node_agent: dict[int, int], recorder: RunRecorder,
