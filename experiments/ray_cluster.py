@@ -63,8 +63,9 @@ What a cluster must offer, and limits:
 - Ctrl-C cancels the running tasks (``ray.cancel``: a KeyboardInterrupt in the task): what
   they did since they started is lost (their run directories on the driver are untouched,
   still at their last shipped state) and no failure marker is written; the next ``run``
-  continues them from there. A task's temporary directory that a killed worker left behind
-  is removed by the next task on that node.
+  continues them from there. A task still running ``CANCEL_GRACE`` (30) seconds later has
+  its worker killed (``ray.cancel(force=True)``). A task's temporary directory that a
+  killed worker left behind is removed by the next task on that node.
 """
 
 from __future__ import annotations
@@ -285,6 +286,10 @@ def _cpus(config: dict[str, Any]) -> float:
         return 1.0
 
 
+#: seconds a cancelled task has to end on its KeyboardInterrupt before its worker is killed
+CANCEL_GRACE = 30.0
+
+
 class RayExecutor:
     """Runs the engine's tasks as Ray tasks on the cluster at ``address`` (see the module's
     docstring). ``jobs``: runs in flight at once (default: as many 1-CPU runs as the
@@ -346,10 +351,25 @@ class RayExecutor:
                     self._ray.cancel(ref)
                 except Exception:  # noqa: BLE001 - already finished
                     pass
+            self._kill_stragglers(refs)
         self._pool.shutdown(wait=True, cancel_futures=interrupted)
         self._stopped = True
         if self._ray.is_initialized():
             self._ray.shutdown()
+
+    def _kill_stragglers(self, refs: list[Any], grace: float | None = None) -> None:
+        """End the cancelled tasks still running ``grace`` seconds (CANCEL_GRACE) after their
+        KeyboardInterrupt by killing their workers (``ray.cancel(force=True)``): an interrupt
+        can be lost (seen once under load: the task ran on and the campaign's Ctrl-C never
+        returned), and a stop must not wait for a run of any length."""
+        if not refs:
+            return
+        _, running = self._ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE if grace is None else grace)
+        for ref in running:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - ended meanwhile
+                pass
 
     # one run
     def _drive(self, task: Task) -> Outcome:

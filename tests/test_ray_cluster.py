@@ -290,6 +290,40 @@ def test_stopping_cancels_a_running_task_without_a_failure_marker(cluster, tmp_p
     assert _leftover_worker_dirs() <= before
 
 
+def test_a_stop_kills_the_workers_of_tasks_that_outlive_their_interrupt():
+    """Ctrl-C cancels every running task, waits CANCEL_GRACE seconds for them to end, then
+    kills the workers of those still running (an interrupt can be lost), and only those."""
+    import concurrent.futures as cf
+    import threading
+
+    from experiments import ray_cluster
+
+    calls, waits = [], []
+
+    class FakeRay:
+        def cancel(self, ref, force=False):
+            calls.append((ref, force))
+
+        def wait(self, refs, num_returns, timeout):
+            waits.append((list(refs), num_returns, timeout))
+            return ["ended"], ["stuck"]
+
+        def is_initialized(self):
+            return False
+
+    executor = ray_cluster.RayExecutor.__new__(ray_cluster.RayExecutor)
+    executor._ray, executor._stopped, executor._stopping = FakeRay(), False, False
+    executor._lock, executor._pool = threading.Lock(), cf.ThreadPoolExecutor(1)
+    executor._refs = {"ended": Task("t", "a", 0, "{}"), "stuck": Task("t", "b", 0, "{}")}
+    executor.stop(interrupted=True)
+    assert calls == [("ended", False), ("stuck", False), ("stuck", True)]
+    assert waits == [(["ended", "stuck"], 2, ray_cluster.CANCEL_GRACE)]
+    calls.clear()
+    executor._stopped = False
+    executor.stop(interrupted=False)  # the end of a campaign: nothing cancelled, nobody killed
+    assert calls == []
+
+
 def test_install_swaps_a_directory_in_and_inputs_travel_by_relative_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "src"
