@@ -357,14 +357,14 @@ class RayExecutor:
         if self._ray.is_initialized():
             self._ray.shutdown()
 
-    def _kill_stragglers(self, refs: list[Any], grace: float | None = None) -> None:
-        """End the cancelled tasks still running ``grace`` seconds (CANCEL_GRACE) after their
+    def _kill_stragglers(self, refs: list[Any]) -> None:
+        """End the cancelled tasks still running CANCEL_GRACE seconds after their
         KeyboardInterrupt by killing their workers (``ray.cancel(force=True)``): an interrupt
         can be lost (seen once under load: the task ran on and the campaign's Ctrl-C never
         returned), and a stop must not wait for a run of any length."""
         if not refs:
             return
-        _, running = self._ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE if grace is None else grace)
+        _, running = self._ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE)
         for ref in running:
             try:
                 self._ray.cancel(ref, force=True)
