@@ -1,4 +1,4 @@
-"""python -m experiments run|status|report CAMPAIGN.toml
+"""python -m experiments run|status|report CAMPAIGN.toml; python -m experiments verdicts --since REVISION
 
     python -m experiments run experiments/campaigns/fpf-ssd-3.toml --jobs 2
     python -m experiments run experiments/campaigns/fpf-ssd-3.toml --only-scenarios harvest-3 --seeds 0 --dry-run
@@ -6,6 +6,7 @@
     python -m experiments status --all
     python -m experiments report experiments/campaigns/fpf-ssd-3.toml
     python -m experiments report --all        # every campaign, then docs/results/CLAIMS.md
+    python -m experiments verdicts --since 4dc520a   # how the verdicts moved since that commit
 
 Paths in a campaign (``out``) are relative to the working directory: run from the
 repository's root.
@@ -109,6 +110,28 @@ def _report(args) -> int:
     return result if isinstance(result, int) else 0
 
 
+def _verdicts(args) -> int:
+    from experiments import verdicts
+    from experiments.report import CLAIMS_FILE
+
+    if (args.since is None) == (args.old is None):
+        raise CampaignError("verdicts: give one of --since REVISION and --old FILE")
+    new_path = Path(args.new) if args.new else CLAIMS_FILE
+    new_name = args.new or CLAIMS_FILE.relative_to(CLAIMS_FILE.parents[2]).as_posix()
+    try:
+        if args.since is not None:
+            rel = CLAIMS_FILE.relative_to(CLAIMS_FILE.parents[2]).as_posix()
+            old_text, old_name = verdicts.at_revision(args.since, rel, cwd=CLAIMS_FILE.parents[2]), f"{rel} at {args.since}"
+        else:
+            old_text, old_name = Path(args.old).read_text(encoding="utf-8"), args.old
+        new_text = new_path.read_text(encoding="utf-8")
+        old, new = verdicts.parse(old_text, old_name), verdicts.parse(new_text, new_name)
+    except (OSError, verdicts.VerdictsError) as err:
+        raise CampaignError(f"verdicts: {err}") from err
+    print(verdicts.markdown(old, new, old_name=old_name, new_name=new_name, every=args.all), end="", flush=True)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,6 +169,14 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--all", action="store_true", help=f"every campaign in {DIRECTORY}, then docs/results/CLAIMS.md")
     rep.add_argument("--jobs", type=int, default=None, dest="report_jobs", help="processes for the bootstraps (default: the CPUs, at most 8)")
     rep.set_defaults(handler=_report)
+
+    ver = sub.add_parser("verdicts", help="how the claims' verdicts moved between two versions of "
+                                          "docs/results/CLAIMS.md (experiments/verdicts.py)")
+    ver.add_argument("--since", metavar="REVISION", help="the old ledger: docs/results/CLAIMS.md at this git revision")
+    ver.add_argument("--old", metavar="FILE", help="the old ledger: this file")
+    ver.add_argument("--new", metavar="FILE", help="the new ledger (default: docs/results/CLAIMS.md)")
+    ver.add_argument("--all", action="store_true", help="list every claim, not only those that changed")
+    ver.set_defaults(handler=_verdicts)
     return p
 
 
