@@ -58,6 +58,23 @@ class CounterfactualCritic(nn.Module):
         onehot = F.one_hot(actions.long(), self.num_actions).float().flatten(1)
         return self.net(torch.cat([state, onehot], dim=1))
 
+    def joint_values(self, state: torch.Tensor, grid: torch.Tensor, column: int = 0) -> torch.Tensor:
+        """Output ``column`` at every pair of a state ``state [M, S]`` and a joint action of
+        ``grid [K, N]``: ``[M, K]``, what ``forward`` gives pair by pair. The first layer is
+        split into its state and action parts, W·[s; onehot(a)] = W_s·s + W_a·onehot(a), so
+        each state and each joint action passes it once, not once per pair."""
+        layers = list(self.net)
+        first, last = layers[0], layers[-1]
+        if not isinstance(first, nn.Linear) or not isinstance(last, nn.Linear):
+            raise TypeError("joint_values needs a critic whose first and last layers are Linear")
+        width = state.shape[1]
+        onehot = F.one_hot(grid.long(), self.num_actions).float().flatten(1)
+        h = ((state @ first.weight[:, :width].T + first.bias)[:, None, :]
+             + (onehot @ first.weight[:, width:].T)[None, :, :])  # [M, K, hidden]
+        for layer in layers[1:-1]:
+            h = layer(h)
+        return h @ last.weight[column] + last.bias[column]
+
 
 QTot = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -98,21 +115,27 @@ def all_joint_actions(num_agents: int, num_actions: int) -> torch.Tensor:
     return torch.stack([g.reshape(-1) for g in grids], dim=1)
 
 
-def exact_max(q_tot: QTot, state: torch.Tensor, num_agents: int, num_actions: int,
-              rows: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_max(q_tot: QTot, state: torch.Tensor, num_agents: int, num_actions: int, rows: int = 1 << 16,
+              table: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """max over all |A|^N joint actions ([MD Eqs. 10, 13]'s max): ``(a* [M, N], Q* [M])``;
-    ties go to the first joint action in :func:`all_joint_actions`'s order. The critic is
-    evaluated on at most ``rows`` (state, joint action) pairs at a time."""
+    ties go to the first joint action in :func:`all_joint_actions`'s order. Each distinct
+    state is evaluated once (a minibatch repeats states), on at most ``rows`` (state, joint
+    action) pairs at a time; ``table(states [m, S], grid [K, N]) -> [m, K]``, if given,
+    evaluates them in one call (:meth:`CounterfactualCritic.joint_values`) instead of
+    ``q_tot`` pair by pair."""
     grid = all_joint_actions(num_agents, num_actions)
-    K, M = len(grid), len(state)
+    distinct, where = torch.unique(state, dim=0, return_inverse=True)
+    K, M = len(grid), len(distinct)
     values = torch.empty(M, K)
     step = max(1, rows // K)
     for start in range(0, M, step):
-        block = state[start:start + step]
+        block = distinct[start:start + step]
         m = len(block)
-        values[start:start + m] = q_tot(block.repeat_interleave(K, dim=0), grid.repeat(m, 1)).reshape(m, K)
+        values[start:start + m] = (table(block, grid) if table is not None else
+                                   q_tot(block.repeat_interleave(K, dim=0), grid.repeat(m, 1)).reshape(m, K))
     best, arg = values.max(dim=1)
-    return grid[arg], best
+    return grid[arg][where], best[where]
 
 
 def reshaped_reward(q_now: np.ndarray, q_star: np.ndarray, qi_now: np.ndarray, qi_star: np.ndarray,
@@ -229,6 +252,15 @@ class MechanismValues:
             known[unknown] = self.mrp_net(torch.as_tensor(state[unknown], dtype=torch.float32))[:, 0].numpy()
         return known
 
+    def terms(self, state: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """What [MD Eq. 15] takes from the critic and the MRP at each ``(state, actions)``
+        row: [Q_tot, Q_1..Q_N] at a ``[M, 1 + N]``, the search's a* ``[M, N]`` and Q*
+        ``[M]``, [Q_tot, Q_i] at a* ``[M, 1 + N]``, and R_MRP(s) ``[M]`` (NaN without MRP)."""
+        now = self.values(state, actions)
+        a_star, q_star = self.search(state, actions)
+        mrp = self.predicted_max(state) if self.use_mrp else np.full(len(state), np.nan, np.float32)
+        return now, a_star, q_star, self.values(state, a_star), mrp
+
     def reward(self, state: np.ndarray, actions: np.ndarray, grad_norm: np.ndarray, eta: float, penalty: float,
                clip_min: float, clip_max: float, agent: int | None = None,
                own_q: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -236,9 +268,7 @@ class MechanismValues:
         agent ``[M, N]``, or of ``agent`` only ``[M, 1]`` (``grad_norm`` then has one entry).
         ``own_q [M, A]``: the agent's own Q̄_i(s, ·), whose difference at a_i* and a_i replaces
         the critic's heads in the denominator ([MD Eqs. 9, 11]); needs ``agent``."""
-        now = self.values(state, actions)
-        a_star, q_star = self.search(state, actions)
-        star = self.values(state, a_star)
+        now, a_star, q_star, star, mrp = self.terms(state, actions)
         heads_now, heads_star = now[:, 1:], star[:, 1:]
         if agent is not None:
             heads_now, heads_star = heads_now[:, agent:agent + 1], heads_star[:, agent:agent + 1]
@@ -248,9 +278,8 @@ class MechanismValues:
             rows = np.arange(len(actions))
             heads_now = own_q[rows, actions[:, agent]][:, None]
             heads_star = own_q[rows, a_star[:, agent]][:, None]
-        mrp = self.predicted_max(state) if self.use_mrp else None
-        r, penalised = reshaped_reward(now[:, 0], q_star, heads_now, heads_star, grad_norm, mrp, eta, penalty,
-                                       clip_min, clip_max)
+        r, penalised = reshaped_reward(now[:, 0], q_star, heads_now, heads_star, grad_norm,
+                                       mrp if self.use_mrp else None, eta, penalty, clip_min, clip_max)
         return r, {"penalised": penalised, "improved": (a_star != actions).any(axis=1), "gap": q_star - now[:, 0]}
 
     def to_record(self) -> ArrayRecord:
@@ -263,7 +292,11 @@ class MechanismValues:
 
 
 class ReceivedMechanism(MechanismValues):
-    """The mechanism as an agent receives it (:meth:`MechanismValues.to_record`)."""
+    """The mechanism as an agent receives it (:meth:`MechanismValues.to_record`).
+
+    It does not change while the agent trains (the server trains it after the agents'
+    replies), so :meth:`terms` of a ``(state, joint action)`` row is computed once and
+    kept for the round: the agent's minibatches draw the same rows again and again."""
 
     def __init__(self, record: ArrayRecord, state_dim: int, num_agents: int, num_actions: int, dropout: float,
                  sweeps: int, use_mrp: bool):
@@ -276,6 +309,24 @@ class ReceivedMechanism(MechanismValues):
         states = record["mrp-states"].numpy()
         self.mrp = MRPBuffer(max(1, len(states)), state_dim)
         self.mrp.update(states, record["mrp-values"].numpy())
+        self._kept: dict[bytes, tuple[np.ndarray, ...]] = {}
+
+    def terms(self, state: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """:meth:`MechanismValues.terms`, each distinct row computed once per mechanism."""
+        state = np.asarray(state, np.float32)
+        rows = np.concatenate([state, np.asarray(actions, np.float32)], axis=1)
+        keys = [row.tobytes() for row in rows]
+        new: dict[bytes, int] = {}
+        for i, key in enumerate(keys):
+            if key not in self._kept:
+                new.setdefault(key, i)
+        if new:
+            idx = np.fromiter(new.values(), np.int64, count=len(new))
+            fresh = super().terms(state[idx], np.asarray(actions)[idx])
+            for j, key in enumerate(new):
+                self._kept[key] = tuple(t[j] for t in fresh)
+        kept = [self._kept[key] for key in keys]
+        return tuple(np.stack([k[c] for k in kept]) for c in range(5))
 
 
 @dataclass

@@ -155,7 +155,8 @@ class Mechanism(MechanismValues):
         """[MD Eq. 13]'s argmax over a' of the target critic: exact, or the search from a'."""
         q = lambda s, x: self.target(s, x)[:, 0]  # noqa: E731
         if self.exact:
-            return exact_max(q, next_state, self.num_agents, self.num_actions)[0]
+            return exact_max(q, next_state, self.num_agents, self.num_actions,
+                             table=getattr(self.target, "joint_values", None))[0]
         return best_response(q, next_state, next_actions, self.num_actions, self.sweeps)[0]
 
     # ------------------------------------------------------------ training

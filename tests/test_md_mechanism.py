@@ -305,6 +305,33 @@ def test_exact_max_equals_brute_force_on_a_tiny_critic():
     assert all_joint_actions(2, 3).tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2], [2, 0], [2, 1], [2, 2]]
 
 
+def test_exact_max_evaluates_each_state_once_and_the_split_first_layer_agrees():
+    """A minibatch repeats states: exact_max evaluates each distinct one once and gives
+    duplicates the same row; CounterfactualCritic.joint_values (the first layer split into
+    its state and action parts) equals the critic pair by pair, dropout layers and all."""
+    torch.manual_seed(1)
+    critic = CounterfactualCritic(4, 3, 3, hidden=(16, 8, 8), dropout=0.5).eval()
+    states = torch.randn(5, 4)[torch.tensor([0, 1, 0, 2, 1, 3, 4, 0])]
+    grid = all_joint_actions(3, 3)
+    calls: list[int] = []
+
+    def q(s, a):
+        calls.append(len(s))
+        return critic(s, a)[:, 0]
+
+    with torch.no_grad():
+        pairs = critic(states.repeat_interleave(27, dim=0), grid.repeat(8, 1))[:, 2].reshape(8, 27)
+        torch.testing.assert_close(critic.joint_values(states, grid, column=2), pairs, atol=1e-5, rtol=1e-5)
+        a1, v1 = exact_max(q, states, 3, 3)
+        assert sum(calls) == 5 * 27  # five distinct states, 27 joint actions each
+        assert v1[0] == v1[2] == v1[7] and a1[0].tolist() == a1[2].tolist() == a1[7].tolist()
+        brute = pairs.new_tensor([max(float(q(states[m:m + 1], grid[k:k + 1])) for k in range(27)) for m in range(8)])
+        torch.testing.assert_close(v1, brute, atol=1e-6, rtol=0)
+        a2, v2 = exact_max(q, states, 3, 3, table=critic.joint_values)
+        torch.testing.assert_close(v2, v1, atol=1e-5, rtol=1e-5)
+        assert a2.tolist() == a1.tolist()
+
+
 def test_the_bootstrap_max_enumerates_when_exact():
     table = torch.zeros(2, 2)
     table[1, 0], table[1, 1], table[0, 1] = 1.0, 2.0, 5.0
@@ -392,6 +419,39 @@ def test_mrp_travels_to_the_agent_and_penalises_there():
                                   mech.predicted_max(np.concatenate([seen, unseen])))
     r, info = view.reward(seen, np.array([[0, 0]]), np.array([3.0]), 0.5, 2.0, 1e-3, 10.0, agent=1)
     assert info["penalised"].tolist() == [True] and r[0, 0] == pytest.approx(-6.0)
+
+
+def test_the_agents_copy_computes_each_rows_critic_terms_once():
+    """ReceivedMechanism.terms gives what the server's mechanism gives, row for row, and
+    asks the critic only about rows it has not seen this round (duplicates in a minibatch,
+    rows of an earlier minibatch)."""
+    from clients.reshaping import MechanismValues, ReceivedMechanism
+
+    torch.manual_seed(2)
+    mech = Mechanism(3, 3, 3, seed=0)
+    rng = np.random.default_rng(0)
+    states, joints = rng.normal(size=(4, 3)).astype(np.float32), rng.integers(0, 3, size=(4, 3))
+    mech.mrp.update(states[:2], np.array([5.0, -1.0]))
+    view = ReceivedMechanism(mech.to_record(), 3, 3, 3, dropout=mech.dropout, sweeps=1, use_mrp=True)
+    asked: list[int] = []
+    values = MechanismValues.values
+
+    def counted(self, state, actions):
+        asked.append(len(state))
+        return values(self, state, actions)
+
+    first, second = np.array([0, 1, 0, 2, 1]), np.array([2, 3, 3, 0])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(MechanismValues, "values", counted)
+        got = view.terms(states[first], joints[first])
+        assert asked == [3, 3]  # rows 0, 1, 2: [Q] at a, then at a*
+        again = view.terms(states[second], joints[second])
+        assert asked == [3, 3, 1, 1]  # only row 3 is new
+    for rows, out in ((first, got), (second, again)):
+        want = MechanismValues.terms(mech, states[rows], joints[rows])
+        for g, w in zip(out, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(got[0][0], got[0][2]) and got[4][0] == 5.0 and got[4][1] == -1.0
 
 
 def test_dqn_agent_relabels_its_minibatches():
