@@ -76,7 +76,8 @@ class ExecutionConfig(Settings):
                                  "replay buffers stay on the host; in a simulation agents then share the GPUs "
                                  "(Ray's num-gpus per agent)", choices=("auto", "cpu", "cuda"))
     stacked: str = setting("off", "in-process runs: agents with the same learner, settings and network train in "
-                                  "one stacked pass (auto: faster; each update equals the one-by-one update within "
+                                  "one stacked pass (auto: faster for MLP networks, slower for the CNN on a CPU: "
+                                  "benchmarks/bench_stacked.py; each update equals the one-by-one update within "
                                   "1e-5, clients/stacking.py, so a long run drifts from it) or one after another "
                                   "(off: bit-identical to Flower's runner and to runs made before)",
                            choices=("auto", "off"))
