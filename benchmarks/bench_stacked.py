@@ -10,7 +10,10 @@ to change a setting), plays one rollout of ``--batch`` episodes, and times
 clients.stacking.train_all on copies of the same learners with ``mode="off"`` (each agent's
 own ``train``) and ``mode="auto"`` (one stacked pass), alternating, ``--reps`` times; prints
 each pair and the ratio stacked / one by one. Both copies start from the same state each
-repetition, so they do the same work. One torch thread unless ``--threads``.
+repetition, so they do the same work. One torch thread unless ``--threads``. ``--profile``:
+then one more stacked pass under ``torch.profiler``, its operators by time spent.
+
+    python benchmarks/bench_stacked.py --agents 256 --threads 2 --reps 1 --profile
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=2, help="episodes of the rollout the agents train on")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--profile", action="store_true", help="profile one more stacked pass (torch.profiler)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other settings, e.g. dqn_updates=50")
     args = p.parse_args(argv)
     if args.agents < 2 or args.reps < 1 or args.threads < 1:
@@ -66,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
             seconds[mode] = time.perf_counter() - start
         print(f"repetition {rep + 1}: one by one {seconds['off']:.2f} s, stacked {seconds['auto']:.2f} s, "
               f"stacked / one by one: {seconds['auto'] / seconds['off']:.2f}", flush=True)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        group = copy.deepcopy(made)
+        jobs = [stacking.Job(lr, exp, Anchors(), i) for i, (lr, exp) in enumerate(zip(group, exps))]
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            stacking.train_all(jobs, "auto")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
     return 0
 
 
