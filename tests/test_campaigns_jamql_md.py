@@ -27,7 +27,7 @@ CAMPAIGNS = ROOT / "experiments" / "campaigns"
 #: (JAM-QL's grid with the game state, MD's headline with 10 seeds and as Algorithm 1 writes
 #: it) are not committed yet
 EXPECTED = {"jamql.toml": (165, ["min_welfare.png"]),
-            "md.toml": (89, ["fig3_escape_room.png", "fig4_bidding_bandwidth.png", "fig8_mrp_ablation.png",
+            "md.toml": (95, ["fig3_escape_room.png", "fig4_bidding_bandwidth.png", "fig8_mrp_ablation.png",
                              "fig9_fairness.png"])}
 RULES = {"greater", "less", "equal", "at-least", "at-most"}
 PAPERS = {"FPF", "Pareto", "MD", "JAM-QL"}
@@ -91,7 +91,7 @@ def test_the_jamql_plan_is_the_former_scripts():
 
 def test_the_md_plan_is_the_former_scripts():
     """Figures 3, 4, 8, 9: md, iql, cen everywhere; md-nomrp and λ = 0.5, 1, 2 on Escape Room (5, 3),
-    λ = 1 on bidding and bandwidth (7, 3) too."""
+    λ = 1 and 50 on bidding and bandwidth (7, 3) too."""
     c = load(CAMPAIGNS / "md.toml")
     plan = c.plan()
     er53 = {r.method for r in plan if r.scenario == "er-5-3"}
@@ -101,7 +101,7 @@ def test_the_md_plan_is_the_former_scripts():
     assert (paper.reshape_time, paper.denominator, paper.exact_max) == ("minibatch", "own", "auto")
     assert {r.method for r in plan if r.scenario not in ("er-5-3", "bidding", "bw-7-3")} == {"md", "iql", "cen"}
     # the ablation of R̄'s scale where MD is contradicted without a diagnosis (bidding, bandwidth (7, 3))
-    assert {r.method for r in plan if r.scenario in ("bidding", "bw-7-3")} == {"md", "iql", "cen", "md-lambda-1"}
+    assert {r.method for r in plan if r.scenario in ("bidding", "bw-7-3")} == {"md", "iql", "cen", "md-lambda-1", "md-lambda-50"}
     lam = {r.method: r.cfg.to_flat()["md-lambda"] for r in plan if r.scenario == "er-5-3" and r.cfg.strategy == "md"
            and r.method != "md-paper"}
     assert lam == {"md": 0.0, "md-lambda-0.5": 0.5, "md-lambda-1": 1.0, "md-lambda-2": 2.0}
