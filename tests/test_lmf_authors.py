@@ -166,7 +166,9 @@ def test_the_campaigns_authors_lmf_is_the_preset(campaign, scenario, preset):
     run = load(f"experiments/campaigns/{campaign}.toml").planned(scenario, "lmf", 0).cfg
     ref = RunConfig.from_mapping(presets.load(preset) | {"out": run.out, "seed": 0, "rounds": run.rounds}).to_flat()
     differ = {k for k, v in run.to_flat().items() if ref[k] != v}
-    assert differ <= _fpf_flags()  # only the scenario preset's FPF values, which lmf does not read
+    # only the scenario preset's FPF values, which lmf does not read, and how the agents train
+    # (matthew-authors trains them stacked: each update equal to the one-by-one update within 1e-5)
+    assert differ <= _fpf_flags() | {"stacked"}
     assert (run.lmf.mode, run.lmf.graph, run.world.batch) == ("gradient-steps", "complete", 10)
     assert Participation.from_config(run.joining, run.agents).members(1, 0) == set(range(run.agents))
 
