@@ -116,12 +116,10 @@ def _verdicts(args) -> int:
 
     if (args.since is None) == (args.old is None):
         raise CampaignError("verdicts: give one of --since REVISION and --old FILE")
-    new_path = Path(args.new) if args.new else CLAIMS_FILE
-    new_name = args.new or CLAIMS_FILE.relative_to(CLAIMS_FILE.parents[2]).as_posix()
+    new_path, new_name = (Path(args.new), args.new) if args.new else (CLAIMS_FILE, verdicts.LEDGER)
     try:
         if args.since is not None:
-            rel = CLAIMS_FILE.relative_to(CLAIMS_FILE.parents[2]).as_posix()
-            old_text, old_name = verdicts.at_revision(args.since, rel, cwd=CLAIMS_FILE.parents[2]), f"{rel} at {args.since}"
+            old_text, old_name = verdicts.at_revision(args.since), f"{verdicts.LEDGER} at {args.since}"
         else:
             old_text, old_name = Path(args.old).read_text(encoding="utf-8"), args.old
         new_text = new_path.read_text(encoding="utf-8")

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from analysis import tables
+from experiments.report import CLAIMS_FILE, CONTRADICTED, INCONCLUSIVE, REPRODUCED, ROOT
 
 #: the verdicts, in the order the tables give them; ABSENT: the claim is not in that version
-VERDICTS = ("reproduced", "contradicted", "inconclusive")
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE)
 ABSENT = "absent"
+#: the ledger's path in the repository, as git names it
+LEDGER = CLAIMS_FILE.relative_to(ROOT).as_posix()
 #: the columns read (the claims tables of experiments/report.py have more)
 COLUMNS = ("id", "setting", "scenario", "n (of N)", "effect [95% CI]", "verdict")
 _SPLIT = re.compile(r"(?<!\\)\|")
@@ -141,10 +143,10 @@ def markdown(old: Mapping[str, Row], new: Mapping[str, Row], *, old_name: str, n
     return "\n".join(lines) + "\n"
 
 
-def at_revision(revision: str, path: str = "docs/results/CLAIMS.md", cwd: Path | None = None) -> str:
-    """The text of ``path`` at git ``revision``; a clear error when git cannot give it."""
+def at_revision(revision: str, path: str = LEDGER) -> str:
+    """The text of ``path`` at git ``revision`` of this repository; a clear error when git cannot give it."""
     try:
-        done = subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True, cwd=cwd,
+        done = subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True, cwd=ROOT,
                               check=False)
     except FileNotFoundError as err:
         raise VerdictsError("git is not installed: give --old FILE instead of --since") from err
@@ -153,5 +155,5 @@ def at_revision(revision: str, path: str = "docs/results/CLAIMS.md", cwd: Path |
     return done.stdout
 
 
-__all__: Sequence[str] = ("ABSENT", "VERDICTS", "Row", "VerdictsError", "at_revision", "changed", "counts",
-                          "markdown", "moves", "parse")
+__all__ = ("ABSENT", "LEDGER", "VERDICTS", "Row", "VerdictsError", "at_revision", "changed", "counts", "markdown",
+           "moves", "parse")
