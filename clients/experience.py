@@ -17,7 +17,7 @@ import numpy as np
 @dataclass
 class Experience:
     obs: np.ndarray  # [T+1, B, *obs_shape]
-    actions: np.ndarray  # [T, B] int64
+    actions: np.ndarray  # [T, B] int64 (a continuous game: [T, B, A] float32 in [-1, 1])
     logp: np.ndarray  # [T, B] float32, behaviour log-probabilities
     rewards: np.ndarray  # [T, B] float32
     terminated: np.ndarray  # [T, B] bool
@@ -31,9 +31,10 @@ class Experience:
         ``done`` is 1 where the episode terminated at that step (no bootstrap); the last
         step of a truncated round keeps its bootstrap from ``obs[T]``.
         """
-        T, B = self.actions.shape
+        T, B = self.actions.shape[:2]
         keep = self.mask.reshape(-1) > 0
         obs = self.obs[:-1].reshape(T * B, *self.obs.shape[2:])[keep]
         nxt = self.obs[1:].reshape(T * B, *self.obs.shape[2:])[keep]
-        return (obs, self.actions.reshape(-1)[keep], self.rewards.reshape(-1)[keep], nxt,
+        actions = self.actions.reshape(T * B, *self.actions.shape[2:])[keep]
+        return (obs, actions, self.rewards.reshape(-1)[keep], nxt,
                 self.terminated.reshape(-1)[keep].astype(np.float32))

@@ -6,11 +6,12 @@ name       policy kind             policy network (what federations may mix)
 ``ppo``    softmax                 actor (MLP / CNN / one-hot MLP, from the space)
 ``dqn``    epsilon-greedy          online Q-network
 ``q-table``  epsilon-greedy        table ``q[n_states, A]`` (Discrete observations)
+``ddpg``   deterministic           actor ``tanh(f(o))`` (continuous games only)
 =========  ======================  ===============================================
 
 Every learner implements :class:`clients.learner.Learner` (the base class, apart from this
 registry so that the learners need not import it). Its hyperparameters are one dataclass
-(``PPOConfig``, ``DQNConfig``, ``QTableConfig``): the run configuration embeds it and the
+(``PPOConfig``, ``DQNConfig``, ``QTableConfig``, ``DDPGConfig``): the run configuration embeds it and the
 server sends its fields to the agent (:func:`hyper_record`), so there is one definition.
 
 Agents may use different learners in one run (``--learner ppo:0-4,dqn:5-9``,
@@ -32,6 +33,7 @@ from typing import Any
 
 from gymnasium import spaces
 
+from clients.ddpg import DDPGConfig, DDPGLearner
 from clients.dqn import DQNConfig, DQNLearner
 from clients.learner import Learner
 from clients.networks import NetworkConfig, policy_seed
@@ -43,6 +45,7 @@ from envs.plugins import LEARNERS, PluginError, installed, lookup, missing_overr
 #: learner name -> (learner class, hyperparameter dataclass)
 _REGISTRY: dict[str, tuple[type[Learner], type]] = {
     "ppo": (PPOLearner, PPOConfig), "dqn": (DQNLearner, DQNConfig), "q-table": (QTableLearner, QTableConfig),
+    "ddpg": (DDPGLearner, DDPGConfig),
 }
 
 #: the learners this package ships (their state_dict holds every parameter of their networks)

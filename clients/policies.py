@@ -9,7 +9,14 @@ share. Two kinds cover every learner:
   ``1 - ε`` the greedy action (ties: lowest index), otherwise a uniform one, so
   ``π(a|o) = ε/A + (1 - ε)·[a = argmax Q(o)]``.
 
-Both sample by inverting the CDF with one uniform number per agent and game copy, drawn by
+A third kind acts in continuous games (envs/base.py, ``action_shape = (A,)``):
+
+- ``deterministic`` (DDPG): the network outputs ``A`` numbers; the action is their
+  ``tanh``, a vector in ``[-1, 1]^A``; with probability ε it is instead a uniform vector
+  in ``[-1, 1]^A`` (the exploration of the FPF authors' MPE agents). It has no density
+  the learner needs (DDPG learns off-policy), so its log-probabilities are 0.
+
+The two discrete kinds sample with one uniform number per agent and game copy, drawn by
 the caller (the world's seeded generator), so acting is reproducible and the batched path
 gives exactly what acting agent by agent gives.
 
@@ -35,8 +42,10 @@ from flwr.app import Array, ArrayRecord
 from torch import nn
 from torch.func import functional_call, vmap
 
-SOFTMAX, EPSILON_GREEDY = "softmax", "epsilon-greedy"
-KINDS = (SOFTMAX, EPSILON_GREEDY)
+SOFTMAX, EPSILON_GREEDY, DETERMINISTIC = "softmax", "epsilon-greedy", "deterministic"
+KINDS = (SOFTMAX, EPSILON_GREEDY, DETERMINISTIC)
+#: the kinds whose actions are vectors in [-1, 1]^A (continuous games), not indices
+CONTINUOUS_KINDS = (DETERMINISTIC,)
 
 
 @dataclass
@@ -64,6 +73,8 @@ def log_probs(kind: str, out: torch.Tensor, epsilon: torch.Tensor | float = 0.0)
         eps = torch.as_tensor(epsilon, dtype=out.dtype).unsqueeze(-1)
         greedy = torch.nn.functional.one_hot(out.argmax(-1), A).to(out.dtype)
         return torch.log(eps / A + (1 - eps) * greedy)
+    if kind == DETERMINISTIC:
+        raise ValueError("a deterministic policy has no log-probabilities over a discrete action set")
     raise ValueError(f"unknown policy kind '{kind}'; valid choices: {', '.join(KINDS)}")
 
 
@@ -71,7 +82,14 @@ def act(kind: str, out: torch.Tensor, epsilon, u: torch.Tensor) -> tuple[torch.T
     """Actions and behaviour log-probabilities for outputs ``out [..., A]``.
 
     Inverse-CDF sampling: ``u`` is uniform in [0, 1) with the shape of ``out[..., 0]``.
+    ``deterministic``: ``u [..., 1 + A]``, its first number decides exploration (``u < ε``),
+    the other ``A`` give the uniform action ``2u - 1``; the actions are ``[..., A]``.
     """
+    if kind == DETERMINISTIC:
+        eps = torch.as_tensor(epsilon, dtype=out.dtype)
+        explore = (u[..., :1].to(out.dtype) < eps.unsqueeze(-1) if eps.dim() else u[..., :1] < eps)
+        a = torch.where(explore, 2.0 * u[..., 1:].to(out.dtype) - 1.0, torch.tanh(out))
+        return a, torch.zeros(out.shape[:-1], dtype=out.dtype)
     logp = log_probs(kind, out, epsilon)
     cdf = logp.exp().cumsum(-1)
     a = (cdf < u.unsqueeze(-1)).sum(-1).clamp(max=out.shape[-1] - 1)

@@ -140,7 +140,10 @@ def trial(game: BatchedGame, steps: int = 10) -> None:
     as a ``ValueError`` before a run starts."""
     try:
         for _ in range(min(steps, game.episode_length)):
-            if game.step(game.rng.integers(game.num_actions, size=(game.batch_size, game.num_agents)))[2].all():
+            size = (game.batch_size, game.num_agents)
+            actions = (game.rng.uniform(-1, 1, size=(*size, *game.action_shape)).astype(np.float32) if game.continuous
+                       else game.rng.integers(game.num_actions, size=size))
+            if game.step(actions)[2].all():
                 break
         game.reset()
     except ValueError:

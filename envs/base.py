@@ -5,8 +5,8 @@ Every array has a leading batch axis ``B`` followed by the agent axis ``N``:
 
 - ``reset(seed)`` -> observations ``[B, N, *observation_space.shape]`` with the dtype of
   ``observation_space``;
-- ``step(actions)`` with int actions ``[B, N]`` -> ``(obs, rewards, terminated,
-  truncated)``: observations as above, rewards ``[B, N]`` float32, flags ``[B, N]`` bool;
+- ``step(actions)`` with int actions ``[B, N]`` (a continuous game: float actions
+  ``[B, N, *action_shape]``) -> ``(obs, rewards, terminated, truncated)``: observations as above, rewards ``[B, N]`` float32, flags ``[B, N]`` bool;
 - ``state()`` -> the global state ``[B, state_dim]`` float32 of the current step, an
   element of ``state_space`` (a ``Box``), computed from the game's internal state.
 
@@ -22,7 +22,11 @@ what the agents see, never in the dynamics.
 
 Decisions shared by all games:
 
-- Actions are discrete, ``0 .. num_actions - 1``, the same set for every agent.
+- Actions are discrete, ``0 .. num_actions - 1``, the same set for every agent. A
+  *continuous* game (``action_shape = (A,)``, ``num_actions = A``) takes a vector in
+  ``[-1, 1]^A`` per agent instead and maps it onto its own bounds (PettingZoo games with
+  ``Box`` actions, envs/pettingzoo_adapter.py); learners of the ``deterministic`` policy
+  kind (DDPG) play them.
 - The episode is truncated for every agent and every copy when the step counter ``t``
   reaches ``episode_length``. A game whose state and observations carry the time t/T
   sets ``horizon_terminal = True``: its horizon is part of the game (a finite-horizon
@@ -74,6 +78,8 @@ class BatchedGame(ABC):
     observation_modes: tuple[str, ...] = ("vector",)
 
     num_actions: int
+    #: () for discrete actions; (A,) for a continuous game, whose actions are vectors in [-1, 1]^A
+    action_shape: tuple[int, ...] = ()
     #: the horizon ends the game: the last step reports ``terminated`` (see the module docstring)
     horizon_terminal: bool = False
 
@@ -112,6 +118,11 @@ class BatchedGame(ABC):
     def state_space(self) -> spaces.Box:
         """One copy's global state: a float32 ``Box`` of shape ``(state_dim,)``."""
         return self._state_space()
+
+    @property
+    def continuous(self) -> bool:
+        """Whether actions are vectors in [-1, 1]^A (``action_shape``), not indices."""
+        return bool(self.action_shape)
 
     @property
     def state_dim(self) -> int:
@@ -205,6 +216,8 @@ class BatchedGame(ABC):
 
     def _check_actions(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)
+        if self.continuous:
+            return self._check_continuous(actions)
         expected = (self.batch_size, self.num_agents)
         if actions.shape != expected:
             raise ValueError(
@@ -220,3 +233,17 @@ class BatchedGame(ABC):
                 f"actions must be in [0, {self.num_actions}), got action {bad}"
             )
         return actions
+
+    def _check_continuous(self, actions: np.ndarray) -> np.ndarray:
+        expected = (self.batch_size, self.num_agents, *self.action_shape)
+        if actions.shape != expected:
+            raise ValueError(f"actions must have shape (batch_size, num_agents, *action_shape) = {expected}, "
+                             f"got {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.floating):
+            raise ValueError(f"a continuous game's actions must be floats, got dtype {actions.dtype}")
+        if not np.isfinite(actions).all():
+            raise ValueError("actions must be finite")
+        worst = float(np.abs(actions).max())
+        if worst > 1.0 + 1e-5:
+            raise ValueError(f"a continuous game's actions must be in [-1, 1], got {worst:g}")
+        return np.clip(actions, -1.0, 1.0).astype(np.float32)

@@ -33,7 +33,11 @@ Observations are the team members' own ``mpe2`` observations (unbounded float32 
 the members of each team have the same size, so there is no padding); the global
 state is ``mpe2``'s ``state()``, every agent's observation side by side. Actions are
 ``mpe2``'s discrete ones: 5 moves (no-op, left, right, down, up), or 4 symbols to say
-in mpe-crypto. ``mpe2`` (and the pygame it renders with) is imported only when a game
+in mpe-crypto. ``continuous_actions=True`` (``--game-options continuous_actions=true``)
+builds them with ``mpe2``'s continuous actions instead, a ``Box(0, 1, (5,))`` per moving
+agent (``(4,)`` in mpe-crypto): the force along x is a[2] - a[1], along y a[4] - a[3], as
+in OpenAI's MPE; the agents then play vectors in [-1, 1]^A, mapped onto [0, 1]
+(envs/pettingzoo_adapter.py), with a deterministic-policy learner (``--learner ddpg``). ``mpe2`` (and the pygame it renders with) is imported only when a game
 is built, so importing ``envs`` does not need it.
 """
 
@@ -42,6 +46,8 @@ from __future__ import annotations
 import functools
 import importlib
 from typing import Any
+
+import numpy as np
 
 from envs.base import check_positive_int
 from envs.pettingzoo_adapter import FixedPolicy, PettingZooGame
@@ -64,8 +70,11 @@ class MPEGame(PettingZooGame):
         seed: int | None,
         adversary_policy: FixedPolicy | None,
         observation: str | None,
+        continuous_actions: bool = False,
     ) -> None:
         check_positive_int("episode_length", episode_length)
+        if not isinstance(continuous_actions, (bool, np.bool_)):
+            raise ValueError(f"continuous_actions must be true or false, got {continuous_actions!r}")
         if adversary_policy is not None and not callable(adversary_policy):
             raise ValueError(
                 "adversary_policy must be a callable policy(agent, obs, rng) -> actions "
@@ -73,7 +82,7 @@ class MPEGame(PettingZooGame):
             )
         module = importlib.import_module(f"mpe2.{self.scenario}")
         env_fn = functools.partial(
-            module.parallel_env, continuous_actions=False,
+            module.parallel_env, continuous_actions=bool(continuous_actions),
             max_cycles=episode_length, **scenario_kwargs,
         )
         super().__init__(
@@ -102,11 +111,12 @@ class PhysicalDeception(MPEGame):
         *,
         adversary_policy: FixedPolicy | None = None,
         observation: str | None = None,
+        continuous_actions: bool = False,
     ) -> None:
         num_agents = check_positive_int("num_agents", num_agents)
         super().__init__(
             [f"agent_{i}" for i in range(num_agents)], {"N": num_agents},
-            batch_size, episode_length, seed, adversary_policy, observation,
+            batch_size, episode_length, seed, adversary_policy, observation, continuous_actions,
         )
 
 
@@ -131,12 +141,13 @@ class CovertCommunication(MPEGame):
         *,
         adversary_policy: FixedPolicy | None = None,
         observation: str | None = None,
+        continuous_actions: bool = False,
     ) -> None:
         if num_agents != 2:
             raise ValueError(f"{self.name} has exactly 2 learners (Alice, Bob), got {num_agents}")
         super().__init__(
             ["alice_0", "bob_0"], {},
-            batch_size, episode_length, seed, adversary_policy, observation,
+            batch_size, episode_length, seed, adversary_policy, observation, continuous_actions,
         )
 
 
@@ -162,6 +173,7 @@ class PredatorPrey(MPEGame):
         num_obstacles: int = 2,
         adversary_policy: FixedPolicy | None = None,
         observation: str | None = None,
+        continuous_actions: bool = False,
     ) -> None:
         num_agents = check_positive_int("num_agents", num_agents)
         num_prey = check_positive_int("num_prey", num_prey)
@@ -171,7 +183,7 @@ class PredatorPrey(MPEGame):
             [f"adversary_{i}" for i in range(num_agents)],
             {"num_adversaries": num_agents, "num_good": num_prey,
              "num_obstacles": num_obstacles},
-            batch_size, episode_length, seed, adversary_policy, observation,
+            batch_size, episode_length, seed, adversary_policy, observation, continuous_actions,
         )
 
 
@@ -195,10 +207,11 @@ class KeepAway(MPEGame):
         *,
         adversary_policy: FixedPolicy | None = None,
         observation: str | None = None,
+        continuous_actions: bool = False,
     ) -> None:
         if num_agents != 1:
             raise ValueError(f"{self.name} has exactly 1 learner, got {num_agents}")
         super().__init__(
             ["agent_0"], {},
-            batch_size, episode_length, seed, adversary_policy, observation,
+            batch_size, episode_length, seed, adversary_policy, observation, continuous_actions,
         )

@@ -12,9 +12,13 @@ enough for cheap games such as MPE. Decisions:
   observations in the ``k`` copies where it is still live, the result is ``k`` ints
   in the agent's action range, and ``rng`` is the game's generator (the only source
   of randomness, so a seed fixes the fixed agents' play too).
-- **Actions.** Every agent needs a ``Discrete`` action space; anything else (e.g. MPE
-  built with ``continuous_actions=True``) raises ``ValueError`` at construction. The
-  shared action set is the largest learner's, ``A = max n_i``. A learner with
+- **Actions.** Every agent needs a ``Discrete`` action space, or every agent a ``Box``
+  of rank 1 (e.g. MPE built with ``continuous_actions=True``); a mix raises
+  ``ValueError`` at construction. With ``Box`` actions the game is *continuous*: the
+  learners must share one action shape ``(A,)``, a learner's action ``a ∈ [-1, 1]^A``
+  is played as ``low + (a + 1)/2·(high - low)`` in its own bounds, a random fixed agent
+  draws uniformly within its bounds, and a fixed policy returns float arrays ``[k, A]``
+  within them. With ``Discrete`` actions the shared action set is the largest learner's, ``A = max n_i``. A learner with
   ``n_i < A`` actions plays ``start_i + (a mod n_i)``: every action of the shared set
   is a valid move, so a policy over ``A`` actions never breaks the game, and each of
   the learner's own actions stays reachable. The cost: a uniform choice over ``A`` is
@@ -94,9 +98,17 @@ class PettingZooGame(BatchedGame):
             raise ValueError(f"fixed_policy must be callable or None, got {fixed_policy!r}")
         self.fixed_policy = fixed_policy
 
-        self._actions = {a: _discrete(probe, a) for a in self.possible_agents}
+        self._actions = _action_spaces(probe, self.possible_agents)
         self._obs_spaces = {a: _box(probe, a) for a in self.possible_agents}
-        self.num_actions = max(int(self._actions[a].n) for a in learners)
+        boxes = [space for a in learners if isinstance(space := self._actions[a], spaces.Box)]
+        if boxes:
+            shapes = {tuple(box.shape) for box in boxes}
+            if len(shapes) != 1:
+                raise ValueError(f"the learners' continuous actions must have one shape, got {sorted(shapes)}")
+            self.action_shape = shapes.pop()
+            self.num_actions = int(self.action_shape[0])
+        else:
+            self.num_actions = max(int(space.n) for a in learners if isinstance(space := self._actions[a], spaces.Discrete))
         self.obs_dim = max(self._obs_spaces[a].shape[0] for a in learners)
         # H x W x C when every learner sees an image of one shape (then kept as images)
         shapes = {tuple(probe.observation_space(a).shape) for a in learners}
@@ -116,7 +128,7 @@ class PettingZooGame(BatchedGame):
         self._raw: list[dict[str, np.ndarray]] = []
         # seeds of the copies' last reset, and the fixed agents' actions of the last step
         self.seeds = np.zeros(batch_size, dtype=np.int64)
-        self.fixed_actions: list[dict[str, int]] = [{} for _ in range(batch_size)]
+        self.fixed_actions: list[dict[str, Any]] = [{} for _ in range(batch_size)]
         self._done = np.zeros((batch_size, self.num_agents), dtype=bool)
         self.reset()
 
@@ -185,7 +197,11 @@ class PettingZooGame(BatchedGame):
                 else:
                     i = self._index[agent]
                     space = self._actions[agent]
-                    joint[agent] = int(space.start) + int(actions[b, i]) % int(space.n)
+                    if isinstance(space, spaces.Box):  # [-1, 1]^A onto the agent's bounds
+                        joint[agent] = (space.low + (actions[b, i] + 1.0) / 2.0 * (space.high - space.low)).astype(
+                            space.dtype)
+                    else:
+                        joint[agent] = int(space.start) + int(actions[b, i]) % int(space.n)
             obs, rew, term, trunc, _ = env.step(joint)
             _check_agents(self.name, joint, obs, env.agents, term, trunc)
             self._raw[b].update({a: _flat(o) for a, o in obs.items()})
@@ -198,14 +214,24 @@ class PettingZooGame(BatchedGame):
 
     # ------------------------------------------------------------------ helpers
 
-    def _fixed_actions(self) -> list[dict[str, int]]:
+    def _fixed_actions(self) -> list[dict[str, Any]]:
         """This step's action of every live fixed agent, per copy."""
-        out: list[dict[str, int]] = [{} for _ in self.envs]
+        out: list[dict[str, Any]] = [{} for _ in self.envs]
         for agent in self.fixed_agents:
             live = [b for b, env in enumerate(self.envs) if agent in env.agents]
             if not live:
                 continue
             space = self._actions[agent]
+            if isinstance(space, spaces.Box):
+                if self.fixed_policy is None:
+                    box = self.rng.uniform(space.low, space.high, size=(len(live), *space.shape)).astype(space.dtype)
+                else:
+                    obs = np.stack([self._raw[b][agent] for b in live])
+                    box = np.asarray(self.fixed_policy(agent, obs, self.rng))
+                    _check_fixed_box(agent, box, len(live), space)
+                for b, a in zip(live, box):
+                    out[b][agent] = a
+                continue
             if self.fixed_policy is None:
                 chosen = self.rng.integers(int(space.n), size=len(live)) + int(space.start)
             else:
@@ -277,14 +303,23 @@ def _check_learners(learners: list[str], possible: list[str]) -> None:
         raise ValueError(f"learners must be distinct, got {learners}")
 
 
-def _discrete(env: ParallelEnv, agent: str) -> spaces.Discrete:
-    space = env.action_space(agent)
-    if not isinstance(space, spaces.Discrete):
-        raise ValueError(
-            f"PettingZoo games need Discrete action spaces; agent {agent!r} has {space} "
-            "(for MPE build the env with continuous_actions=False)"
-        )
-    return space
+def _action_spaces(env: ParallelEnv, agents: list[str]) -> dict[str, spaces.Discrete | spaces.Box]:
+    """Every agent's action space: all ``Discrete``, or all ``Box`` of rank 1 with finite bounds."""
+    out: dict[str, spaces.Discrete | spaces.Box] = {}
+    for agent in agents:
+        space = env.action_space(agent)
+        if isinstance(space, spaces.Box):
+            if len(space.shape) != 1 or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+                raise ValueError(f"a continuous action space must be a Box of rank 1 with finite bounds; agent "
+                                 f"{agent!r} has {space}")
+        elif not isinstance(space, spaces.Discrete):
+            raise ValueError(f"PettingZoo games need Discrete or Box action spaces; agent {agent!r} has {space}")
+        out[agent] = space
+    kinds = {type(space).__name__ for space in out.values()}
+    if len(kinds) > 1:
+        raise ValueError(f"the agents' action spaces mix {' and '.join(sorted(kinds))}; every agent needs a "
+                         "Discrete space, or every agent a Box")
+    return out
 
 
 def _box(env: ParallelEnv, agent: str) -> spaces.Box:
@@ -308,6 +343,14 @@ def _check_fixed(agent: str, chosen: np.ndarray, k: int, space: spaces.Discrete)
     low, high = int(space.start), int(space.start + space.n)
     if chosen.min() < low or chosen.max() >= high:
         raise ValueError(f"fixed_policy's actions for {agent!r} must be in [{low}, {high})")
+
+
+def _check_fixed_box(agent: str, chosen: np.ndarray, k: int, space: spaces.Box) -> None:
+    if chosen.shape != (k, *space.shape) or not np.issubdtype(chosen.dtype, np.floating):
+        raise ValueError(f"fixed_policy must return float actions of shape {(k, *space.shape)} for {agent!r}, "
+                         f"got {chosen.dtype} {chosen.shape}")
+    if not (np.isfinite(chosen).all() and (chosen >= space.low).all() and (chosen <= space.high).all()):
+        raise ValueError(f"fixed_policy's actions for {agent!r} must be finite and within {space}")
 
 
 def _flat(obs: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from clients.dqn import DQNConfig
 from clients.networks import NetworkConfig
 from clients.ppo import PPOConfig
 from clients.qtable import QTableConfig
+from clients.ddpg import DDPGConfig
 from clients.settings import ConfigError, Settings, check_value, flag_of, setting
 from strategies.fpf import FPFConfig
 from strategies.leaders import LeaderConfig
@@ -115,14 +116,14 @@ class ExecutionConfig(Settings):
 #: group attribute -> dataclass, in the order ``--help`` lists them
 GROUPS: dict[str, type[Settings]] = {
     "world": WorldConfig, "joining": JoiningConfig, "net": NetworkConfig, "ppo": PPOConfig, "dqn": DQNConfig,
-    "qtable": QTableConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig, "delegation": DelegationConfig,
+    "qtable": QTableConfig, "ddpg": DDPGConfig, "fpf": FPFConfig, "lmf": LMFConfig, "ia": IAConfig, "delegation": DelegationConfig,
     "md": MDConfig, "leaders": LeaderConfig, "attack": AttackConfig, "robust": RobustConfig,
     "execution": ExecutionConfig,
 }
 #: groups every run reads, whatever its strategy and learners
 UNIVERSAL = ("world", "joining", "execution")
 #: the groups each learner reads
-LEARNER_GROUPS = {"ppo": ("ppo", "net"), "dqn": ("dqn", "net"), "q-table": ("qtable",)}
+LEARNER_GROUPS = {"ppo": ("ppo", "net"), "dqn": ("dqn", "net"), "q-table": ("qtable",), "ddpg": ("ddpg", "net")}
 #: the groups a learner from outside the package reads (its networks' size)
 PLUGIN_LEARNER_GROUPS = ("net",)
 
@@ -182,7 +183,7 @@ class RunConfig:
                        choices=_env_choices, import_path=True)
     strategy: str = setting("fpf", "the federation strategy: a name, or a FederationStrategy subclass "
                                    "module.path:Class", choices=_strategy_choices, import_path=True)
-    learner: str = setting("ppo", "every agent's learner (ppo, dqn, q-table, or a Learner subclass "
+    learner: str = setting("ppo", "every agent's learner (ppo, dqn, q-table, ddpg for continuous games, or a Learner subclass "
                                   "module.path:Class), or per agent, e.g. ppo:0-4,dqn:5-9")
     agents: int = setting(10, "the number of agents N", ge=1, le=100_000)
     rounds: int = setting(80, "the number of federation rounds to run", ge=1, le=10_000_000)
@@ -194,6 +195,7 @@ class RunConfig:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     dqn: DQNConfig = field(default_factory=DQNConfig)
     qtable: QTableConfig = field(default_factory=QTableConfig)
+    ddpg: DDPGConfig = field(default_factory=DDPGConfig)
     fpf: FPFConfig = field(default_factory=FPFConfig)
     lmf: LMFConfig = field(default_factory=LMFConfig)
     ia: IAConfig = field(default_factory=IAConfig)
@@ -338,6 +340,7 @@ class RunConfig:
         _check_graph(self)
         _check_attack_and_defence(self)
         game = _game(self)
+        _check_learners_fit(self.learners(), game)
         try:
             Participation.parse(self.joining.participation, self.joining.draw, self.agents)
             learners = self.learners()
@@ -345,11 +348,13 @@ class RunConfig:
             strategy.check_learners(learners)
             strategy.check_game(game)
             strategy.check_config(self, game)
+            if getattr(game, "continuous", False) and strategy.mediator_class is not None:
+                raise ConfigError(f"{self.strategy}'s mediator chooses or values discrete actions; {game.name} is "
+                                  "played with continuous ones")
         except ConfigError:
             raise
         except ValueError as err:
             raise ConfigError(str(err)) from None
-        _check_learners_fit(learners, game)
         if not self.out.strip():
             raise ConfigError("out must name a directory, got an empty path (use --out . for this directory)")
         check_writable(self.out, "out")
@@ -457,6 +462,17 @@ def _check_attack_and_defence(cfg: RunConfig) -> None:
 
 def _check_learners_fit(learners: list[str], game) -> None:
     from gymnasium import spaces
+
+    from clients.learners import learner_class
+    from clients.policies import CONTINUOUS_KINDS
+
+    for name in dict.fromkeys(learners):
+        if (learner_class(name).kind in CONTINUOUS_KINDS) != bool(getattr(game, "continuous", False)):
+            if game.continuous:
+                raise ConfigError(f"{game.name} is played with continuous actions; learner {name} chooses discrete "
+                                  "ones (use --learner ddpg, or drop continuous_actions from --game-options)")
+            raise ConfigError(f"learner {name} plays continuous actions; {game.name} has discrete ones (the MPE "
+                              "games take --game-options continuous_actions=true)")
 
     if "q-table" in learners and not isinstance(game.observation_space, spaces.Discrete):
         raise ConfigError(f"learner q-table needs discrete observations; {game.name} observes "

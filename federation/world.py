@@ -23,7 +23,7 @@ from flwr.app import Array, ArrayRecord
 
 from clients import learners as learner_registry
 from clients.networks import NetworkConfig, policy_seed, to_record
-from clients.policies import ActingSpec, StackedPolicies, act
+from clients.policies import CONTINUOUS_KINDS, ActingSpec, StackedPolicies, act
 from clients.rollout import Rollout
 from envs.base import BatchedGame
 from envs.stackelberg import StackelbergView
@@ -43,11 +43,12 @@ class PolicyGroup:
         self.epsilon = torch.full((len(agents), 1), float(epsilon))
 
     def act(self, obs: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``obs [B, N, ...]`` and uniforms ``u [B, N]`` -> this group's actions and log-probs ``[B, n]``."""
+        """``obs [B, N, ...]`` and uniforms ``u [B, N]`` -> this group's actions and log-probs ``[B, n]``
+        (a continuous game: ``u [B, N, 1 + A]`` -> actions ``[B, n, A]``)."""
         o = torch.from_numpy(np.ascontiguousarray(obs[:, self.agents].swapaxes(0, 1)))
         out = self.policies(o)  # [n, B, A]
-        a, logp = act(self.kind, out, self.epsilon, torch.from_numpy(u[:, self.agents].T.copy()))
-        return a.T.numpy(), logp.T.numpy()
+        a, logp = act(self.kind, out, self.epsilon, torch.from_numpy(np.ascontiguousarray(u[:, self.agents].swapaxes(0, 1))))
+        return a.swapaxes(0, 1).numpy(), logp.T.numpy()
 
 
 class World:
@@ -62,6 +63,13 @@ class World:
         if mediator is not None and mediator.stackelberg and not isinstance(game, StackelbergView):
             raise ValueError("a mediator with Stackelberg leaders needs the game wrapped in StackelbergView "
                              "(envs/stackelberg.py)")
+        continuous = [n for n in dict.fromkeys(learners)
+                      if (learner_registry.learner_class(n).kind in CONTINUOUS_KINDS) != game.continuous]
+        if continuous:
+            raise ValueError(f"{game.name} takes {'continuous' if game.continuous else 'discrete'} actions; learner "
+                             f"{continuous[0]} acts {'discretely' if game.continuous else 'continuously'}")
+        if game.continuous and mediator is not None:
+            raise ValueError("mediators choose discrete actions; a continuous game has none")
         self.game, self.seed, self.mediator = game, seed, mediator
         self.num_actions = (mediator or Mediator).agent_actions(game.num_actions)
         self.groups: list[PolicyGroup] = []
@@ -134,8 +142,9 @@ class World:
         return where[0][0].policies.flat([k for _, k in where])
 
     def _act(self, obs: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        B, N = u.shape
-        actions, logp = np.zeros((B, N), np.int64), np.zeros((B, N), np.float32)
+        B, N = u.shape[:2]
+        shape, dtype = self.game.action_shape, (np.float32 if self.game.continuous else np.int64)
+        actions, logp = np.zeros((B, N, *shape), dtype), np.zeros((B, N), np.float32)
         for group in self.groups:
             actions[:, group.agents], logp[:, group.agents] = group.act(obs, u)
         return actions, logp
@@ -154,7 +163,9 @@ class World:
         B, N = obs.shape[:2]
         out_obs = np.zeros((T + 1, *obs.shape), obs.dtype)
         states = np.zeros((T + 1, B, game.state_space.shape[0]), np.float32)
-        actions = np.zeros((T, B, N), np.int64)
+        shape = game.action_shape  # () for discrete actions
+        actions = np.zeros((T, B, N, *shape), np.float32 if game.continuous else np.int64)
+        draws = (B, N, 1 + shape[0]) if shape else (B, N)  # exploration's uniforms (policies.act)
         logp = np.zeros((T, B, N), np.float32)
         rewards = np.zeros((T, B, N), np.float32)
         terminated = np.zeros((T, B, N), bool)
@@ -166,7 +177,7 @@ class World:
         alive = np.ones((B, N), bool)
         states[0] = game.state()
         for t in range(T):
-            u = rng.random((B, N))
+            u = rng.random(draws)
             choice, lp = self._act(obs, u)
             if stackelberg:  # leaders act on their observation, followers see the leaders' actions
                 # checked in __init__; leaders is recorded in Stackelberg steps

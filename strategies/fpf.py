@@ -95,6 +95,10 @@ class FPFConfig(Settings):
                                choices=EGALITARIAN)
     fed_objective: str = setting("awr", "how ω and ω̄ learn from PPO agents' data: importance-weighted policy "
                                         "gradient (is-pg) or advantage-weighted regression (awr)", choices=OBJECTIVES)
+    fed_train: bool = setting(True, "the server trains ω and ω̄ on the world's data ([FPF Alg. 1 lines 17-18]); "
+                                    "--no-fed-train: ω is the aggregate of the uploads alone and ω̄ stays where it "
+                                    "starts (the authors' MPE code, whose ω's actor loss does not depend on ω; "
+                                    "the only choice for agents with continuous actions)")
     fed_conservative: float = setting(0.0, "DQN agents: weight of the conservative (CQL) term of ω's and ω̄'s "
                                            "Q-learning; 0 is plain double DQN", ge=0.0, le=1e6)
     upload: str = setting("eq10", "what a participant's upload puts into [FPF Eq. 11]: eq10 (ω - c(ω - θ̃), "
@@ -222,6 +226,15 @@ class FPF(FederationStrategy):
         self._gen = torch.Generator().manual_seed(seed)
 
     @classmethod
+    def check_config(cls, cfg: RunSettings, game) -> None:
+        """Agents with continuous actions (ddpg): ω and ω̄ cannot be trained at the server
+        (its trainers learn discrete policies), so ``--no-fed-train`` is required."""
+        super().check_config(cfg, game)
+        if getattr(game, "continuous", False) and cfg.fpf.fed_train:
+            raise ValueError(f"{cls.name} trains ω and ω̄ at the server as discrete policies; with continuous "
+                             "actions use --no-fed-train (ω is then the aggregate of the uploads)")
+
+    @classmethod
     def from_config(cls, cfg: RunSettings, game, init: ArrayRecord) -> "FPF":
         learners = cfg.learners()
         cls.check_learners(learners)
@@ -271,6 +284,8 @@ class FPF(FederationStrategy):
         return record, MetricRecord({"uploads": len(uploads), **how})
 
     def federated_training(self, server_round: int, rollout: Rollout, arrays: ArrayRecord) -> tuple[ArrayRecord, dict]:
+        if not self.settings.fed_train:  # ω is the aggregate as it is; ω̄ stays at its start
+            return arrays, {}
         self.omega.load(arrays)
         uti = self.omega.update(rollout, utilitarian_reward(rollout.rewards), ent_coef=0.0,
                                 anchor=self._omega_bar_record,

@@ -239,7 +239,7 @@ BAD = [
     (["--env", "pettingzoo.sisl.pursuit_v5:env"], "AEC environment"),
     (["--env", "pettingzoo.sisl.pursuit_v5:env"], "pettingzoo.utils.conversions.aec_to_parallel"),
     (["--env", "mpe2.simple_tag_v3:parallel_env", "--game-options", "continuous_actions=true"],
-     "need Discrete action spaces"),
+     "is played with continuous actions; learner ppo chooses discrete ones"),
     (["--env", "badplugins:broken", "--game-options", "size=3"], "RuntimeError: no board of size 3"),
     (["--env", "badplugins:comers"], "agents come and go"),
     (["--env", PURSUIT, "--agents", "3"], "8 learning agents"),

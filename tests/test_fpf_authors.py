@@ -214,3 +214,19 @@ def test_authors_presets_have_the_first_half_plus_one_participate(name):
     assert cfg.fpf.eta == 1.5 and cfg.fpf.pull == "everyone" and cfg.net.init_weights == "per-agent"
     assert cfg.fpf.fed_alpha * cfg.fpf.lambda_u == pytest.approx(1e-3)  # the pull toward ω
     assert cfg.world.batch % cfg.fpf.pull_every == 0  # one round holds whole federation events
+
+
+def test_authors_mpe_dnf_moves_omega_by_c_toward_the_mean_and_does_not_train_it():
+    """fpf-authors-mpe.toml: uploads ω - c(ω - θ), η = 1, no ω̄ pull, --no-fed-train: the new ω is
+    ω + c(mean θ - ω) and the server's training hands it back untouched."""
+    c = 0.0199
+    dnf = FPF(Participation.parse("1.0", "fixed", 2), 0, OMEGA0, **SHAPES, eta=1.0, upload="eq10", fed_alpha=c,
+              lambda_u=1.0, lambda_e=0.0, pull="everyone", fed_train=False)
+    theta1, theta2 = record([3.0, 0.0], 1.0), record([-1.0, 4.0], 2.0)
+    omega, _ = dnf.aggregate_train(1, [Reply({"shared": theta1}), Reply({"shared": theta2})])
+    w, b = arrays(omega)
+    # mean θ = [1, 2], 1.5; ω = [1, -2], 0.5: [1, -2] + c·[0, 4] and 0.5 + c·1
+    np.testing.assert_allclose(w, [1.0, -2.0 + 4 * c], rtol=1e-6)
+    np.testing.assert_allclose(b, [0.5 + c], rtol=1e-6)
+    trained, metrics = dnf.federated_training(1, None, omega)  # no rollout is read
+    assert trained is omega and metrics == {}

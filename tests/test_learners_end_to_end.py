@@ -53,7 +53,7 @@ def test_fpf_with_dqn_agents_trains_value_based_anchors(tiny):
     (["--strategy", "independent", "--learner", "q-table"], "learner q-table needs discrete observations"),
     (["--learner", "ppo:0-4,dqn:4-9"], "assigns agent 4 twice"),
     (["--learner", "ppo:0-4"], "assigns no learner to agents [5, 6, 7, 8, 9]"),
-    (["--learner", "sarsa"], "unknown learner 'sarsa'; valid choices: dqn, ppo, q-table"),
+    (["--learner", "sarsa"], "unknown learner 'sarsa'; valid choices: ddpg, dqn, ppo, q-table"),
     (["--env", "job", "--agents", "4", "--observation", "pixels"], "valid choices"),
 ])
 def test_learners_a_strategy_cannot_federate_are_refused(args, message, capsys):

@@ -349,10 +349,12 @@ def test_reset_seeds_the_copies_from_the_game_generator():
     assert np.all(game.seeds != seeds)
 
 
-def test_box_actions_raise_a_clear_error():
+def test_box_actions_make_a_continuous_game():
     make = functools.partial(simple_push_v3.parallel_env, continuous_actions=True)
-    with pytest.raises(ValueError, match="Discrete action spaces.*continuous_actions=False"):
-        PettingZooGame(make)
+    game = PettingZooGame(make, ["agent_0"], episode_length=3, seed=0)
+    assert game.continuous and game.action_shape == (5,) and game.num_actions == 5
+    with pytest.raises(ValueError, match="must be floats"):
+        game.step(np.zeros((1, 1, 5), np.int64))
 
 
 @pytest.mark.parametrize("learners, message", [
