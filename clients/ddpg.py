@@ -146,8 +146,8 @@ class DDPGLearner(Learner):
         self.actor_target, self.critic_target = copy.deepcopy(self.policy), copy.deepcopy(self.critic)
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
             p.requires_grad_(False)
-        self.opt_actor = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr_actor)
-        self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_critic)
+        self.opt_actor = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr_actor, foreach=True)
+        self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_critic, foreach=True)
         self.buffer = TransitionBuffer(cfg.buffer, obs_dim, num_actions)
         self.steps_seen = 0  # the agent's live env-steps added to the buffer so far
         self.optimizer_steps = 0

@@ -130,7 +130,15 @@ Fewer than 2 seeds: inconclusive (n < 2). P(A>B): rliable's probability of impro
 run of A scores more than a run of B, or than s·B; ties count one half; not given for a
 difference of differences) over the same seeds, with its
 95% bootstrap CI. Runs not finished are left out and counted: n (of N) is the seeds used
-and the seeds planned."""
+and the seeds planned.
+
+**Settings.** `paper`: the claim tested as the paper writes its method; `authors`: the same
+claim as the authors' public code runs it, where that code differs from the paper (the FPF
+authors' github.com/Shaokang-Agent/FPF-LMF: the scenarios named `*-authors`, their presets
+in federation/presets/ with the source of every value). The Pareto mediator, JAM-QL and
+mechanism-design papers link no code of their methods, so their claims have the `paper`
+row only; where such a paper leaves a choice open, the choices are separate methods of the
+same claim's campaign (e.g. md.toml's `md-paper`, Algorithm 1 as printed)."""
 
 
 # ====================================================================== verdicts
