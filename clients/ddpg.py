@@ -128,6 +128,10 @@ class TransitionBuffer:
             getattr(self, name)[:self.size] = np.asarray(state[name])
 
 
+#: the prefix of the critic's parameters in :meth:`DDPGLearner.last_gradient`
+CRITIC = "critic/"
+
+
 class DDPGLearner(Learner):
     """An agent's actor (its policy), critic, their targets and optimisers, buffer and ε."""
 
@@ -172,6 +176,32 @@ class DDPGLearner(Learner):
 
     def policy_optimizer(self) -> torch.optim.Optimizer:
         return self.opt_actor
+
+    def last_gradient(self) -> dict[str, np.ndarray]:
+        """The actor's last gradient and the critic's, the critic's names prefixed ``critic/``:
+        LMF's gradient-steps exchange sends both, as the authors' MPE code does
+        (Exp3_MPE/Agent/df_agent.py ``broad_gradients``)."""
+        critic = {f"{CRITIC}{name}": (np.zeros(tuple(p.shape)) if p.grad is None else
+                                      p.grad.detach().cpu().numpy().astype(np.float64))
+                  for name, p in self.critic.named_parameters()}
+        return super().last_gradient() | critic
+
+    def gradient_step(self, gradient: dict[str, np.ndarray]) -> None:
+        """One step of the actor's optimiser with the actor's part of ``gradient`` and, when it
+        has one, one of the critic's with the critic's part (``update_consensus_gradients``)."""
+        critic = {name[len(CRITIC):]: g for name, g in gradient.items() if name.startswith(CRITIC)}
+        named = dict(self.critic.named_parameters())
+        if critic and set(critic) != set(named):  # checked before either step
+            raise ValueError(f"a neighbour's critic gradient has parameters {sorted(critic)}, the critic {sorted(named)}")
+        super().gradient_step({name: g for name, g in gradient.items() if not name.startswith(CRITIC)})
+        if not critic:
+            return
+        own = {name: p.grad for name, p in named.items()}
+        for name, p in named.items():
+            p.grad = torch.as_tensor(np.asarray(critic[name]), dtype=p.dtype).reshape(p.shape)
+        self.opt_critic.step()
+        for name, p in named.items():
+            p.grad = own[name]
 
     def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
         """Add ``exp`` to the buffer, then the replay ratio's gradient steps (none until the

@@ -227,3 +227,25 @@ def test_the_authors_mpe_preset_pulls_by_four_events_of_their_step_an_episode():
     cfg = RunConfig.of(**values, out="/tmp/never-written-continuous")
     assert cfg.learner == "ddpg" and cfg.fpf.fed_train is False and cfg.fpf.lambda_e == 0
     assert cfg.ddpg.tau == 0.99 and cfg.ddpg.target_every == 100
+
+
+def test_a_neighbours_gradient_is_one_adam_step_of_the_actor_and_one_of_the_critic():
+    """LMF's gradient-steps exchange with DDPG agents sends actor and critic gradients (the
+    authors' broad_gradients); a fresh Adam's first step moves each parameter by lr·sign(g)."""
+    learner = _learner(lr_actor=1e-2, lr_critic=1e-3)
+    sent = learner.last_gradient()
+    critic_names = {f"critic/{n}" for n, _ in learner.critic.named_parameters()}
+    assert critic_names <= set(sent) and {n for n, _ in learner.policy.named_parameters()} <= set(sent)
+    before_actor = {n: p.detach().clone() for n, p in learner.policy.named_parameters()}
+    before_critic = {n: p.detach().clone() for n, p in learner.critic.named_parameters()}
+    learner.gradient_step({n: -np.ones_like(g) for n, g in sent.items()})
+    for n, p in learner.policy.named_parameters():
+        torch.testing.assert_close(p.detach(), before_actor[n] + 1e-2, rtol=0, atol=1e-6)
+        assert p.grad is None  # the agent's own last gradient (none yet) is kept
+    for n, p in learner.critic.named_parameters():
+        torch.testing.assert_close(p.detach(), before_critic[n] + 1e-3, rtol=0, atol=1e-7)
+    stepped = {n: p.detach().clone() for n, p in learner.policy.named_parameters()}
+    with pytest.raises(ValueError, match="critic gradient has parameters"):
+        learner.gradient_step({n: g for n, g in sent.items() if n != "critic/0.weight"})
+    for n, p in learner.policy.named_parameters():  # refused before the actor's step
+        torch.testing.assert_close(p.detach(), stepped[n], rtol=0, atol=0)
