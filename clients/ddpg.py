@@ -42,7 +42,7 @@ from gymnasium import spaces
 from torch import nn
 
 from clients.anchors import Anchors
-from clients.dqn import linear_epsilon, soft_update
+from clients.dqn import LinearEpsilon, soft_update
 from clients.experience import Experience
 from clients.learner import Learner, set_lr
 from clients.networks import NetworkConfig, initial_network, mlp
@@ -132,7 +132,7 @@ class TransitionBuffer:
 CRITIC = "critic/"
 
 
-class DDPGLearner(Learner):
+class DDPGLearner(LinearEpsilon, Learner):
     """An agent's actor (its policy), critic, their targets and optimisers, buffer and ε."""
 
     name, kind = "ddpg", DETERMINISTIC
@@ -161,14 +161,6 @@ class DDPGLearner(Learner):
     def policy_network(cls, space: spaces.Space, num_actions: int, net: NetworkConfig, seed: int) -> nn.Module:
         """The actor's pre-activation f_θ (the policy kind applies the tanh)."""
         return initial_network(space, num_actions, net, seed, out_gain=0.01)
-
-    @classmethod
-    def initial_epsilon(cls, cfg: DDPGConfig) -> float:
-        return linear_epsilon(0, cfg.eps_start, cfg.eps_end, cfg.eps_decay)
-
-    def epsilon(self) -> float:
-        c = self.cfg
-        return linear_epsilon(self.steps_seen, c.eps_start, c.eps_end, c.eps_decay)
 
     def scale_lr(self, scale: float) -> None:
         set_lr(self.opt_actor, self.cfg.lr_actor * scale)

@@ -58,7 +58,7 @@ from clients.learner import Learner, set_lr
 from clients.networks import NetworkConfig, initial_network
 from clients.policies import EPSILON_GREEDY
 from clients.reshaping import Reshaper
-from typing import ClassVar
+from typing import Any, ClassVar
 from clients.settings import INT_MAX, Settings, setting
 
 
@@ -90,6 +90,22 @@ def linear_epsilon(steps: int, start: float, end: float, decay: int) -> float:
         return float(end)
     frac = min(1.0, steps / decay)
     return float(start + frac * (end - start))
+
+
+class LinearEpsilon:
+    """A learner whose ε falls linearly with its own env-steps (``steps_seen``) from its
+    config's ``eps_start`` to ``eps_end`` over ``eps_decay`` (DQN, DDPG)."""
+
+    cfg: Any
+    steps_seen: int
+
+    @classmethod
+    def initial_epsilon(cls, cfg: Any) -> float:
+        return linear_epsilon(0, cfg.eps_start, cfg.eps_end, cfg.eps_decay)
+
+    def epsilon(self) -> float:
+        c = self.cfg
+        return linear_epsilon(self.steps_seen, c.eps_start, c.eps_end, c.eps_decay)
 
 
 def double_dqn_target(online: nn.Module, target: nn.Module, rewards: torch.Tensor, next_obs: torch.Tensor,
@@ -195,7 +211,7 @@ class ReplayBuffer:
             target[:self.size] = stored
 
 
-class DQNLearner(Learner):
+class DQNLearner(LinearEpsilon, Learner):
     """An agent's online and target Q-networks, optimiser, replay buffer and ε schedule."""
 
     name, kind = "dqn", EPSILON_GREEDY
@@ -218,14 +234,6 @@ class DQNLearner(Learner):
     def policy_network(cls, space: spaces.Space, num_actions: int, net: NetworkConfig, seed: int) -> nn.Module:
         # out_gain 1: Q-values start at the scale of PyTorch's default init (CleanRL's DQN)
         return initial_network(space, num_actions, net, seed, out_gain=1.0)
-
-    @classmethod
-    def initial_epsilon(cls, cfg: DQNConfig) -> float:
-        return linear_epsilon(0, cfg.eps_start, cfg.eps_end, cfg.eps_decay)
-
-    def epsilon(self) -> float:
-        c = self.cfg
-        return linear_epsilon(self.steps_seen, c.eps_start, c.eps_end, c.eps_decay)
 
     def scale_lr(self, scale: float) -> None:
         set_lr(self.opt, self.cfg.lr * scale)
