@@ -205,3 +205,13 @@ def test_md_figures_from_the_runs(tmp_path):
     assert list(groups) == [0.0, 0.5, 1.0, 2.0] and all(len(v) == 2 for v in groups.values())
     assert md_figures.optimum(runs, "er-5-3") == 17.0 and md_figures.optimum(runs, "bidding") == 30.0
     assert math.isnan(md_figures.optimum(_runs(c, ["bw-7-3"], [0]), "bw-7-3"))
+
+
+def test_the_lambda_sweep_reads_both_config_shapes_and_leaves_out_algorithm_1_as_printed():
+    old = {"strategy": "md", "md": {"md_lambda": 0.5, "md_eta": 0.5}}  # flat keys in the group
+    new = {"strategy": "md", "md": {"lambda_": 1.0, "reshape_time": "play", "denominator": "heads"}}
+    paper = {"strategy": "md", "md": {"lambda_": 0.0, "reshape_time": "minibatch", "denominator": "own",
+                                      "exact_max": "auto"}}
+    assert md_figures.md_lambda(old) == 0.5 and md_figures.md_lambda(new) == 1.0
+    assert md_figures.md_lambda(paper) is None and md_figures.md_lambda({"strategy": "iql"}) is None
+    assert md_figures.md_lambda({"strategy": "md", "md_lambda": 2.0}) == 2.0  # flat config.json

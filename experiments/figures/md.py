@@ -110,12 +110,22 @@ def plot_curves(campaign, runs: dict, path: Path, scenarios, methods) -> None:
     save(fig, path)
 
 
+#: MD's settings that make another method than the λ sweep's (md.toml's md-paper: Algorithm 1
+#: as printed), with the project's defaults; a run with another value is not on the sweep
+ALGORITHM_SETTINGS = {"exact_max": "off", "reshape_time": "play", "denominator": "heads"}
+
+
 def md_lambda(config: dict) -> float | None:
-    """λ of a run whose strategy is ``md`` (None for any other strategy), from its config.json
-    (nested by group, or flat)."""
+    """λ of a run of the λ sweep: strategy ``md`` with the project's reading of the algorithm
+    (:data:`ALGORITHM_SETTINGS`); None for any other run. Read from its config.json (nested by
+    group under the fields' or the flat keys' names, or flat)."""
     if config.get("strategy") != "md":
         return None
-    value = config.get("md", {}).get("md_lambda", config.get("md_lambda", 0.0))
+    group = config.get("md", {})
+    for name, default in ALGORITHM_SETTINGS.items():
+        if group.get(name, group.get(f"md_{name}", config.get(f"md_{name}", default))) != default:
+            return None
+    value = group.get("lambda_", group.get("md_lambda", config.get("md_lambda", 0.0)))
     return float(value)
 
 
