@@ -340,7 +340,7 @@ class RunConfig:
         _check_graph(self)
         _check_attack_and_defence(self)
         game = _game(self)
-        _check_learners_fit(self.learners(), game)
+        _check_actions_fit(self.learners(), game)
         try:
             Participation.parse(self.joining.participation, self.joining.draw, self.agents)
             learners = self.learners()
@@ -355,6 +355,7 @@ class RunConfig:
             raise
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        _check_learners_fit(learners, game)
         if not self.out.strip():
             raise ConfigError("out must name a directory, got an empty path (use --out . for this directory)")
         check_writable(self.out, "out")
@@ -460,9 +461,8 @@ def _check_attack_and_defence(cfg: RunConfig) -> None:
                               f"per round; {cfg.strategy} gets at most {uploads}")
 
 
-def _check_learners_fit(learners: list[str], game) -> None:
-    from gymnasium import spaces
-
+def _check_actions_fit(learners: list[str], game) -> None:
+    """A continuous game needs learners of a continuous policy kind (ddpg), a discrete one the others."""
     from clients.learners import learner_class
     from clients.policies import CONTINUOUS_KINDS
 
@@ -473,6 +473,10 @@ def _check_learners_fit(learners: list[str], game) -> None:
                                   "ones (use --learner ddpg, or drop continuous_actions from --game-options)")
             raise ConfigError(f"learner {name} plays continuous actions; {game.name} has discrete ones (the MPE "
                               "games take --game-options continuous_actions=true)")
+
+
+def _check_learners_fit(learners: list[str], game) -> None:
+    from gymnasium import spaces
 
     if "q-table" in learners and not isinstance(game.observation_space, spaces.Discrete):
         raise ConfigError(f"learner q-table needs discrete observations; {game.name} observes "
