@@ -42,9 +42,9 @@ from gymnasium import spaces
 from torch import nn
 
 from clients.anchors import Anchors
-from clients.dqn import LinearEpsilon, soft_update
+from clients.dqn import LinearEpsilon, ReplayBuffer, soft_update
 from clients.experience import Experience
-from clients.learner import Learner, set_lr
+from clients.learner import Learner, check_gradient, gradients, set_lr, step_with
 from clients.networks import NetworkConfig, initial_network, mlp
 from clients.policies import DETERMINISTIC
 from clients.settings import INT_MAX, Settings, setting
@@ -83,51 +83,6 @@ def ddpg_target(critic_target: nn.Module, actor_target: nn.Module, rewards: torc
         return rewards + gamma * (1.0 - dones) * q_next
 
 
-class TransitionBuffer:
-    """A ring of the most recent ``capacity`` transitions with vector actions."""
-
-    FIELDS = ("obs", "actions", "rewards", "next_obs", "dones")
-
-    def __init__(self, capacity: int, obs_dim: int, action_dim: int):
-        self.capacity = int(capacity)
-        self.obs = np.zeros((self.capacity, obs_dim), np.float32)
-        self.next_obs = np.zeros((self.capacity, obs_dim), np.float32)
-        self.actions = np.zeros((self.capacity, action_dim), np.float32)
-        self.rewards = np.zeros(self.capacity, np.float32)
-        self.dones = np.zeros(self.capacity, np.float32)
-        self.pos = self.size = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def add(self, *values: np.ndarray) -> None:
-        n = len(values[0])
-        if n > self.capacity:
-            values = tuple(v[-self.capacity:] for v in values)
-            n = self.capacity
-        idx = (self.pos + np.arange(n)) % self.capacity
-        for name, value in zip(self.FIELDS, values):
-            getattr(self, name)[idx] = value
-        self.pos = int((self.pos + n) % self.capacity)
-        self.size = int(min(self.size + n, self.capacity))
-
-    def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-        idx = torch.randint(self.size, (batch,), generator=gen).numpy()
-        return tuple(torch.as_tensor(getattr(self, name)[idx]) for name in self.FIELDS)
-
-    def state_dict(self) -> dict:
-        return {"capacity": self.capacity, "pos": self.pos, "size": self.size,
-                **{name: getattr(self, name)[:self.size].copy() for name in self.FIELDS}}
-
-    def load_state_dict(self, state: dict) -> None:
-        if int(state["capacity"]) != self.capacity:
-            raise ValueError(f"stored replay buffer has capacity {state['capacity']}, "
-                             f"the learner is configured with ddpg_buffer={self.capacity}")
-        self.pos, self.size = int(state["pos"]), int(state["size"])
-        for name in self.FIELDS:
-            getattr(self, name)[:self.size] = np.asarray(state[name])
-
-
 #: the prefix of the critic's parameters in :meth:`DDPGLearner.last_gradient`
 CRITIC = "critic/"
 
@@ -152,7 +107,7 @@ class DDPGLearner(LinearEpsilon, Learner):
             p.requires_grad_(False)
         self.opt_actor = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr_actor, foreach=True)
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_critic, foreach=True)
-        self.buffer = TransitionBuffer(cfg.buffer, obs_dim, num_actions)
+        self.buffer = ReplayBuffer(cfg.buffer, (obs_dim,), np.float32, (num_actions,), np.float32, "ddpg_buffer")
         self.steps_seen = 0  # the agent's live env-steps added to the buffer so far
         self.optimizer_steps = 0
         self._owed = 0.0  # gradient steps owed by the replay ratio, carried over between rounds
@@ -173,27 +128,17 @@ class DDPGLearner(LinearEpsilon, Learner):
         """The actor's last gradient and the critic's, the critic's names prefixed ``critic/``:
         LMF's gradient-steps exchange sends both, as the authors' MPE code does
         (Exp3_MPE/Agent/df_agent.py ``broad_gradients``)."""
-        critic = {f"{CRITIC}{name}": (np.zeros(tuple(p.shape)) if p.grad is None else
-                                      p.grad.detach().cpu().numpy().astype(np.float64))
-                  for name, p in self.critic.named_parameters()}
-        return super().last_gradient() | critic
+        return super().last_gradient() | {f"{CRITIC}{name}": g for name, g in gradients(self.critic).items()}
 
     def gradient_step(self, gradient: dict[str, np.ndarray]) -> None:
         """One step of the actor's optimiser with the actor's part of ``gradient`` and, when it
         has one, one of the critic's with the critic's part (``update_consensus_gradients``)."""
         critic = {name[len(CRITIC):]: g for name, g in gradient.items() if name.startswith(CRITIC)}
-        named = dict(self.critic.named_parameters())
-        if critic and set(critic) != set(named):  # checked before either step
-            raise ValueError(f"a neighbour's critic gradient has parameters {sorted(critic)}, the critic {sorted(named)}")
+        if critic:  # checked before either step
+            check_gradient(self.critic, critic, "critic gradient", "critic")
         super().gradient_step({name: g for name, g in gradient.items() if not name.startswith(CRITIC)})
-        if not critic:
-            return
-        own = {name: p.grad for name, p in named.items()}
-        for name, p in named.items():
-            p.grad = torch.as_tensor(np.asarray(critic[name]), dtype=p.dtype).reshape(p.shape)
-        self.opt_critic.step()
-        for name, p in named.items():
-            p.grad = own[name]
+        if critic:
+            step_with(self.opt_critic, self.critic, critic)
 
     def train(self, exp: Experience, anchors: Anchors, seed: int) -> dict[str, float]:
         """Add ``exp`` to the buffer, then the replay ratio's gradient steps (none until the

@@ -121,13 +121,18 @@ def double_dqn_target(online: nn.Module, target: nn.Module, rewards: torch.Tenso
 
 
 class ReplayBuffer:
-    """A ring of the most recent ``capacity`` transitions; observations keep their dtype."""
+    """A ring of the most recent ``capacity`` transitions; observations keep their dtype.
+    Actions are indices by default; a continuous learner's are float vectors
+    (``action_shape=(A,)``, ``action_dtype=np.float32``, clients/ddpg.py). ``setting``: the
+    flag that sets the capacity, for errors."""
 
-    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype):
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype, action_shape: tuple[int, ...] = (),
+                 action_dtype=np.int64, setting: str = "dqn_buffer"):
         self.capacity = int(capacity)
+        self.setting = setting
         self.obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
         self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
-        self.actions = np.zeros(self.capacity, dtype=np.int64)
+        self.actions = np.zeros((self.capacity, *action_shape), dtype=action_dtype)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.dones = np.zeros(self.capacity, dtype=np.float32)
         self.pos = 0  # where the next transition goes
@@ -198,7 +203,7 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict) -> None:
         if int(state["capacity"]) != self.capacity:
             raise ValueError(f"stored replay buffer has capacity {state['capacity']}, "
-                             f"the learner is configured with dqn_buffer={self.capacity}")
+                             f"the learner is configured with {self.setting}={self.capacity}")
         if "states" in state:
             self.keep_joint(state["states"].shape[1], state["joint_actions"].shape[1])
         self.pos, self.size = int(state["pos"]), int(state["size"])

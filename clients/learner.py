@@ -86,8 +86,7 @@ class Learner:
     def last_gradient(self) -> dict[str, np.ndarray]:
         """The gradient of :attr:`policy`'s parameters as its last optimiser step left it
         (after clipping), zeros where there is none."""
-        return {name: (np.zeros(tuple(p.shape)) if p.grad is None else p.grad.detach().cpu().numpy().astype(np.float64))
-                for name, p in self.policy.named_parameters()}
+        return gradients(self.policy)
 
     def gradient_step(self, gradient: dict[str, np.ndarray]) -> None:
         """One step of :meth:`policy_optimizer` with ``gradient`` (by parameter name) as the
@@ -96,15 +95,8 @@ class Learner:
         if opt is None:
             raise ValueError(f"the {self.name} learner has no optimiser to step with its neighbours' gradients "
                              "(--lmf-mode gradient-steps needs ppo or dqn agents)")
-        named = dict(self.policy.named_parameters())
-        if set(gradient) != set(named):
-            raise ValueError(f"a neighbour's gradient has parameters {sorted(gradient)}, the policy {sorted(named)}")
-        own = {name: p.grad for name, p in named.items()}
-        for name, p in named.items():
-            p.grad = torch.as_tensor(np.asarray(gradient[name]), dtype=p.dtype, device=p.device).reshape(p.shape)
-        opt.step()
-        for name, p in named.items():
-            p.grad = own[name]
+        check_gradient(self.policy, gradient, "gradient", "policy")
+        step_with(opt, self.policy, gradient)
 
     def reshape_with(self, reshaper: Reshaper | None) -> None:
         """Recompute this round's training rewards on every minibatch with ``reshaper``
@@ -120,6 +112,31 @@ class Learner:
 
     def load_state_dict(self, state: dict) -> None:
         raise NotImplementedError
+
+
+def gradients(module: nn.Module) -> dict[str, np.ndarray]:
+    """The gradient of ``module``'s parameters by name (float64), zeros where there is none."""
+    return {name: (np.zeros(tuple(p.shape)) if p.grad is None else p.grad.detach().cpu().numpy().astype(np.float64))
+            for name, p in module.named_parameters()}
+
+
+def check_gradient(module: nn.Module, gradient: dict[str, np.ndarray], what: str, owner: str) -> None:
+    """ValueError unless ``gradient`` names exactly ``module``'s parameters."""
+    named = {name for name, _ in module.named_parameters()}
+    if set(gradient) != named:
+        raise ValueError(f"a neighbour's {what} has parameters {sorted(gradient)}, the {owner} {sorted(named)}")
+
+
+def step_with(opt: torch.optim.Optimizer, module: nn.Module, gradient: dict[str, np.ndarray]) -> None:
+    """One step of ``opt`` with ``gradient`` (checked: :func:`check_gradient`) as ``module``'s
+    gradient; the module's own gradient is put back after."""
+    named = dict(module.named_parameters())
+    own = {name: p.grad for name, p in named.items()}
+    for name, p in named.items():
+        p.grad = torch.as_tensor(np.asarray(gradient[name]), dtype=p.dtype, device=p.device).reshape(p.shape)
+    opt.step()
+    for name, p in named.items():
+        p.grad = own[name]
 
 
 def snapshot(owner: Any, *names: str) -> dict:

@@ -38,7 +38,7 @@ from clients.dqn import DQNConfig, DQNLearner
 from clients.learner import Learner
 from clients.networks import NetworkConfig, policy_seed
 from clients.ppo import PPOConfig, PPOLearner
-from clients.policies import KINDS
+from clients.policies import CONTINUOUS_KINDS, KINDS
 from clients.qtable import QTableConfig, QTableLearner
 from envs.plugins import LEARNERS, PluginError, installed, lookup, missing_overrides
 
@@ -110,6 +110,13 @@ def check_learner(obj: object, what: str) -> type[Learner]:
     if problems:
         raise PluginError(f"{what}: {obj.__qualname__} does not fit the learner interface: {'; '.join(problems)}")
     return obj
+
+
+def misfit(learners: list[str], continuous: bool) -> str | None:
+    """The first of ``learners`` whose policy kind does not fit a game with continuous actions
+    (``continuous``) or with discrete ones; None when all fit."""
+    return next((name for name in dict.fromkeys(learners)
+                 if (learner_class(name).kind in CONTINUOUS_KINDS) != continuous), None)
 
 
 def make(name: str, space: spaces.Space, num_actions: int, cfg: Any, net: NetworkConfig, seed: int,

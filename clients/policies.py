@@ -87,7 +87,7 @@ def act(kind: str, out: torch.Tensor, epsilon, u: torch.Tensor) -> tuple[torch.T
     """
     if kind == DETERMINISTIC:
         eps = torch.as_tensor(epsilon, dtype=out.dtype)
-        explore = (u[..., :1].to(out.dtype) < eps.unsqueeze(-1) if eps.dim() else u[..., :1] < eps)
+        explore = u[..., :1].to(out.dtype) < eps.unsqueeze(-1)
         a = torch.where(explore, 2.0 * u[..., 1:].to(out.dtype) - 1.0, torch.tanh(out))
         return a, torch.zeros(out.shape[:-1], dtype=out.dtype)
     logp = log_probs(kind, out, epsilon)

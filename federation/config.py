@@ -348,7 +348,7 @@ class RunConfig:
             strategy.check_learners(learners)
             strategy.check_game(game)
             strategy.check_config(self, game)
-            if getattr(game, "continuous", False) and strategy.mediator_class is not None:
+            if game.continuous and strategy.mediator_class is not None:
                 raise ConfigError(f"{self.strategy}'s mediator chooses or values discrete actions; {game.name} is "
                                   "played with continuous ones")
         except ConfigError:
@@ -463,16 +463,15 @@ def _check_attack_and_defence(cfg: RunConfig) -> None:
 
 def _check_actions_fit(learners: list[str], game) -> None:
     """A continuous game needs learners of a continuous policy kind (ddpg), a discrete one the others."""
-    from clients.learners import learner_class
-    from clients.policies import CONTINUOUS_KINDS
+    from clients.learners import misfit
 
-    for name in dict.fromkeys(learners):
-        if (learner_class(name).kind in CONTINUOUS_KINDS) != bool(getattr(game, "continuous", False)):
-            if game.continuous:
-                raise ConfigError(f"{game.name} is played with continuous actions; learner {name} chooses discrete "
-                                  "ones (use --learner ddpg, or drop continuous_actions from --game-options)")
-            raise ConfigError(f"learner {name} plays continuous actions; {game.name} has discrete ones (the MPE "
-                              "games take --game-options continuous_actions=true)")
+    if (name := misfit(learners, game.continuous)) is None:
+        return
+    if game.continuous:
+        raise ConfigError(f"{game.name} is played with continuous actions; learner {name} chooses discrete "
+                          "ones (use --learner ddpg, or drop continuous_actions from --game-options)")
+    raise ConfigError(f"learner {name} plays continuous actions; {game.name} has discrete ones (the MPE "
+                      "games take --game-options continuous_actions=true)")
 
 
 def _check_learners_fit(learners: list[str], game) -> None:

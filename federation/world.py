@@ -23,7 +23,7 @@ from flwr.app import Array, ArrayRecord
 
 from clients import learners as learner_registry
 from clients.networks import NetworkConfig, policy_seed, to_record
-from clients.policies import CONTINUOUS_KINDS, ActingSpec, StackedPolicies, act
+from clients.policies import ActingSpec, StackedPolicies, act
 from clients.rollout import Rollout
 from envs.base import BatchedGame
 from envs.stackelberg import StackelbergView
@@ -63,11 +63,9 @@ class World:
         if mediator is not None and mediator.stackelberg and not isinstance(game, StackelbergView):
             raise ValueError("a mediator with Stackelberg leaders needs the game wrapped in StackelbergView "
                              "(envs/stackelberg.py)")
-        continuous = [n for n in dict.fromkeys(learners)
-                      if (learner_registry.learner_class(n).kind in CONTINUOUS_KINDS) != game.continuous]
-        if continuous:
+        if (unfit := learner_registry.misfit(learners, game.continuous)) is not None:
             raise ValueError(f"{game.name} takes {'continuous' if game.continuous else 'discrete'} actions; learner "
-                             f"{continuous[0]} acts {'discretely' if game.continuous else 'continuously'}")
+                             f"{unfit} acts {'discretely' if game.continuous else 'continuously'}")
         if game.continuous and mediator is not None:
             raise ValueError("mediators choose discrete actions; a continuous game has none")
         self.game, self.seed, self.mediator = game, seed, mediator

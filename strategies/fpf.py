@@ -230,7 +230,7 @@ class FPF(FederationStrategy):
         """Agents with continuous actions (ddpg): ω and ω̄ cannot be trained at the server
         (its trainers learn discrete policies), so ``--no-fed-train`` is required."""
         super().check_config(cfg, game)
-        if getattr(game, "continuous", False) and cfg.fpf.fed_train:
+        if game.continuous and cfg.fpf.fed_train:
             raise ValueError(f"{cls.name} trains ω and ω̄ at the server as discrete policies; with continuous "
                              "actions use --no-fed-train (ω is then the aggregate of the uploads)")
 
